@@ -1,0 +1,174 @@
+"""The contracts a plugin's components fulfil. Register them through the hooks in
+:mod:`runpipe.hookspecs`; the engine instantiates them with options it has validated.
+
+Every component follows the same small contract (after haystack's component contract):
+
+* ``__init__(options)`` is cheap: it stores validated options, loads nothing heavy.
+* Heavy work (loading models, opening clients) happens in ``warm_up()``, called once per
+  engine before first use. Components are shared across inputs, so keep them thread-safe.
+* Options are a plain mapping from the pipeline YAML; reject unknown keys with
+  :func:`check_options` so a typo is an error, not a silent default.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterable, Mapping
+
+from runpipe.errors import PipelineConfigError
+from runpipe.model import Analysis, AudioFile, Document, MediaItem, RunResult, Task, TimeRange
+
+
+def check_options(owner: str, options: Mapping[str, Any], allowed: Iterable[str]) -> dict[str, Any]:
+    """Return ``options`` as a dict, raising a clear error for keys ``owner`` does not know."""
+    allowed = set(allowed)
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise PipelineConfigError(
+            f"{owner}: unknown option(s) {', '.join(unknown)}; known options: {', '.join(sorted(allowed)) or 'none'}"
+        )
+    return dict(options)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOptions:
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    recursive: bool = True
+
+
+class Source(ABC):
+    """Turns a location the user typed (path, glob, URL, ...) into media items."""
+
+    name: ClassVar[str]
+
+    def __init__(self, options: Mapping[str, Any] | None = None):
+        self.options = dict(options or {})
+
+    @abstractmethod
+    def claims(self, location: str) -> bool:
+        """True when this source understands ``location``; the first source that claims it wins."""
+
+    @abstractmethod
+    def resolve(self, location: str, options: IngestOptions) -> Iterable[MediaItem]:
+        """Yield the media items at ``location``. Never modify what is there."""
+
+
+@dataclass(frozen=True, slots=True)
+class BackendLimits:
+    """What one request to a backend can take. The engine chunks longer audio."""
+
+    max_audio_seconds: float | None = None  # hard limit per request (Gemini: 9.5 h)
+    preferred_chunk_seconds: float | None = None  # where output limits make smaller windows safer
+    chunk_overlap_seconds: float = 2.0
+
+
+class Backend(ABC):
+    """Answers an analysis task about an audio file with JSON conforming to ``task.schema``.
+
+    ``analyze`` may be given a ``window`` (a stretch of the audio's own timeline): it must
+    analyse only that stretch and return an :class:`Analysis` whose segment timestamps are
+    on the window's timeline, with ``offset`` set to ``window.start``.
+    """
+
+    name: ClassVar[str]
+    #: Environment variables any one of which provides the key (empty: no key needed).
+    key_env_vars: ClassVar[tuple[str, ...]] = ()
+    #: True if the backend can take a URL (http(s)/YouTube) without runpipe downloading it.
+    accepts_urls: ClassVar[bool] = False
+    limits: ClassVar[BackendLimits] = BackendLimits()
+    #: Option names this backend accepts (from ``analyze.options`` and a task's ``options``).
+    option_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, options: Mapping[str, Any] | None = None):
+        self.options = check_options(f"backend {self.name}", options or {}, self.option_names)
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """None when the backend can run here, else why not and how to fix it.
+
+        ``backend: auto`` picks Gemini when this returns None for it, else the local backend.
+        """
+        return None
+
+    def warm_up(self) -> None:
+        """Load models / open clients. Called once per engine before first use."""
+
+    @abstractmethod
+    def analyze(self, audio: AudioFile, task: Task, *, window: TimeRange | None = None) -> Analysis:
+        """Run ``task`` on ``audio`` (or on ``window`` of it) and return a validated answer."""
+
+    def count_tokens(self, audio: AudioFile, task: Task) -> int | None:
+        """Ask the backend how many input tokens ``task`` on ``audio`` costs (None: cannot tell)."""
+        return None
+
+    def close(self) -> None:
+        """Release what the backend holds for this engine (e.g. delete uploaded files)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """A named prompt: the instruction text and the response schema it asks for.
+
+    ``schema`` is the name of a schema in ``schemas/`` (``"transcript"`` means
+    ``schemas/transcript.schema.json``) or a JSON Schema mapping.
+    """
+
+    name: str
+    text: str
+    schema: str | Mapping[str, Any]
+    system_instruction: str | None = None
+    description: str = ""
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+
+class PostProcessor(ABC):
+    """One named post-processing step: takes a Document, returns a new one."""
+
+    name: ClassVar[str]
+    option_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, options: Mapping[str, Any] | None = None):
+        self.options = check_options(f"post-processor {self.name}", options or {}, self.option_names)
+
+    def warm_up(self) -> None:
+        """Load what the step needs, once per engine."""
+
+    @abstractmethod
+    def process(self, document: Document) -> Document:
+        """Return the processed document (use ``dataclasses.replace``; never mutate)."""
+
+
+class Exporter(ABC):
+    """Renders a Document as one output format. The engine writes the file atomically."""
+
+    format: ClassVar[str]  # name used in pipelines: "srt"
+    suffix: ClassVar[str]  # file suffix: ".srt"
+    description: ClassVar[str] = ""
+    option_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, options: Mapping[str, Any] | None = None):
+        self.options = check_options(f"export format {self.format}", options or {}, self.option_names)
+
+    @abstractmethod
+    def render(self, document: Document) -> str | bytes:
+        """Return the file's content. Pure: same document, same bytes."""
+
+    def render_index(self, run: RunResult, links: Mapping[str, str]) -> str | bytes | None:
+        """Optionally render one page for the whole batch (``links``: input uri -> file name)."""
+        return None
+
+
+class Executor(ABC):
+    """Runs the per-input work of a batch (local threads, a cluster, ...)."""
+
+    name: ClassVar[str]
+    option_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, options: Mapping[str, Any] | None = None):
+        self.options = check_options(f"executor {self.name}", options or {}, self.option_names)
+
+    @abstractmethod
+    def map(self, work, items: list[MediaItem], concurrency: int) -> Iterable[Any]:
+        """Call ``work(item)`` for every item, yielding results in any order."""

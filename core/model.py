@@ -1,0 +1,257 @@
+"""The typed values that flow forward through the stages.
+
+ingest -> :class:`MediaItem`
+normalize -> :class:`AudioFile`
+analyze -> :class:`Analysis` (one per task)
+post-process -> :class:`Document` (what exporters render; its JSON form is the source of truth)
+export -> :class:`Artifact`
+
+Every value is a frozen dataclass: a stage returns a new value (``dataclasses.replace``)
+and never mutates the one it was given. Free-form data a plugin wants to carry lives in
+``extras``, keyed by the plugin's name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+MediaKind = Literal["file", "url"]
+Timing = Literal["aligned", "interpolated", "model", "approximate"]
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    """A stretch of the input's timeline in seconds; ``end`` may be None for "to the end"."""
+
+    start: float
+    end: float | None = None
+
+    def contains(self, t: float) -> bool:
+        return t >= self.start and (self.end is None or t < self.end)
+
+    def __str__(self) -> str:
+        from runpipe.timecode import format_clock
+
+        end = "" if self.end is None else format_clock(self.end)
+        return f"{format_clock(self.start)}-{end}"
+
+
+@dataclass(frozen=True, slots=True)
+class MediaItem:
+    """One input as found by the ingest stage. ``uri`` is an absolute path or a URL."""
+
+    uri: str
+    kind: MediaKind
+    name: str  # human-readable name used in messages and output templates
+    size_bytes: int | None = None
+    mime_type: str | None = None
+
+    @property
+    def path(self) -> Path | None:
+        return Path(self.uri) if self.kind == "file" else None
+
+    @property
+    def stem(self) -> str:
+        return Path(self.name).stem if self.kind == "file" else self.name
+
+
+@dataclass(frozen=True, slots=True)
+class AudioInfo:
+    """What probing a media file found."""
+
+    duration: float | None
+    codec: str | None
+    sample_rate: int | None
+    channels: int | None
+    container: str | None = None
+    has_video: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AudioFile:
+    """The normalized audio a backend analyses.
+
+    ``path`` is None for remote references (URLs a backend accepts directly).
+    ``content_hash`` is the sha256 of the *source* bytes; it keys every cache.
+    """
+
+    source: MediaItem
+    path: Path | None
+    mime_type: str
+    duration: float | None
+    content_hash: str
+    original: AudioInfo | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    bytes_before: int | None = None
+    bytes_after: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One analysis task of a pipeline, with its prompt and schema resolved."""
+
+    name: str
+    prompt: str
+    schema_name: str
+    schema: Mapping[str, Any]
+    model: str | None = None
+    backend: str = "auto"
+    system_instruction: str | None = None
+    time_range: TimeRange | None = None
+    generation: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)  # backend-specific options
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token accounting of one analysis (None where a backend cannot know)."""
+
+    prompt_tokens: int | None = None
+    audio_tokens: int | None = None
+    text_tokens: int | None = None
+    output_tokens: int | None = None
+    thinking_tokens: int | None = None
+    requests: int = 0
+
+    def __add__(self, other: "Usage") -> "Usage":
+        def add(a: int | None, b: int | None) -> int | None:
+            return None if a is None and b is None else (a or 0) + (b or 0)
+
+        return Usage(
+            *(add(getattr(self, f.name), getattr(other, f.name)) for f in dataclasses.fields(self) if f.name != "requests"),
+            requests=self.requests + other.requests,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """A backend's validated structured answer to one task.
+
+    ``data`` conforms to the task's JSON schema. Segment timestamps in it are on the
+    timeline of the audio the backend was given; ``offset`` says where that audio starts
+    on the input's timeline (non-zero for chunks and time ranges).
+    """
+
+    task: str
+    data: Mapping[str, Any]
+    backend: str
+    model: str
+    usage: Usage = field(default_factory=Usage)
+    offset: float = 0.0
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    estimated_fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    text: str
+    start: float | None = None
+    end: float | None = None
+    probability: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One stretch of speech (or sound) on the input's timeline, in seconds."""
+
+    start: float
+    end: float | None
+    content: str
+    speaker: str | None = None
+    language: str | None = None
+    language_code: str | None = None
+    translation: str | None = None
+    emotion: str | None = None
+    words: tuple[Word, ...] = ()
+    timing: Timing = "model"
+    anchored_share: float | None = None
+    original_timestamp: str | None = None
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Speaker:
+    label: str  # "Speaker 1"
+    name: str | None = None  # "Ada", set by the pipeline or `runpipe export --rename`
+
+    @property
+    def display(self) -> str:
+        return self.name or self.label
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """The post-processed result of one task on one input: what every exporter renders.
+
+    ``fields`` keeps the task's other answer fields (summary, decisions, answer, ...);
+    ``segments`` is the typed transcript when the task has one.
+    """
+
+    source: MediaItem
+    audio: AudioFile
+    task: str
+    schema_name: str
+    backend: str
+    model: str
+    fields: Mapping[str, Any]
+    segments: tuple[Segment, ...] = ()
+    speakers: tuple[Speaker, ...] = ()
+    usage: Usage = field(default_factory=Usage)
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def summary(self) -> str | None:
+        value = self.fields.get("summary")
+        return value if isinstance(value, str) else None
+
+    def speaker_name(self, label: str | None) -> str | None:
+        if label is None:
+            return None
+        for speaker in self.speakers:
+            if speaker.label == label:
+                return speaker.display
+        return label
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    """A file an exporter's output was written to."""
+
+    format: str
+    path: Path
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class InputResult:
+    """Everything that happened to one input in one run."""
+
+    item: MediaItem
+    status: Literal["done", "failed", "skipped"]
+    documents: tuple[Document, ...] = ()
+    artifacts: tuple[Artifact, ...] = ()
+    error: str | None = None
+    failed_stage: str | None = None
+    failed_plugin: str | None = None
+    timings: Mapping[str, float] = field(default_factory=dict)
+    cached_stages: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    pipeline: str
+    inputs: tuple[InputResult, ...]
+    run_id: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status != "failed" for r in self.inputs)
+
+    @property
+    def failed(self) -> tuple[InputResult, ...]:
+        return tuple(r for r in self.inputs if r.status == "failed")
