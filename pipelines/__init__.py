@@ -1,0 +1,1 @@
+"""The pipelines runpipe ships (data files)."""

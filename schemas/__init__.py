@@ -1,0 +1,1 @@
+"""The JSON Schemas runpipe ships: pipeline config and analysis outputs (data files)."""
