@@ -1,0 +1,78 @@
+"""The ``html`` export format: one self-contained, offline page per input, plus a batch index."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, ClassVar, Mapping
+
+import runpipe
+from runpipe.errors import PipelineConfigError
+from runpipe.interfaces import Exporter
+from runpipe.model import AudioFile, Document, RunResult
+
+from . import index, report
+from .page import esc, fill, script_json, template
+
+
+class HtmlExporter(Exporter):
+    """An interactive report: summary, speaker timeline, transcript, audio player and search.
+
+    Options: ``embed_audio`` (default true) puts the normalized audio into the page as a data
+    URI; false links to the audio file instead. ``title`` replaces the input's name as heading.
+    """
+
+    format: ClassVar[str] = "html"
+    suffix: ClassVar[str] = ".html"
+    description: ClassVar[str] = "Self-contained interactive HTML report (transcript, timeline, audio, search)"
+    option_names: ClassVar[tuple[str, ...]] = ("embed_audio", "title")
+
+    def __init__(self, options: Mapping[str, Any] | None = None):
+        super().__init__(options)
+        self.embed_audio = self.options.get("embed_audio", True)
+        self.title = self.options.get("title")
+        if not isinstance(self.embed_audio, bool):
+            raise PipelineConfigError(f"export format html: embed_audio must be true or false, not {self.embed_audio!r}")
+        if self.title is not None and not isinstance(self.title, str):
+            raise PipelineConfigError(f"export format html: title must be text, not {self.title!r}")
+
+    def render(self, document: Document) -> str:
+        duration = report.timeline_duration(document)
+        title = self.title or document.source.name
+        return fill(
+            template("report.html"),
+            {
+                "title": esc(title),
+                "eyebrow": esc(f"runpipe · {document.task}"),
+                "meta": report.header_meta(document),
+                "player": player_html(document.audio, self.embed_audio),
+                "fields": report.fields_html(document),
+                "timeline": report.timeline_html(document, duration),
+                "transcript": report.transcript_html(document, duration),
+                "provenance": report.provenance_html(document, runpipe.__version__),
+                "data": script_json(report.segment_data(document, duration)),
+                "css": template("report.css"),
+                "js": template("report.js"),
+            },
+        )
+
+    def render_index(self, run: RunResult, links: Mapping[str, str]) -> str:
+        return index.render(run, links, title=self.title, version=runpipe.__version__)
+
+
+def audio_url(audio: AudioFile, embed: bool) -> str | None:
+    """A data URI of the normalized audio, or a ``file:`` URI to it; None without a local file."""
+    if audio.path is None:
+        return None
+    if embed and audio.path.is_file():
+        return f"data:{audio.mime_type};base64,{base64.b64encode(audio.path.read_bytes()).decode('ascii')}"
+    return audio.path.resolve().as_uri()
+
+
+def player_html(audio: AudioFile, embed: bool) -> str:
+    url = audio_url(audio, embed)
+    if url is None:
+        return '<p class="no-audio">No local audio for this result, so there is no player.</p>'
+    return (
+        f'<audio id="player" controls preload="metadata" src="{esc(url)}" aria-label="Audio of {esc(audio.source.name)}">'
+        "Your browser cannot play this audio.</audio>"
+    )

@@ -1,0 +1,366 @@
+"""The pieces of one input's report: header, answer fields, speaker timeline, transcript, footer."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from runpipe.model import Document, Segment, Usage
+from runpipe.timecode import parse_clock
+
+from .page import clock, esc, seconds_attr
+
+#: Speaker colours cycle through this many CSS classes (``spk-0`` ... ``spk-7``).
+PALETTE_SIZE = 8
+EMOTIONS = ("happy", "sad", "angry", "neutral")
+
+_FIELD_TITLES = {
+    "summary": "Summary",
+    "answer": "Answer",
+    "description": "Description",
+    "decisions": "Decisions",
+    "action_items": "Action items",
+    "events": "Events",
+}
+_MAIN_KEYS = ("decision", "task", "description", "text", "content")
+_META_LABELS = {"owner": "Owner", "due": "Due"}
+_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*$")
+_LANE_HEIGHT = 28
+_SVG_WIDTH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Lane:
+    """One speaker row of the timeline; ``css`` ties its colour to the transcript."""
+
+    label: str | None
+    name: str
+    css: str
+
+
+def lanes(document: Document) -> list[Lane]:
+    """Speakers in the document's order, then labels only segments know, then "Unknown"."""
+    labels = [s.label for s in document.speakers]
+    labels += [s.speaker for s in document.segments if s.speaker is not None and s.speaker not in labels]
+    labels = list(dict.fromkeys(labels))
+    result = [Lane(label, document.speaker_name(label) or label, f"spk-{i % PALETTE_SIZE}") for i, label in enumerate(labels)]
+    if any(s.speaker is None for s in document.segments):
+        result.append(Lane(None, "Unknown speaker", "spk-none"))
+    return result
+
+
+def timeline_duration(document: Document) -> float:
+    ends = [s.end if s.end is not None else s.start for s in document.segments]
+    return max([document.audio.duration or 0.0, *ends])
+
+
+def segment_end(document: Document, index: int, duration: float) -> float:
+    """A segment's end, or the next segment's start (or the duration) when it has none."""
+    segment = document.segments[index]
+    if segment.end is not None:
+        return segment.end
+    later = [s.start for s in document.segments[index + 1 :] if s.start > segment.start]
+    return min(later) if later else max(duration, segment.start)
+
+
+# ---------------------------------------------------------------------------
+# Header and answer fields
+# ---------------------------------------------------------------------------
+
+
+def header_meta(document: Document) -> str:
+    parts = [esc(document.source.name)]
+    if document.audio.duration:
+        parts.append(f"{esc(clock(document.audio.duration))} long")
+    speakers = lanes(document)
+    if speakers:
+        parts.append(f"{len(speakers)} speaker{'s' if len(speakers) != 1 else ''}")
+    languages = sorted({s.language or s.language_code for s in document.segments if s.language or s.language_code})
+    if languages:
+        parts.append(esc(", ".join(languages)))
+    parts.append(f"{len(document.segments)} segment{'s' if len(document.segments) != 1 else ''}")
+    return " · ".join(f"<span>{part}</span>" for part in parts)
+
+
+def fields_html(document: Document) -> str:
+    """One section per answer field (summary first), skipping empty ones and the segments."""
+    known = [name for name in _FIELD_TITLES if name in document.fields]
+    others = [name for name in document.fields if name not in _FIELD_TITLES and name != "segments"]
+    sections = []
+    for name in known + others:
+        body = _field_body(document, document.fields[name])
+        if body:
+            title = _FIELD_TITLES.get(name) or name.replace("_", " ").capitalize()
+            slug = "field-" + re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+            sections.append(
+                f'<section class="field" id="{esc(slug)}" aria-labelledby="{esc(slug)}-h">'
+                f'<h2 id="{esc(slug)}-h">{esc(title)}</h2>{body}</section>'
+            )
+    return "\n".join(sections)
+
+
+def _field_body(document: Document, value: Any) -> str:
+    if isinstance(value, str):
+        paragraphs = [p.strip() for p in re.split(r"\n\s*\n", value) if p.strip()]
+        return "".join(f"<p>{esc(p)}</p>" for p in paragraphs)
+    if isinstance(value, (list, tuple)):
+        items = [_field_item(document, item) for item in value if item not in (None, "", {}, [])]
+        return f'<ul class="items">{"".join(items)}</ul>' if items else ""
+    if isinstance(value, Mapping):
+        return f'<ul class="items">{_field_item(document, value)}</ul>' if value else ""
+    return "" if value is None else f"<p>{esc(value)}</p>"
+
+
+def _field_item(document: Document, item: Any) -> str:
+    if not isinstance(item, Mapping):
+        return f"<li>{esc(item)}</li>"
+    main = next((k for k in _MAIN_KEYS if isinstance(item.get(k), str) and item[k]), None)
+    when = _seek_button(item.get("timestamp"), item.get("end_timestamp"))
+    meta = []
+    for key, value in item.items():
+        if key in (main, "timestamp", "end_timestamp") or value in (None, "", [], {}):
+            continue
+        text = document.speaker_name(value) if key in ("speaker", "owner") and isinstance(value, str) else value
+        if not isinstance(text, str):
+            text = json.dumps(text, ensure_ascii=False)
+        label = _META_LABELS.get(key, "")
+        css = "chip chip-" + re.sub(r"[^a-z0-9]+", "-", str(key).lower())
+        meta.append(f'<span class="{esc(css)}">{esc(label + ": ") if label else ""}{esc(text)}</span>')
+    text = f'<span class="item-text">{esc(item[main])}</span>' if main else ""
+    return f'<li class="item">{when}{text}{"".join(meta)}</li>'
+
+
+def _seek_button(start: Any, end: Any = None) -> str:
+    """A button that seeks the player to a ``MM:SS`` timestamp, or plain text if unparsable."""
+    if not isinstance(start, str) or not start.strip():
+        return ""
+    label = start.strip() + (f"–{end.strip()}" if isinstance(end, str) and end.strip() else "")
+    try:
+        seconds = parse_clock(start)
+    except ValueError:
+        return f'<span class="when">{esc(label)}</span>'
+    return f'<button type="button" class="when seek" data-seek="{seconds_attr(seconds)}" aria-label="Play from {esc(start.strip())}">{esc(label)}</button>'
+
+
+# ---------------------------------------------------------------------------
+# Speaker timeline (SVG bars stretched to the width; labels and axis in HTML)
+# ---------------------------------------------------------------------------
+
+
+def timeline_html(document: Document, duration: float) -> str:
+    rows = lanes(document)
+    if not document.segments or duration <= 0 or not rows:
+        return ""
+    lane_of = {lane.label: i for i, lane in enumerate(rows)}
+    height = _LANE_HEIGHT * len(rows)
+    ticks = _ticks(duration)
+    grid = "".join(
+        f'<line x1="{x}" x2="{x}" y1="0" y2="{height}" vector-effect="non-scaling-stroke"/>'
+        for x in (_x(t, duration) for t in ticks)
+    )
+    backgrounds = "".join(
+        f'<rect class="lane-bg {lane.css}" x="0" y="{i * _LANE_HEIGHT + 3}" width="{_SVG_WIDTH}" height="{_LANE_HEIGHT - 6}"/>'
+        for i, lane in enumerate(rows)
+    )
+    bars = "".join(
+        _bar(document, index, lane_of[segment.speaker], rows[lane_of[segment.speaker]], duration)
+        for index, segment in enumerate(document.segments)
+    )
+    labels = "".join(
+        f'<li class="lane-label {lane.css}" title="{esc(lane.name)}"><span class="swatch" aria-hidden="true"></span>{esc(lane.name)}</li>'
+        for lane in rows
+    )
+    long = duration >= 3600
+    axis = "".join(
+        f'<span class="tick" style="left:{_x(t, duration) / _SVG_WIDTH * 100:.3f}%">{esc(clock(t, long=long))}</span>'
+        for t in ticks
+    )
+    return f"""<section id="timeline" class="timeline-section" aria-labelledby="timeline-h">
+<h2 id="timeline-h">Speaker timeline</h2>
+<div class="timeline" style="--lanes:{len(rows)}">
+<ul class="lane-labels" aria-label="Speakers">{labels}</ul>
+<div class="timeline-track" title="Click to play from here">
+<svg class="timeline-svg" viewBox="0 0 {_SVG_WIDTH} {height}" preserveAspectRatio="none" role="img" aria-label="Who speaks when, over {esc(clock(duration, long=long))}; the transcript below has the same segments">
+<g class="grid">{grid}</g>{backgrounds}{bars}
+</svg>
+<div class="playhead" hidden></div>
+<div class="axis" aria-hidden="true">{axis}</div>
+</div>
+</div>
+{_legend(document)}
+</section>"""
+
+
+def _bar(document: Document, index: int, row: int, lane: Lane, duration: float) -> str:
+    segment = document.segments[index]
+    x = _x(segment.start, duration)
+    width = max(_x(segment_end(document, index, duration), duration) - x, 2.0)
+    y = row * _LANE_HEIGHT + 5
+    tip = f"{clock(segment.start)} {lane.name}: {_shorten(segment.content, 90)}"
+    classes = f"bar {lane.css}" + (" approximate" if segment.timing == "approximate" else "")
+    bar = (
+        f'<rect class="{classes}" data-index="{index}" x="{x:.2f}" y="{y}" width="{width:.2f}" height="{_LANE_HEIGHT - 10}">'
+        f"<title>{esc(tip)}</title></rect>"
+    )
+    emotion = _emotion(segment)
+    if emotion and emotion != "neutral":
+        bar += f'<rect class="emotion-mark emotion-{emotion}" data-index="{index}" x="{x:.2f}" y="{y}" width="{width:.2f}" height="4"/>'
+    return bar
+
+
+def _legend(document: Document) -> str:
+    emotions = [e for e in EMOTIONS[:-1] if any(_emotion(s) == e for s in document.segments)]
+    parts = [f'<span class="legend-item"><span class="emotion-dot emotion-{e}" aria-hidden="true"></span>{e}</span>' for e in emotions]
+    if any(s.timing == "approximate" for s in document.segments):
+        parts.append('<span class="legend-item"><span class="legend-faded" aria-hidden="true"></span>approximate timing</span>')
+    if not parts:
+        return ""
+    prefix = "Marks on bars: " if emotions else ""
+    return f'<p class="legend">{prefix}{"".join(parts)}</p>'
+
+
+def _x(seconds: float, duration: float) -> float:
+    return max(0.0, min(seconds / duration, 1.0)) * _SVG_WIDTH
+
+
+def _ticks(duration: float) -> list[float]:
+    steps = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)
+    step = next((s for s in steps if duration / s <= 8), steps[-1])
+    return [i * step for i in range(int(duration // step) + 1)]
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _emotion(segment: Segment) -> str | None:
+    value = (segment.emotion or "").strip().lower()
+    return value if value in EMOTIONS else None
+
+
+# ---------------------------------------------------------------------------
+# Transcript
+# ---------------------------------------------------------------------------
+
+
+def transcript_html(document: Document, duration: float) -> str:
+    if not document.segments:
+        return (
+            '<section id="transcript" aria-labelledby="transcript-h"><h2 id="transcript-h">Transcript</h2>'
+            '<p class="empty">This result has no transcript segments.</p></section>'
+        )
+    css = {lane.label: lane.css for lane in lanes(document)}
+    long = duration >= 3600
+    items = "\n".join(_segment(document, i, css[s.speaker], long) for i, s in enumerate(document.segments))
+    count = len(document.segments)
+    return f"""<section id="transcript" aria-labelledby="transcript-h">
+<div class="section-head">
+<h2 id="transcript-h">Transcript</h2>
+<div class="search" role="search">
+<label for="search" class="visually-hidden">Search the transcript</label>
+<input id="search" type="search" placeholder="Search transcript" autocomplete="off" spellcheck="false" aria-describedby="search-count">
+<p id="search-count" class="search-count" aria-live="polite">{count} segment{'s' if count != 1 else ''}</p>
+</div>
+</div>
+<p class="hint">Select a segment (click, or Enter) to play from there.</p>
+<ol class="segments" id="segments">
+{items}
+</ol>
+</section>"""
+
+
+def _segment(document: Document, index: int, css: str, long: bool) -> str:
+    s = document.segments[index]
+    speaker = document.speaker_name(s.speaker) or "Unknown speaker"
+    attrs = {
+        "class": f"segment {css}" + (" approximate" if s.timing == "approximate" else ""),
+        "id": f"seg-{index}",
+        "data-index": str(index),
+        "data-start": seconds_attr(s.start),
+        "data-end": "" if s.end is None else seconds_attr(s.end),
+        "data-speaker": s.speaker or "",
+        "data-timing": s.timing,
+        "tabindex": "0",
+    }
+    head = [
+        f'<span class="speaker" data-text>{esc(speaker)}</span>',
+        f'<time class="time" datetime="PT{seconds_attr(s.start)}S" title="Play from {esc(clock(s.start, long=long))} ({esc(s.timing)} timing)">'
+        f"{esc(clock(s.start, long=long))}</time>",
+    ]
+    if s.timing == "approximate":
+        head.append('<span class="approx" title="Approximate time: not aligned to the audio">≈<span class="visually-hidden"> approximate time</span></span>')
+    if s.language_code or s.language:
+        head.append(f'<span class="badge lang" title="{esc(s.language or s.language_code)}">{esc((s.language_code or s.language).upper())}</span>')
+    emotion = (s.emotion or "").strip()
+    if emotion:
+        known = _emotion(s)
+        head.append(f'<span class="badge emotion{" emotion-" + known if known else ""}">{esc(emotion)}</span>')
+    lang = s.language_code if s.language_code and _LANGUAGE_TAG.match(s.language_code) else None
+    lang_attr = f' lang="{esc(lang)}"' if lang else ""
+    body = f'<p class="content"{lang_attr} data-text>{esc(s.content)}</p>'
+    if s.translation and s.translation.strip() and s.translation.strip() != s.content.strip():
+        body += f'<p class="translation"><span class="visually-hidden">Translation: </span><span data-text>{esc(s.translation)}</span></p>'
+    attr_text = " ".join(f'{name}="{esc(value)}"' for name, value in attrs.items())
+    return f'<li {attr_text}><div class="segment-head">{"".join(head)}</div>{body}</li>'
+
+
+def segment_data(document: Document, duration: float) -> dict[str, Any]:
+    """What report.js reads (and what a curious reader finds in the page source)."""
+    return {
+        "duration": duration,
+        "segments": [
+            {
+                "index": i,
+                "start": s.start,
+                "end": segment_end(document, i, duration),
+                "speaker": s.speaker,
+                "speaker_name": document.speaker_name(s.speaker),
+                "content": s.content,
+                "language": s.language,
+                "language_code": s.language_code,
+                "translation": s.translation,
+                "emotion": s.emotion,
+                "timing": s.timing,
+            }
+            for i, s in enumerate(document.segments)
+        ],
+    }
+
+
+# ---------------------------------------------------------------------------
+# Provenance footer
+# ---------------------------------------------------------------------------
+
+
+def provenance_html(document: Document, version: str) -> str:
+    rows: list[tuple[str, str]] = [
+        ("Backend", document.backend),
+        ("Model", document.model),
+        ("Task", f"{document.task} ({document.schema_name} schema)"),
+    ]
+    tokens = usage_text(document.usage)
+    if tokens:
+        rows.append(("Tokens", tokens))
+    rows += [(str(key), _plain(value)) for key, value in document.provenance.items()]
+    rows.append(("Source", document.source.uri))
+    items = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in rows)
+    notes = "".join(f"<li>{esc(note)}</li>" for note in document.notes)
+    notes_html = f'<h3>Notes</h3><ul class="notes">{notes}</ul>' if notes else ""
+    return (
+        f'<h2 id="provenance-h">How this was made</h2><dl class="facts">{items}</dl>{notes_html}'
+        f'<p class="made-by">Written by runpipe {esc(version)}. This file works offline; nothing is loaded from the network.</p>'
+    )
+
+
+def usage_text(usage: Usage) -> str:
+    names = ("prompt", "audio", "text", "output", "thinking")
+    parts = [f"{getattr(usage, n + '_tokens'):,} {n}" for n in names if getattr(usage, n + "_tokens") is not None]
+    if usage.requests:
+        parts.append(f"{usage.requests} request{'s' if usage.requests != 1 else ''}")
+    return " · ".join(parts)
+
+
+def _plain(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
