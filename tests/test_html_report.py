@@ -296,6 +296,18 @@ def test_segments_render_and_clicking_seeks(browser, report):
 
 
 @pytest.mark.browser
+def test_highlight_follows_playback(browser, report):
+    page, errors = _open(browser, report, viewport={"width": 1280, "height": 900})
+    page.evaluate("document.getElementById('player').volume = 0")
+    page.locator('li.segment[data-index="1"]').click()  # plays from 2.0 s
+    page.wait_for_function("document.querySelector('li.segment.active')?.dataset.index === '2'", timeout=10_000)
+    assert page.evaluate("document.getElementById('player').currentTime") >= 4.2
+    assert page.locator("li.segment.active").count() == 1
+    page.evaluate("document.getElementById('player').pause()")
+    assert errors == []
+
+
+@pytest.mark.browser
 def test_timeline_bar_seeks(browser, report):
     page, errors = _open(browser, report, viewport={"width": 1280, "height": 900})
     page.evaluate("""() => {

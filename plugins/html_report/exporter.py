@@ -43,7 +43,7 @@ class HtmlExporter(Exporter):
             {
                 "title": esc(title),
                 "eyebrow": esc(f"runpipe · {document.task}"),
-                "meta": report.header_meta(document),
+                "meta": report.header_meta(document, title),
                 "player": player_html(document.audio, self.embed_audio),
                 "fields": report.fields_html(document),
                 "timeline": report.timeline_html(document, duration),

@@ -12,11 +12,16 @@
   const smooth = !window.matchMedia("(prefers-reduced-motion: reduce)").matches;
   let active = -1;
 
+  // Each segment stays current until the next one starts (no flicker in short pauses).
+  const until = segments.map((s) => {
+    const next = segments.find((other) => other.start > s.start);
+    return Math.max(s.end, next ? next.start : s.end, s.start + 0.05);
+  });
   // The segment playing at time t: the latest-starting one that covers t.
   const indexAt = (t) => {
     let found = -1;
     segments.forEach((s, i) => {
-      if (s.start <= t + 0.01 && t < Math.max(s.end, s.start + 0.05)) found = i;
+      if (s.start <= t + 0.01 && t < until[i]) found = i;
     });
     return found;
   };

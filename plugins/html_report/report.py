@@ -70,16 +70,20 @@ def segment_end(document: Document, index: int, duration: float) -> float:
 # ---------------------------------------------------------------------------
 
 
-def header_meta(document: Document) -> str:
-    parts = [esc(document.source.name)]
+def header_meta(document: Document, title: str) -> str:
+    parts = [] if title == document.source.name else [esc(document.source.name)]
     if document.audio.duration:
         parts.append(f"{esc(clock(document.audio.duration))} long")
     speakers = lanes(document)
     if speakers:
         parts.append(f"{len(speakers)} speaker{'s' if len(speakers) != 1 else ''}")
-    languages = sorted({s.language or s.language_code for s in document.segments if s.language or s.language_code})
+    languages: dict[str, str] = {}
+    for s in document.segments:
+        key = (s.language_code or s.language or "").strip().lower()
+        if key and (key not in languages or s.language):
+            languages[key] = s.language or key.upper()
     if languages:
-        parts.append(esc(", ".join(languages)))
+        parts.append(esc(", ".join(sorted(set(languages.values())))))
     parts.append(f"{len(document.segments)} segment{'s' if len(document.segments) != 1 else ''}")
     return " · ".join(f"<span>{part}</span>" for part in parts)
 
@@ -169,12 +173,13 @@ def timeline_html(document: Document, duration: float) -> str:
         for index, segment in enumerate(document.segments)
     )
     labels = "".join(
-        f'<li class="lane-label {lane.css}" title="{esc(lane.name)}"><span class="swatch" aria-hidden="true"></span>{esc(lane.name)}</li>'
+        f'<li class="lane-label {lane.css}" title="{esc(lane.name)}"><span class="swatch" aria-hidden="true"></span><span class="lane-name">{esc(lane.name)}</span></li>'
         for lane in rows
     )
     long = duration >= 3600
     axis = "".join(
-        f'<span class="tick" style="left:{_x(t, duration) / _SVG_WIDTH * 100:.3f}%">{esc(clock(t, long=long))}</span>'
+        f'<span class="tick{" tick-end" if _x(t, duration) > 0.95 * _SVG_WIDTH else ""}" '
+        f'style="left:{_x(t, duration) / _SVG_WIDTH * 100:.3f}%">{esc(clock(t, long=long))}</span>'
         for t in ticks
     )
     return f"""<section id="timeline" class="timeline-section" aria-labelledby="timeline-h">
@@ -264,7 +269,7 @@ def transcript_html(document: Document, duration: float) -> str:
 <p id="search-count" class="search-count" aria-live="polite">{count} segment{'s' if count != 1 else ''}</p>
 </div>
 </div>
-<p class="hint">Select a segment (click, or Enter) to play from there.</p>
+<p class="hint">Click or tap a segment (or press Enter on it) to play from there.</p>
 <ol class="segments" id="segments">
 {items}
 </ol>
