@@ -215,7 +215,8 @@ def test_index_page(wav):
     assert page.count('class="input-row"') == 2
     assert '<a href="episode%2012.html">' in page
     assert "normalize failed: not audio: &lt;html&gt;" in page and "broken &lt;b&gt;.mp3" in page
-    assert "Ada, Speaker 2" in page and "00:08" in page
+    assert '<td class="col-speakers" data-label="Speakers"><div>Ada, Speaker 2</div></td>' in page
+    assert '<td class="col-duration" data-label="Duration"><div>00:08</div></td>' in page
     assert "2 inputs · 1 done · 1 failed" in page
     assert not re.search(r"https?://|<script", page)
 
@@ -239,6 +240,7 @@ def browser():
         from playwright.sync_api import sync_playwright
     except ImportError:
         _unavailable("playwright is not installed (pip install '.[test]')")
+    ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
@@ -345,6 +347,25 @@ def test_phone_width_has_no_horizontal_overflow(browser, report):
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     page.screenshot(path=str(ARTIFACTS / "html-report-phone.png"), full_page=True)
     assert errors == []
+
+
+@pytest.mark.browser
+def test_index_page_links_to_reports(browser, tmp_path, report):
+    document = make_document(report.parent / "episode.wav")
+    failed = InputResult(item=MediaItem(uri="/in/broken.mp3", kind="file", name="broken.mp3"), status="failed",
+                         error="ffmpeg could not read the file: invalid data found when processing input",
+                         failed_stage="normalize")
+    run = RunResult(pipeline="podcast", inputs=(InputResult(item=document.source, status="done", documents=(document,)), failed))
+    index = report.parent / "index.html"
+    index.write_text(HtmlExporter().render_index(run, {document.source.uri: report.name}), encoding="utf-8")
+    page = browser.new_context(viewport={"width": 375, "height": 700}, device_scale_factor=2).new_page()
+    page.goto(index.as_uri())
+    assert page.locator("tr.input-row").count() == 2
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    page.screenshot(path=str(ARTIFACTS / "html-index-phone.png"), full_page=True)
+    page.click("text=Open report")
+    page.wait_for_url(report.as_uri())
+    assert page.locator("li.segment").count() == 5
 
 
 @pytest.mark.browser

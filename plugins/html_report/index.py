@@ -43,8 +43,13 @@ def _row(result: InputResult, link: str | None) -> str:
     speakers = list(dict.fromkeys(lane.name for d in documents for lane in lanes(d)))
     segments = sum(len(d.segments) for d in documents)
     report_cell = f'<a href="{esc(quote(link))}">Open report</a>' if link else '<span class="muted">none</span>'
-    return (
-        f'<tr class="input-row" data-status="{esc(result.status)}"><th scope="row">{input_cell}</th><td>{status}</td>'
-        f'<td>{esc(clock(duration)) or "–"}</td>'
-        f'<td>{esc(", ".join(speakers)) or "–"}</td><td>{segments or "–"}</td><td>{report_cell}</td></tr>'
-    )
+    cells = [
+        ("Status", "status", status),
+        ("Duration", "duration", esc(clock(duration)) or "–"),
+        ("Speakers", "speakers", esc(", ".join(speakers)) or "–"),
+        ("Segments", "segments", str(segments or "–")),
+        ("Report", "report", report_cell),
+    ]
+    tds = "".join(f'<td class="col-{css}" data-label="{label}"><div>{value}</div></td>' for label, css, value in cells)
+    return f'<tr class="input-row" data-status="{esc(result.status)}"><th scope="row">{input_cell}</th>{tds}</tr>'
+

@@ -8,7 +8,12 @@
   const track = document.querySelector(".timeline-track");
   const playhead = document.querySelector(".playhead");
   const items = new Map([...document.querySelectorAll("li.segment")].map((el) => [Number(el.dataset.index), el]));
-  const bars = new Map([...document.querySelectorAll(".timeline .bar")].map((el) => [Number(el.dataset.index), el]));
+  const bars = new Map(); // segment index -> its timeline bar and emotion mark
+  for (const el of document.querySelectorAll(".timeline [data-index]")) {
+    const index = Number(el.dataset.index);
+    bars.set(index, [...(bars.get(index) ?? []), el]);
+  }
+  const barsOf = (index) => bars.get(index) ?? [];
   const smooth = !window.matchMedia("(prefers-reduced-motion: reduce)").matches;
   let active = -1;
 
@@ -36,18 +41,15 @@
     if (index === active) return;
     const previous = items.get(active);
     const wasWatching = previous ? inView(previous) : list !== null && inView(list);
-    for (const el of [previous, bars.get(active)]) {
-      if (el) {
-        el.classList.remove("active");
-        el.removeAttribute("aria-current");
-      }
-    }
+    previous?.classList.remove("active");
+    previous?.removeAttribute("aria-current");
+    for (const el of barsOf(active)) el.classList.remove("active");
     active = index;
     const item = items.get(index);
     if (!item) return;
     item.classList.add("active");
     item.setAttribute("aria-current", "true");
-    bars.get(index)?.classList.add("active");
+    for (const el of barsOf(index)) el.classList.add("active");
     if (follow && wasWatching && !item.hidden) {
       item.scrollIntoView({ block: "nearest", behavior: smooth ? "smooth" : "auto" });
     }
@@ -137,7 +139,7 @@
         if (pattern && text.search(pattern) !== -1) hit = true;
       }
       item.hidden = !hit;
-      bars.get(Number(item.dataset.index))?.classList.toggle("dimmed", !hit);
+      for (const el of barsOf(Number(item.dataset.index))) el.classList.toggle("dimmed", !hit);
       if (hit) shown += 1;
     });
     const total = items.size;
