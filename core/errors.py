@@ -51,7 +51,9 @@ class StageError(RunpipeError):
         self.plugin = plugin
         self.cause = cause
         who = f" (plugin {plugin})" if plugin else ""
-        super().__init__(f"{item_name}: {stage} failed{who}: {describe(cause)}")
+        reason = describe(cause)
+        reason = reason.removeprefix(f"{item_name}: ")  # media errors already name the input
+        super().__init__(f"{item_name}: {stage} failed{who}: {reason}")
 
 
 def describe(exc: BaseException) -> str:

@@ -170,5 +170,5 @@ class Executor(ABC):
         self.options = check_options(f"executor {self.name}", options or {}, self.option_names)
 
     @abstractmethod
-    def map(self, work, items: list[MediaItem], concurrency: int) -> Iterable[Any]:
-        """Call ``work(item)`` for every item, yielding results in any order."""
+    def map(self, engine: Any, run: Any, items: list[MediaItem], concurrency: int) -> Iterable[Any]:
+        """Process every item (``runpipe.runner.process_input``) and yield the InputResults."""

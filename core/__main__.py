@@ -1,0 +1,3 @@
+from runpipe.cli import main
+
+main()

@@ -1,0 +1,141 @@
+"""Long audio: plan windows that end in silences, and stitch the windows' answers together.
+
+Each window overlaps its neighbours by a little so no word is cut in half, but *owns* only
+the stretch between its two cut points: an answer's item that starts outside what its window
+owns is the neighbour's duplicate and is dropped. Timestamps come back shifted onto the
+input's timeline.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping, Sequence
+
+from runpipe import ffmpeg
+from runpipe.model import Analysis, AudioFile, TimeRange, Usage
+from runpipe.timecode import format_clock, parse_clock
+
+_SILENCE_START = re.compile(r"silence_start: (-?\d+(?:\.\d+)?)")
+_SILENCE_END = re.compile(r"silence_end: (-?\d+(?:\.\d+)?)")
+
+
+def find_silences(audio: AudioFile, noise_db: int = -35, min_seconds: float = 0.4) -> list[tuple[float, float]]:
+    """Stretches of silence in ``audio`` as (start, end) seconds, from ffmpeg's silencedetect."""
+    stderr = ffmpeg.run(["-v", "info", "-i", str(audio.path), "-af", f"silencedetect=n={noise_db}dB:d={min_seconds}", "-f", "null", "-"])
+    starts = [float(x) for x in _SILENCE_START.findall(stderr)]
+    ends = [float(x) for x in _SILENCE_END.findall(stderr)]
+    return [(s, ends[i] if i < len(ends) else (audio.duration or s)) for i, s in enumerate(starts)]
+
+
+def choose_cuts(span: TimeRange, max_seconds: float, silences: Sequence[tuple[float, float]]) -> list[float]:
+    """Cut points inside ``span`` so no piece is longer than ``max_seconds``; each cut sits in the
+    middle of the latest silence that keeps the piece short enough (a hard cut if none)."""
+    assert span.end is not None
+    cuts: list[float] = []
+    start = span.start
+    while span.end - start > max_seconds:
+        limit = start + max_seconds
+        earliest = start + max_seconds / 2  # don't make tiny pieces: short windows make models worse
+        mids = [(a + b) / 2 for a, b in silences if earliest <= (a + b) / 2 <= limit]
+        cut = max(mids) if mids else limit
+        cuts.append(cut)
+        start = cut
+    return cuts
+
+
+def plan_windows(audio: AudioFile, span: TimeRange, max_seconds: float | None, overlap: float) -> list[TimeRange | None]:
+    """Windows covering ``span`` of ``audio``; ``[None]`` means "the whole file in one go"."""
+    whole = span.start <= 0 and (span.end is None or audio.duration is None or span.end >= audio.duration)
+    length = (span.end or audio.duration or 0) - span.start
+    if not max_seconds or length <= max_seconds:
+        return [None] if whole else [span]
+    cuts = choose_cuts(span, max_seconds, find_silences(audio))
+    edges = [span.start, *cuts, span.end]
+    return [
+        TimeRange(max(span.start, a - overlap), min(span.end, b + overlap))  # type: ignore[type-var]
+        for a, b in zip(edges, edges[1:])
+    ]
+
+
+def _owned(windows: Sequence[TimeRange | None]) -> list[tuple[float, float]]:
+    """The stretch each window answers for: from the previous cut to the next."""
+    bounds = []
+    for index, window in enumerate(windows):
+        assert window is not None
+        lo = (window.start + windows[index - 1].end) / 2 if index else window.start  # type: ignore[union-attr, operator]
+        hi = (window.end + windows[index + 1].start) / 2 if index + 1 < len(windows) else float("inf")  # type: ignore[union-attr, operator]
+        bounds.append((lo, hi))
+    return bounds
+
+
+def _shift_item(item: Mapping[str, Any], offset: float) -> tuple[float | None, dict[str, Any]]:
+    """An answer item (segment, event, decision) with its times moved by ``offset``."""
+    shifted = dict(item)
+    start = None
+    if isinstance(item.get("start"), (int, float)):
+        start = item["start"] + offset
+        shifted["start"] = start
+        if isinstance(item.get("end"), (int, float)):
+            shifted["end"] = item["end"] + offset
+        if item.get("words"):
+            shifted["words"] = [
+                {**w, **{k: w[k] + offset for k in ("start", "end") if isinstance(w.get(k), (int, float))}} for w in item["words"]
+            ]
+    if isinstance(item.get("timestamp"), str):
+        try:
+            local = parse_clock(item["timestamp"])
+        except ValueError:
+            local = None
+        if local is not None:
+            start = start if start is not None else local + offset
+            shifted["timestamp"] = format_clock(local + offset)
+            if "start" not in item:
+                shifted["start"] = local + offset  # keep the fraction a MM:SS string would lose
+    for key in ("end_timestamp",):
+        if isinstance(item.get(key), str):
+            try:
+                shifted[key] = format_clock(parse_clock(item[key]) + offset)
+            except ValueError:
+                pass
+    return start, shifted
+
+
+def stitch(analyses: Sequence[Analysis], windows: Sequence[TimeRange | None]) -> Analysis:
+    """One answer on the input's timeline from the answers of consecutive windows."""
+    owned = _owned(windows)
+    merged: dict[str, Any] = {}
+    summaries = []
+    usage = Usage()
+    for analysis, (lo, hi) in zip(analyses, owned):
+        usage = usage + analysis.usage
+        for key, value in analysis.data.items():
+            if isinstance(value, list) and all(isinstance(v, Mapping) for v in value):
+                for item in value:
+                    start, shifted = _shift_item(item, analysis.offset)
+                    if start is None or lo <= start < hi:
+                        merged.setdefault(key, []).append(shifted)
+                merged.setdefault(key, [])
+            elif key == "summary" and isinstance(value, str):
+                if value.strip():
+                    summaries.append(value.strip())
+            elif key not in merged:
+                merged[key] = value
+            elif isinstance(value, str) and value.strip() and value.strip() not in str(merged[key]):
+                merged[key] = f"{merged[key]}\n\n{value.strip()}"
+    if summaries or "summary" in analyses[0].data:
+        merged["summary"] = "\n\n".join(summaries)
+    first = analyses[0]
+    return Analysis(
+        task=first.task,
+        data=merged,
+        backend=first.backend,
+        model=first.model,
+        usage=usage,
+        offset=0.0,
+        provenance={
+            **first.provenance,
+            "windows": [[w.start, w.end] for w in windows if w is not None],
+            "window_provenance": [a.provenance for a in analyses],
+        },
+        estimated_fields=tuple(sorted({f for a in analyses for f in a.estimated_fields})),
+    )

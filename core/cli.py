@@ -1,0 +1,292 @@
+"""The ``runpipe`` command.
+
+Exit codes: 0 everything done; 1 some inputs failed (the others finished); 2 bad command line
+or invalid pipeline; 3 nothing could run here (no backend, no ffmpeg, ...); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from runpipe.errors import BackendUnavailable, PipelineConfigError, RunpipeError
+
+EXIT_FAILED_INPUTS, EXIT_CONFIG, EXIT_ENVIRONMENT, EXIT_INTERRUPTED = 1, 2, 3, 130
+
+MAIN_HELP = """\
+Turn audio and video into structured understanding: transcripts with timestamps,
+speakers, languages, translations, emotions, summaries.
+
+\b
+  runpipe pipelines/podcast.yaml episode.mp3      run a pipeline on inputs
+  runpipe podcast episode.mp3 --backend gemini    a built-in pipeline, by name
+  runpipe estimate podcast episode.mp3            tokens and request size, no backend call
+  runpipe export out/episode.json --format srt --rename "Speaker 1=Ada"
+  runpipe validate pipelines/*.yaml
+  runpipe plugins --json
+
+Inputs are files, folders, globs or http(s)/YouTube URLs. The backend is Gemini when
+GEMINI_API_KEY (or GOOGLE_API_KEY) is set, else the offline models (`--backend local`).
+"""
+
+
+class DefaultRunGroup(click.Group):
+    """``runpipe PIPELINE ...`` means ``runpipe run PIPELINE ...``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+def _fail(message: str, code: int) -> None:
+    click.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(code)
+
+
+def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Print runpipe's errors as one clear message (traceback only with -v)."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        verbose = click.get_current_context().find_root().params.get("verbose", 0)
+        try:
+            return func(*args, **kwargs)
+        except KeyboardInterrupt:
+            _fail("interrupted; rerun the same command to continue where it stopped", EXIT_INTERRUPTED)
+        except PipelineConfigError as exc:
+            if verbose:
+                raise
+            _fail(str(exc), EXIT_CONFIG)
+        except BackendUnavailable as exc:
+            if verbose:
+                raise
+            _fail(str(exc), EXIT_ENVIRONMENT)
+        except RunpipeError as exc:
+            if verbose:
+                raise
+            _fail(str(exc), EXIT_ENVIRONMENT)
+
+    return wrapper
+
+
+def _engine(blocked: tuple[str, ...] = ()):
+    from runpipe.engine import Engine
+
+    return Engine(blocked=[b.removeprefix("no:") for b in blocked])
+
+
+@click.group(cls=DefaultRunGroup, help=MAIN_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More log output; tracebacks on errors. -vv for debug.")
+@click.version_option(package_name="runpipe", message="runpipe %(version)s")
+def main(verbose: int) -> None:
+    level = logging.WARNING if not verbose else (logging.INFO if verbose == 1 else logging.DEBUG)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------
+
+
+@main.command("run")
+@click.argument("pipeline")
+@click.argument("inputs", nargs=-1)
+@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), help="Where exports go (default: the pipeline's export.output_dir).")
+@click.option("-b", "--backend", help="Analysis backend: auto, gemini, local, or a plugin's.")
+@click.option("-c", "--concurrency", type=click.IntRange(1, 256), help="Inputs processed at once.")
+@click.option("--executor", help="Run per-input work on a registered executor (e.g. dask).")
+@click.option("--force", is_flag=True, help="Ignore stored results: transcode, upload and analyse again.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("-p", "blocked", multiple=True, metavar="no:NAME", help="Do not load plugin NAME.")
+@handle_errors
+def run_command(pipeline: str, inputs: tuple[str, ...], output_dir: Path | None, backend: str | None,
+                concurrency: int | None, executor: str | None, force: bool, as_json: bool, no_progress: bool,
+                blocked: tuple[str, ...]) -> None:
+    """Run PIPELINE (a YAML file or a built-in name) on INPUTS."""
+    from runpipe.cli_output import ProgressPrinter, print_summary, summary_dict
+
+    with _engine(blocked) as engine:
+        spec = engine.load(pipeline)
+        printer = ProgressPrinter(enabled=not (no_progress or as_json) and sys.stderr.isatty())
+        engine.subscribe(printer)
+        try:
+            result = engine.run(spec, list(inputs) or None, output_dir=output_dir, backend=backend,
+                                force=force, concurrency=concurrency, executor=executor)
+        finally:
+            printer.close()
+        if as_json:
+            click.echo(json.dumps(summary_dict(result, printer.messages), indent=2, ensure_ascii=False))
+        else:
+            print_summary(result, printer.messages)
+    if not result.ok:
+        sys.exit(EXIT_FAILED_INPUTS)
+
+
+@main.command("validate")
+@click.argument("pipelines", nargs=-1, required=True)
+@handle_errors
+def validate_command(pipelines: tuple[str, ...]) -> None:
+    """Check pipeline files against the schema and the loaded plugins."""
+    failed = False
+    with _engine() as engine:
+        for location in pipelines:
+            try:
+                engine.load(location)
+                click.echo(f"ok: {location}")
+            except PipelineConfigError as exc:
+                failed = True
+                click.secho(f"invalid: {exc}", fg="red", err=True)
+    if failed:
+        sys.exit(EXIT_CONFIG)
+
+
+@main.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--hook", help="Only plugins implementing this hook.")
+def plugins_command(as_json: bool, hook: str | None) -> None:
+    """List loaded plugins, their versions, hooks and what they registered."""
+    with _engine() as engine:
+        infos = [p for p in engine.plugins() if hook is None or hook in p.hooks]
+        failures = engine.plugin_failures
+    if as_json:
+        data = {
+            "plugins": [
+                {"name": p.name, "dist": p.dist, "version": p.version, "builtin": p.builtin,
+                 "hooks": list(p.hooks), "registered": p.registered}
+                for p in infos
+            ],
+            "failed": [{"name": f.name, "error": f.error} for f in failures],
+        }
+        click.echo(json.dumps(data, indent=2))
+        return
+    for info in infos:
+        origin = "built-in" if info.builtin else f"{info.dist or 'local'} {info.version or ''}".strip()
+        click.secho(f"{info.name}  ({origin})", bold=True)
+        click.echo(f"  hooks: {', '.join(info.hooks)}")
+        for kind, names in info.registered.items():
+            click.echo(f"  {kind}: {', '.join(names)}")
+    for failure in failures:
+        click.secho(f"{failure.name}  FAILED TO LOAD: {failure.error}", fg="red")
+
+
+@main.command("estimate")
+@click.argument("pipeline")
+@click.argument("inputs", nargs=-1)
+@click.option("-b", "--backend", help="Backend whose limits apply (default: the pipeline's).")
+@click.option("--count-tokens", is_flag=True, help="Ask the backend's countTokens endpoint (a real API call).")
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def estimate_command(pipeline: str, inputs: tuple[str, ...], backend: str | None, count_tokens: bool, as_json: bool) -> None:
+    """Duration, audio tokens (32 per second), request size, inline or upload - without a backend call."""
+    from runpipe.estimate import estimate
+
+    with _engine() as engine:
+        spec = engine.load(pipeline)
+        rows = estimate(engine, spec, list(inputs), backend=backend, count_tokens=count_tokens)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    for row in rows:
+        if row.get("error"):
+            click.secho(f"{row['input']}: {row['error']}", fg="red")
+            continue
+        line = (f"{row['input']}: {row['duration_s']:.1f} s, {row['audio_tokens']} audio tokens, "
+                f"{row['request_bytes'] / 1e6:.2f} MB request -> {row['delivery']}")
+        if row.get("counted_tokens") is not None:
+            line += f", countTokens says {row['counted_tokens']}"
+        click.echo(line)
+    if any(r.get("error") for r in rows):
+        sys.exit(EXIT_FAILED_INPUTS)
+
+
+@main.command("export")
+@click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-f", "--format", "formats", default="json,srt,vtt,md,txt", show_default=True, help="Comma-separated formats.")
+@click.option("--rename", multiple=True, metavar="'Speaker 1=Ada'", help="Name a speaker (repeatable).")
+@click.option("--option", "options", multiple=True, metavar="FORMAT.KEY=VALUE", help="Exporter option, e.g. srt.max_line_chars=32.")
+@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), help="Default: beside each result.")
+@handle_errors
+def export_command(results: tuple[Path, ...], formats: str, rename: tuple[str, ...], options: tuple[str, ...], output_dir: Path | None) -> None:
+    """Re-export RESULT.json files in other formats, with new speaker names or subtitle
+    settings - without calling a backend or touching the audio."""
+    from runpipe.reexport import reexport
+
+    with _engine() as engine:
+        for result in results:
+            for artifact in reexport(engine, result, [f.strip() for f in formats.split(",") if f.strip()], rename, options, output_dir):
+                click.echo(f"wrote {artifact.path}")
+
+
+@main.command("status")
+@click.argument("run_id", required=False)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("-n", "--limit", default=10, show_default=True)
+def status_command(run_id: str | None, as_json: bool, limit: int) -> None:
+    """Show recent runs, or what happened to each input of RUN_ID."""
+    from runpipe.paths import user_dir
+    from runpipe.store import RunStore
+
+    store = RunStore(user_dir() / "runs.sqlite")
+    try:
+        data: Any = store.run_inputs(run_id) if run_id else store.runs(limit)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    if run_id:
+        for row in data:
+            line = f"{row['status']:7} {row['uri']}"
+            if row["error"]:
+                line += f"\n        {row['error']}"
+            click.echo(line)
+    else:
+        for row in data:
+            click.echo(f"{row['id']}  {row['pipeline']:12} {row['status']:8} {row['done'] or 0} done, {row['failed'] or 0} failed")
+
+
+@main.group("cache")
+def cache_group() -> None:
+    """Inspect or clear stored stage results and normalized audio."""
+
+
+@cache_group.command("info")
+def cache_info() -> None:
+    from runpipe.paths import cache_dir, user_dir
+    from runpipe.store import RunStore
+
+    store = RunStore(user_dir() / "runs.sqlite")
+    counts = store.counts()
+    store.close()
+    files = list(cache_dir("normalized").iterdir()) + list(cache_dir("windows").iterdir())
+    click.echo(f"store: {user_dir() / 'runs.sqlite'}")
+    for kind, count in sorted(counts.items()):
+        click.echo(f"  {kind}: {count} stored results")
+    click.echo(f"normalized audio: {len(files)} files, {sum(f.stat().st_size for f in files) / 1e6:.1f} MB")
+
+
+@cache_group.command("clear")
+@click.option("--kind", multiple=True, help="Only this kind of stored result (e.g. analysis).")
+def cache_clear(kind: tuple[str, ...]) -> None:
+    import shutil
+
+    from runpipe.paths import cache_dir, user_dir
+    from runpipe.store import RunStore
+
+    store = RunStore(user_dir() / "runs.sqlite")
+    removed = store.clear(kind or None)
+    store.close()
+    if not kind:
+        for folder in ("normalized", "windows"):
+            shutil.rmtree(cache_dir(folder))
+    click.echo(f"cleared {removed} stored results" + ("" if kind else " and the normalized audio"))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,315 @@
+"""The Engine: one plugin manager, the registries it fills, and runs of pipelines.
+
+Embedding example::
+
+    from runpipe import Engine
+
+    with Engine() as engine:
+        pipeline = engine.load("pipelines/podcast.yaml")
+        result = engine.run(pipeline, ["episode.mp3"], output_dir="out")
+        for item in result.inputs:
+            print(item.item.name, item.status, [a.path for a in item.artifacts])
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from runpipe.errors import BackendUnavailable, PipelineConfigError, PluginError
+from runpipe.interfaces import Backend, Executor, Exporter, PostProcessor, Prompt, Source
+from runpipe.model import RunResult
+from runpipe.paths import user_dir
+from runpipe.pipeline.loader import load_pipeline, pipeline_from_dict
+from runpipe.pipeline.spec import Pipeline
+from runpipe.plugin_manager import PluginInfo, PluginLoader, env_flag
+from runpipe.registry import Registry
+from runpipe.run import ProgressEvent, RunContext
+from runpipe.store import RunStore
+from runpipe.tasks import resolve_tasks
+
+GEMINI, LOCAL = "gemini", "local"
+
+
+@dataclass(frozen=True, slots=True)
+class Registries:
+    sources: Registry[type[Source]]
+    backends: Registry[type[Backend]]
+    prompts: Registry[Prompt]
+    postprocessors: Registry[type[PostProcessor]]
+    exporters: Registry[type[Exporter]]
+    executors: Registry[type[Executor]]
+
+    @classmethod
+    def empty(cls) -> "Registries":
+        return cls(
+            sources=Registry("input source", "name", Source),
+            backends=Registry("backend", "name", Backend),
+            prompts=Registry("prompt", "name", Prompt, classes=False),
+            postprocessors=Registry("post-processing step", "name", PostProcessor),
+            exporters=Registry("export format", "format", Exporter),
+            executors=Registry("executor", "name", Executor),
+        )
+
+
+_REGISTRATION_HOOKS = {
+    "sources": "runpipe_register_sources",
+    "backends": "runpipe_register_backends",
+    "prompts": "runpipe_register_prompts",
+    "postprocessors": "runpipe_register_postprocessors",
+    "exporters": "runpipe_register_exporters",
+    "executors": "runpipe_register_executors",
+}
+
+
+class Engine:
+    """Loads plugins and runs pipelines. Each engine owns its plugin manager.
+
+    :param plugins: extra plugin objects (modules or instances) to register, e.g. in tests.
+    :param load_entrypoints: load third-party plugins from the ``runpipe`` entry-point group
+        (default: yes, unless ``RUNPIPE_DISABLE_PLUGIN_AUTOLOAD=1``). ``RUNPIPE_LOAD_PLUGINS``
+        (comma-separated distribution names) limits which are loaded.
+    :param blocked: plugin names not to load (``-p no:NAME`` on the CLI).
+    :param store_path: the SQLite run store (default: ``user_dir()/runs.sqlite``).
+    """
+
+    def __init__(
+        self,
+        plugins: Iterable[object] = (),
+        *,
+        load_entrypoints: bool | None = None,
+        blocked: Iterable[str] = (),
+        store_path: Path | None = None,
+    ):
+        self._loader = PluginLoader(blocked)
+        self.pm = self._loader.pm
+        if env_flag("RUNPIPE_TRACE_HOOKS"):
+            self._loader.enable_tracing()
+        self.registries = Registries.empty()
+        self._registered: dict[str, dict[str, list[str]]] = {}
+        self._components: dict[tuple[str, str, str], Any] = {}
+        self._components_lock = threading.Lock()
+        self._subscribers: list[Callable[[ProgressEvent], None]] = []
+        self._store_path = store_path
+        self._store: RunStore | None = None
+
+        self._loader.load_builtins()
+        if load_entrypoints is None:
+            load_entrypoints = not env_flag("RUNPIPE_DISABLE_PLUGIN_AUTOLOAD")
+        if load_entrypoints:
+            only = os.environ.get("RUNPIPE_LOAD_PLUGINS")
+            self._loader.load_entrypoints([n.strip() for n in only.split(",") if n.strip()] if only else None)
+        for index, plugin in enumerate(plugins):
+            name = getattr(plugin, "__name__", None) or f"{type(plugin).__name__}-{index}"
+            self._loader.register(plugin, name, dist=None, version=None)
+        for name, plugin in self.pm.list_name_plugin():
+            self._collect_registrations(name, plugin)
+        self.pm.hook.runpipe_configure.call_historic(kwargs={"engine": self})
+
+    # -- plugins ----------------------------------------------------------------------
+
+    def register(self, plugin: object, name: str | None = None) -> None:
+        """Register one more plugin after construction (it still gets ``runpipe_configure``)."""
+        name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+        self._loader.register(plugin, name, dist=None, version=None)
+        self._collect_registrations(name, plugin)
+
+    def _collect_registrations(self, plugin_name: str, plugin: object) -> None:
+        dist, version = self._loader.dists.get(plugin_name, (None, None))
+        for kind, hook_name in _REGISTRATION_HOOKS.items():
+            registry: Registry[Any] = getattr(self.registries, kind)
+            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+                if impl.plugin is not plugin:
+                    continue
+
+                def register(value: Any, _registry: Registry[Any] = registry, _kind: str = kind) -> None:
+                    _registry.add(value, plugin=plugin_name, dist=dist, version=version)
+                    self._registered.setdefault(plugin_name, {}).setdefault(_kind, []).append(
+                        getattr(value, "format", None) or value.name
+                    )
+
+                impl.function(**{arg: register for arg in impl.argnames})
+
+    def plugins(self) -> list[PluginInfo]:
+        return self._loader.infos(self._registered)
+
+    @property
+    def plugin_failures(self):
+        return list(self._loader.failures)
+
+    def plugin_of(self, exc: BaseException) -> str | None:
+        """Name of the plugin whose code raised ``exc`` (innermost frame that belongs to one)."""
+        modules: dict[str, str] = {}
+        for name, plugin in self.pm.list_name_plugin():
+            module = getattr(plugin, "__name__", None) if hasattr(plugin, "__file__") else type(plugin).__module__
+            if module:
+                modules[module] = name
+        for registry in (getattr(self.registries, kind) for kind in _REGISTRATION_HOOKS):
+            for reg in registry:
+                value = reg.value if isinstance(reg.value, type) else type(reg.value)
+                modules.setdefault(value.__module__, reg.plugin)
+        found = None
+        tb = exc.__traceback__
+        while tb is not None:
+            module = tb.tb_frame.f_globals.get("__name__", "")
+            for prefix, name in modules.items():
+                if module == prefix or module.startswith(prefix + "."):
+                    found = name
+            tb = tb.tb_next
+        return found
+
+    # -- components ---------------------------------------------------------------------
+
+    def sources(self) -> list[Source]:
+        return [self.component("sources", reg.name, {}) for reg in self.registries.sources]
+
+    def component(self, kind: str, name: str, options: Mapping[str, Any]) -> Any:
+        """The shared, warmed-up instance of a registered component with these options."""
+        key = (kind, name, repr(sorted(options.items())))
+        with self._components_lock:
+            instance = self._components.get(key)
+            if instance is None:
+                cls = getattr(self.registries, kind).get(name)
+                instance = cls(options)
+                warm_up = getattr(instance, "warm_up", None)
+                if warm_up is not None:
+                    warm_up()
+                self._components[key] = instance
+            return instance
+
+    def resolve_backend(self, name: str) -> str:
+        """``auto`` -> gemini when its key is set, else the offline ``local`` backend."""
+        if name != "auto":
+            self.registries.backends.registration(name)  # unknown names fail here, clearly
+            return name
+        reasons = []
+        for candidate in (GEMINI, LOCAL):
+            if candidate not in self.registries.backends:
+                reasons.append(f"{candidate}: not installed")
+                continue
+            reason = self.registries.backends.get(candidate).unavailable_reason()
+            if reason is None:
+                return candidate
+            reasons.append(f"{candidate}: {reason}")
+        raise BackendUnavailable("no analysis backend can run here:\n  " + "\n  ".join(reasons))
+
+    def backend(self, name: str, options: Mapping[str, Any] | None = None) -> Backend:
+        resolved = self.resolve_backend(name)
+        reason = self.registries.backends.get(resolved).unavailable_reason()
+        if reason:
+            raise BackendUnavailable(f"backend {resolved}: {reason}")
+        return self.component("backends", resolved, options or {})
+
+    @property
+    def store(self) -> RunStore:
+        if self._store is None:
+            self._store = RunStore(self._store_path or user_dir() / "runs.sqlite")
+        return self._store
+
+    # -- pipelines ----------------------------------------------------------------------
+
+    def load(self, location: str | Path) -> Pipeline:
+        """Load and validate a pipeline file (or the name of a built-in pipeline)."""
+        pipeline = load_pipeline(location)
+        self.check(pipeline)
+        return pipeline
+
+    def load_dict(self, data: Mapping[str, Any], base_dir: Path | None = None) -> Pipeline:
+        pipeline = pipeline_from_dict(data, base_dir=base_dir)
+        self.check(pipeline)
+        return pipeline
+
+    def check(self, pipeline: Pipeline, backend: str | None = None) -> None:
+        """Check that every name the pipeline uses is registered and every option is known."""
+        where = str(pipeline.source or "<pipeline>")
+        tasks = resolve_tasks(pipeline, self.registries.prompts, backend)
+        for index, task in enumerate(tasks):
+            if task.backend != "auto" and task.backend not in self.registries.backends:
+                raise PipelineConfigError(
+                    f"{where}: stages.analyze.tasks[{index}].backend: unknown backend {task.backend!r}; "
+                    f"registered: {', '.join(self.registries.backends.names())}"
+                )
+        checks = (
+            ("postprocessors", "stages.postprocess.steps", pipeline.postprocess),
+            ("exporters", "stages.export.formats", pipeline.export.formats),
+        )
+        for kind, path, entries in checks:
+            registry = getattr(self.registries, kind)
+            for index, entry in enumerate(entries):
+                if entry.name not in registry:
+                    raise PipelineConfigError(
+                        f"{where}: {path}[{index}]: unknown {registry.kind} {entry.name!r}; registered: {', '.join(registry.names())}"
+                    )
+                try:
+                    registry.get(entry.name)(entry.options)  # constructors validate options cheaply
+                except PipelineConfigError as exc:
+                    raise PipelineConfigError(f"{where}: {path}[{index}]: {exc}") from None
+        for name, options in pipeline.analyze.backends.items():
+            if name not in self.registries.backends:
+                raise PipelineConfigError(f"{where}: stages.analyze.backends.{name}: unknown backend {name!r}")
+            try:
+                self.registries.backends.get(name)(options)
+            except PipelineConfigError as exc:
+                raise PipelineConfigError(f"{where}: stages.analyze.backends.{name}: {exc}") from None
+
+    def subscribe(self, callback: Callable[[ProgressEvent], None]) -> None:
+        """Call ``callback(event)`` for every :class:`ProgressEvent` of later runs."""
+        self._subscribers.append(callback)
+
+    def _emit(self, event: ProgressEvent) -> None:
+        for callback in self._subscribers:
+            callback(event)
+
+    def run(
+        self,
+        pipeline: Pipeline | str | Path,
+        inputs: Sequence[str | Path] | None = None,
+        *,
+        output_dir: str | Path | None = None,
+        backend: str | None = None,
+        force: bool = False,
+        concurrency: int | None = None,
+        executor: str | None = None,
+    ) -> RunResult:
+        """Run ``pipeline`` on ``inputs`` (default: the pipeline's own ``stages.ingest.inputs``).
+
+        Failed inputs are reported in the result; they never stop the others.
+        """
+        from runpipe.runner import run_pipeline
+
+        if not isinstance(pipeline, Pipeline):
+            pipeline = self.load(pipeline)
+        self.check(pipeline, backend)
+        tasks = resolve_tasks(pipeline, self.registries.prompts, backend)
+        out = Path(output_dir) if output_dir is not None else Path(pipeline.export.output_dir)
+        run = RunContext(self, pipeline, tasks, out, self.store, self.store.start_run(pipeline.name), force=force, emit=self._emit)
+        locations = [str(i) for i in inputs] if inputs else [
+            str(pipeline.base_dir / loc) if "://" not in loc else loc for loc in pipeline.ingest.inputs
+        ]
+        if not locations:
+            raise PipelineConfigError("no inputs: give files, folders, globs or URLs on the command line or in stages.ingest.inputs")
+        return run_pipeline(self, run, locations, concurrency=concurrency or pipeline.concurrency, executor=executor)
+
+    # -- lifetime -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Let components release what they hold (uploaded files, clients)."""
+        with self._components_lock:
+            components, self._components = list(self._components.values()), {}
+        for component in components:
+            close = getattr(component, "close", None)
+            if close is not None:
+                close()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()

@@ -1,0 +1,162 @@
+"""The one place runpipe runs ffmpeg.
+
+The binary is ``RUNPIPE_FFMPEG`` if set, else ``ffmpeg`` on PATH, else the one the
+``imageio-ffmpeg`` package ships, so a fresh machine needs no system package. Probing uses
+``ffprobe`` when it sits beside that ffmpeg and otherwise parses ``ffmpeg -i``'s report, so it
+works without a system ffprobe. Commands are argv lists (never a shell), logged at debug level,
+and outputs are written to a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+
+from runpipe.errors import FFmpegError, MediaError
+from runpipe.model import AudioInfo
+
+log = logging.getLogger("runpipe.ffmpeg")
+
+
+@lru_cache(maxsize=1)
+def ffmpeg_exe() -> str:
+    explicit = os.environ.get("RUNPIPE_FFMPEG")
+    if explicit:
+        return explicit
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    try:
+        import imageio_ffmpeg
+    except ImportError:  # pragma: no cover - imageio-ffmpeg is a dependency
+        raise MediaError("ffmpeg not found: install it (apt install ffmpeg) or `pip install imageio-ffmpeg`") from None
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@lru_cache(maxsize=1)
+def ffprobe_exe() -> str | None:
+    """ffprobe beside the chosen ffmpeg, if there is one (imageio-ffmpeg ships none)."""
+    candidate = Path(ffmpeg_exe()).with_name("ffprobe")
+    return str(candidate) if candidate.exists() else None
+
+
+@lru_cache(maxsize=1)
+def encoders() -> frozenset[str]:
+    out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
+    return frozenset(m.group(1) for m in re.finditer(r"^\s*A\S*\s+(\S+)", out, re.MULTILINE))
+
+
+def version() -> str:
+    out = subprocess.run([ffmpeg_exe(), "-version"], capture_output=True, text=True).stdout
+    return out.splitlines()[0] if out else "unknown"
+
+
+def _last_error_line(stderr: str) -> str:
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no error output"
+
+
+def run(args: list[str], output: Path | None = None) -> str:
+    """Run ``ffmpeg args``; when ``output`` is given, ``args`` must end with that path and the
+    file appears there only if ffmpeg succeeded. Returns stderr."""
+    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-y", *args]
+    tmp: Path | None = None
+    if output is not None:
+        # ffmpeg picks the muxer from the suffix, so keep it: name.part.ogg
+        tmp = output.with_name(f"{output.stem}.part{os.getpid()}{output.suffix}")
+        cmd[-1] = str(tmp)
+    log.debug("ffmpeg: %s", shlex.join(cmd))
+    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
+    if proc.returncode != 0:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        raise FFmpegError(_last_error_line(proc.stderr), cmd)
+    if tmp is not None:
+        os.replace(tmp, output)
+    return proc.stderr
+
+
+_DURATION = re.compile(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
+_AUDIO_STREAM = re.compile(r"Stream #\S+.*?: Audio: ([^,\s]+)[^,]*(?:,\s*(\d+) Hz)?(?:,\s*([^,]+))?")
+_INPUT = re.compile(r"Input #0, ([^,]+(?:,[^,]+)*?), from")
+_TIME = re.compile(r"time=(\d+):(\d+):(\d+(?:\.\d+)?)")
+_CHANNELS = {"mono": 1, "stereo": 2, "2.1": 3, "quad": 4, "5.0": 5, "5.1": 6, "6.1": 7, "7.1": 8}
+
+
+def probe(path: Path) -> AudioInfo:
+    """Duration, codec, sample rate and channels of the first audio stream.
+
+    Raises :class:`MediaError` when the file is not media or has no audio stream.
+    """
+    if ffprobe_exe():
+        return _probe_ffprobe(path)
+    return _probe_ffmpeg(path)
+
+
+def _probe_ffprobe(path: Path) -> AudioInfo:
+    cmd = [ffprobe_exe(), "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
+    if proc.returncode != 0:
+        raise MediaError(f"not readable as audio or video ({_last_error_line(proc.stderr)})")
+    data = json.loads(proc.stdout or "{}")
+    streams = data.get("streams", [])
+    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    if audio is None:
+        raise MediaError("contains no audio stream")
+    duration = audio.get("duration") or data.get("format", {}).get("duration")
+    return AudioInfo(
+        duration=float(duration) if duration not in (None, "N/A") else None,
+        codec=audio.get("codec_name"),
+        sample_rate=int(audio["sample_rate"]) if audio.get("sample_rate") else None,
+        channels=audio.get("channels"),
+        container=data.get("format", {}).get("format_name"),
+        has_video=any(s.get("codec_type") == "video" and s.get("disposition", {}).get("attached_pic") != 1 for s in streams),
+    )
+
+
+def _probe_ffmpeg(path: Path) -> AudioInfo:
+    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-i", str(path)]
+    stderr = subprocess.run(cmd, capture_output=True, text=True, errors="replace").stderr
+    stream = _AUDIO_STREAM.search(stderr)
+    if "Input #0" not in stderr:
+        raise MediaError(f"not readable as audio or video ({_last_error_line(stderr)})")
+    if stream is None:
+        raise MediaError("contains no audio stream")
+    duration_match = _DURATION.search(stderr)
+    duration = None
+    if duration_match:
+        h, m, s = duration_match.groups()
+        duration = int(h) * 3600 + int(m) * 60 + float(s)
+    container = _INPUT.search(stderr)
+    channels = stream.group(3).strip() if stream.group(3) else None
+    video = re.search(r"Stream #\S+.*?: Video: (\S+)", stderr)
+    return AudioInfo(
+        duration=duration,
+        codec=stream.group(1),
+        sample_rate=int(stream.group(2)) if stream.group(2) else None,
+        channels=_CHANNELS.get(channels) if channels else None,
+        container=container.group(1) if container else None,
+        # cover art in an MP3 shows as a video stream flagged "(attached pic)"
+        has_video=bool(video) and "attached pic" not in stderr[video.start(): stderr.find("\n", video.start())],
+    )
+
+
+def decoded_duration(path: Path) -> float:
+    """Decode the whole audio stream and return how long it really is (seconds).
+
+    Used when the container does not state a duration, and to catch files whose header
+    promises audio that is not there (truncated uploads, corrupt frames).
+    """
+    stderr = run(["-v", "info", "-i", str(path), "-vn", "-f", "null", "-"])
+    times = _TIME.findall(stderr)
+    if not times:
+        return 0.0
+    h, m, s = times[-1]
+    return int(h) * 3600 + int(m) * 60 + float(s)

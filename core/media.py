@@ -1,0 +1,168 @@
+"""Audio files on disk: hashing, normalizing to what Gemini accepts, slicing windows.
+
+Normalized files live in the cache folder under their source's content hash and the target
+settings, so a rerun (or a second pipeline on the same file) never transcodes again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from runpipe import ffmpeg
+from runpipe.errors import MediaError
+from runpipe.model import AudioFile, AudioInfo, MediaItem, TimeRange
+from runpipe.paths import cache_dir
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What normalization produces: format, sample rate, channels, bitrate."""
+
+    format: str = "ogg"
+    sample_rate: int = 16000
+    channels: int = 1
+    bitrate: str | None = None
+
+
+# format -> (suffix, MIME type Gemini accepts, ffmpeg encoder choices in order of preference)
+FORMATS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "ogg": (".ogg", "audio/ogg", ("libvorbis", "vorbis")),
+    "flac": (".flac", "audio/flac", ("flac",)),
+    "mp3": (".mp3", "audio/mp3", ("libmp3lame",)),
+    "wav": (".wav", "audio/wav", ("pcm_s16le",)),
+    "aac": (".aac", "audio/aac", ("aac",)),
+    "aiff": (".aiff", "audio/aiff", ("pcm_s16be",)),
+}
+# The smallest file Gemini still hears everything in: it downsamples to 16 kHz mono anyway.
+DEFAULT_BITRATE = {"ogg": "32k", "mp3": "32k", "aac": "32k"}
+#: A decoded length this far below the header's duration means the file is cut off or damaged.
+TRUNCATION_RATIO = 0.5
+
+# ffmpeg is CPU-bound: never run more encodes at once than there are cores.
+_ENCODE_SLOTS = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _encoder_args(target: Target) -> list[str]:
+    _, _, choices = FORMATS[target.format]
+    available = ffmpeg.encoders()
+    encoder = next((c for c in choices if c in available), None)
+    if encoder is None:
+        raise MediaError(f"this ffmpeg ({ffmpeg.ffmpeg_exe()}) cannot encode {target.format}; choose another normalize.format")
+    args = ["-c:a", encoder]
+    if encoder == "vorbis":
+        args += ["-strict", "-2"]  # ffmpeg's native vorbis encoder is marked experimental
+    bitrate = target.bitrate or DEFAULT_BITRATE.get(target.format)
+    if bitrate:
+        args += ["-b:a", bitrate]
+    return args
+
+
+def probe_input(item: MediaItem) -> AudioInfo:
+    path = item.path
+    assert path is not None
+    if not path.exists():
+        raise MediaError(f"{item.name}: file does not exist")
+    size = path.stat().st_size
+    if size == 0:
+        raise MediaError(f"{item.name}: file is empty (0 bytes)")
+    try:
+        info = ffmpeg.probe(path)
+    except MediaError as exc:
+        raise MediaError(f"{item.name}: {exc}") from None
+    if info.duration is not None and info.duration <= 0:
+        raise MediaError(f"{item.name}: audio has zero duration")
+    return info
+
+
+def normalize(item: MediaItem, target: Target) -> AudioFile:
+    """Probe ``item``, refuse what is not usable audio, and transcode to ``target`` (cached)."""
+    path = item.path
+    if path is None:
+        raise MediaError(f"{item.name}: only local files can be normalized")
+    info = probe_input(item)
+    content_hash = sha256_file(path)
+    suffix, mime, _ = FORMATS[target.format]
+    settings = f"{target.sample_rate}hz-{target.channels}ch-{target.bitrate or DEFAULT_BITRATE.get(target.format, 'lossless')}"
+    out = cache_dir("normalized") / f"{content_hash}-{settings}{suffix}"
+    if not out.exists():
+        with _ENCODE_SLOTS:
+            try:
+                ffmpeg.run(
+                    ["-v", "error", "-i", str(path), "-map", "0:a:0", "-vn", "-sn", "-dn",
+                     "-ac", str(target.channels), "-ar", str(target.sample_rate), *_encoder_args(target), str(out)],
+                    output=out,
+                )
+            except MediaError as exc:
+                raise MediaError(f"{item.name}: cannot decode the audio ({exc})") from None
+    duration = ffmpeg.probe(out).duration
+    if not duration:  # some muxers leave the duration out of the header: measure it
+        duration = ffmpeg.decoded_duration(out)
+    if duration <= 0:
+        out.unlink(missing_ok=True)
+        raise MediaError(f"{item.name}: no decodable audio (zero duration after decoding)")
+    if info.duration and duration < info.duration * TRUNCATION_RATIO:
+        out.unlink(missing_ok=True)
+        raise MediaError(
+            f"{item.name}: truncated or corrupt: the header says {info.duration:.1f} s but only {duration:.1f} s decode"
+        )
+    return AudioFile(
+        source=item,
+        path=out,
+        mime_type=mime,
+        duration=duration,
+        content_hash=content_hash,
+        original=info,
+        sample_rate=target.sample_rate,
+        channels=target.channels,
+        bytes_before=path.stat().st_size,
+        bytes_after=out.stat().st_size,
+    )
+
+
+def slice_audio(audio: AudioFile, window: TimeRange) -> AudioFile:
+    """The stretch ``window`` of ``audio`` as its own file (cached), same format.
+
+    Stream copy would cut at packet boundaries and shift times; re-encoding a window of
+    already-normalized audio is cheap and exact.
+    """
+    if audio.path is None:
+        raise MediaError(f"{audio.source.name}: a remote reference cannot be sliced")
+    end = window.end if window.end is not None else audio.duration
+    suffix = audio.path.suffix
+    out = cache_dir("windows") / f"{audio.path.stem}-{window.start:.3f}-{end:.3f}{suffix}"
+    if not out.exists():
+        fmt = next(name for name, (sfx, _, _) in FORMATS.items() if sfx == suffix)
+        target = Target(fmt, audio.sample_rate or 16000, audio.channels or 1)
+        with _ENCODE_SLOTS:
+            ffmpeg.run(
+                ["-v", "error", "-ss", f"{window.start:.3f}", "-t", f"{max(0.01, (end or 0) - window.start):.3f}",
+                 "-i", str(audio.path), "-ac", str(target.channels), "-ar", str(target.sample_rate),
+                 *_encoder_args(target), str(out)],
+                output=out,
+            )
+    duration = (end or window.start) - window.start
+    return AudioFile(
+        source=audio.source,
+        path=out,
+        mime_type=audio.mime_type,
+        duration=duration,
+        # a window is different content: caches keyed by hash must not mistake it for the whole
+        content_hash=hashlib.sha256(f"{audio.content_hash}@{window.start:.3f}-{end:.3f}".encode()).hexdigest(),
+        original=audio.original,
+        sample_rate=audio.sample_rate,
+        channels=audio.channels,
+        bytes_before=audio.bytes_after,
+        bytes_after=out.stat().st_size,
+    )

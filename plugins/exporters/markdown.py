@@ -1,0 +1,93 @@
+"""Markdown: front matter, summary, the task's other findings, then the speaker-labelled
+transcript with timestamps (one paragraph per speaker turn)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runpipe.interfaces import Exporter
+from runpipe.model import Document
+from runpipe.timecode import format_clock
+
+
+def _yaml_scalar(value: Any) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _list_section(title: str, items: list[Any], document: Document) -> list[str]:
+    lines = [f"## {title}", ""]
+    for item in items:
+        if not isinstance(item, dict):
+            lines.append(f"- {item}")
+            continue
+        text = item.get("task") or item.get("decision") or item.get("description") or ""
+        extras = []
+        if item.get("owner"):
+            extras.append(f"owner: {document.speaker_name(item['owner'])}")
+        elif item.get("speaker"):
+            extras.append(document.speaker_name(item["speaker"]) or "")
+        if item.get("due"):
+            extras.append(f"due: {item['due']}")
+        if item.get("kind"):
+            extras.insert(0, item["kind"])
+        stamp = f"[{item['timestamp']}] " if item.get("timestamp") else ""
+        lines.append(f"- {stamp}{text}" + (f" ({', '.join(e for e in extras if e)})" if extras else ""))
+    if not items:
+        lines.append("_None._")
+    return lines + [""]
+
+
+class MarkdownExporter(Exporter):
+    format = "md"
+    suffix = ".md"
+    description = "summary, findings and speaker-labelled transcript"
+    option_names = ("timestamps", "translations")
+
+    def render(self, document: Document) -> str:
+        show_time = self.options.get("timestamps", True)
+        show_translation = self.options.get("translations", True)
+        title = document.source.stem
+        out = [
+            "---",
+            f"title: {_yaml_scalar(title)}",
+            f"source: {_yaml_scalar(document.source.uri)}",
+            f"task: {_yaml_scalar(document.task)}",
+            f"backend: {_yaml_scalar(document.backend)}",
+            f"model: {_yaml_scalar(document.model)}",
+        ]
+        if document.audio.duration is not None:
+            out.append(f"duration: {_yaml_scalar(format_clock(document.audio.duration))}")
+        if document.speakers:
+            out.append("speakers: [" + ", ".join(_yaml_scalar(s.display) for s in document.speakers) + "]")
+        out += ["---", "", f"# {title}", ""]
+        if document.summary:
+            out += ["## Summary", "", document.summary.strip(), ""]
+        for key, value in document.fields.items():
+            if key == "summary":
+                continue
+            heading = key.replace("_", " ").capitalize()
+            if isinstance(value, list):
+                out += _list_section(heading, value, document)
+            elif isinstance(value, str) and value.strip():
+                out += [f"## {heading}", "", value.strip(), ""]
+        if document.segments:
+            out += ["## Transcript", ""]
+            turn_speaker: object = object()
+            for segment in document.segments:
+                name = document.speaker_name(segment.speaker)
+                stamp = f"[{format_clock(segment.start)}] " if show_time else ""
+                lang = f" _({segment.language_code})_" if segment.language_code and segment.language_code != "en" else ""
+                if segment.speaker != turn_speaker:
+                    out += [f"**{name or 'Unknown'}** {stamp}".rstrip(), ""]
+                    turn_speaker = segment.speaker
+                elif show_time:
+                    out.append(stamp.rstrip())
+                out.append(segment.content + lang)
+                if show_translation and segment.translation and segment.translation.strip() != segment.content.strip():
+                    out.append(f"> {segment.translation}")
+                out.append("")
+        if document.notes:
+            out += ["---", ""] + [f"- _{note}_" for note in document.notes] + [""]
+        return "\n".join(out).rstrip() + "\n"
