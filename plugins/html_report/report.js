@@ -18,9 +18,10 @@
   let active = -1;
 
   // Each segment stays current until the next one starts (no flicker in short pauses).
-  const until = segments.map((s) => {
-    const next = segments.find((other) => other.start > s.start);
-    return Math.max(s.end, next ? next.start : s.end, s.start + 0.05);
+  const until = segments.map((s, i) => {
+    let next = i + 1;
+    while (next < segments.length && segments[next].start <= s.start) next += 1;
+    return Math.max(s.end, next < segments.length ? segments[next].start : s.end, s.start + 0.05);
   });
   // The segment playing at time t: the latest-starting one that covers t.
   const indexAt = (t) => {

@@ -42,9 +42,7 @@ class Lane:
 
 def lanes(document: Document) -> list[Lane]:
     """Speakers in the document's order, then labels only segments know, then "Unknown"."""
-    labels = [s.label for s in document.speakers]
-    labels += [s.speaker for s in document.segments if s.speaker is not None and s.speaker not in labels]
-    labels = list(dict.fromkeys(labels))
+    labels = dict.fromkeys([*(s.label for s in document.speakers), *(s.speaker for s in document.segments if s.speaker)])
     result = [Lane(label, document.speaker_name(label) or label, f"spk-{i % PALETTE_SIZE}") for i, label in enumerate(labels)]
     if any(s.speaker is None for s in document.segments):
         result.append(Lane(None, "Unknown speaker", "spk-none"))
@@ -345,7 +343,7 @@ def provenance_html(document: Document, version: str) -> str:
         ("Model", document.model),
         ("Task", f"{document.task} ({document.schema_name} schema)"),
     ]
-    tokens = usage_text(document.usage)
+    tokens = _usage_text(document.usage)
     if tokens:
         rows.append(("Tokens", tokens))
     rows += [(str(key), _plain(value)) for key, value in document.provenance.items()]
@@ -359,7 +357,7 @@ def provenance_html(document: Document, version: str) -> str:
     )
 
 
-def usage_text(usage: Usage) -> str:
+def _usage_text(usage: Usage) -> str:
     names = ("prompt", "audio", "text", "output", "thinking")
     parts = [f"{getattr(usage, n + '_tokens'):,} {n}" for n in names if getattr(usage, n + "_tokens") is not None]
     if usage.requests:
