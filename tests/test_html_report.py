@@ -234,15 +234,16 @@ def _unavailable(reason: str):
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        _unavailable(f"chromium not found at {CHROMIUM} (apt-get install chromium)")
+    chromium = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
+    if not chromium:
+        _unavailable(f"chromium not found at {CHROMIUM} or on PATH (apt-get install chromium)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         _unavailable("playwright is not installed (pip install '.[test]')")
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
 
