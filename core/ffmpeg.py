@@ -16,6 +16,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import uuid
 from functools import lru_cache
 from pathlib import Path
 
@@ -69,8 +70,9 @@ def run(args: list[str], output: Path | None = None) -> str:
     cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-y", *args]
     tmp: Path | None = None
     if output is not None:
-        # ffmpeg picks the muxer from the suffix, so keep it: name.part.ogg
-        tmp = output.with_name(f"{output.stem}.part{os.getpid()}{output.suffix}")
+        # ffmpeg picks the muxer from the suffix, so keep it; unique per call, because two
+        # threads may be producing the same cached file at once
+        tmp = output.with_name(f"{output.stem}.part-{uuid.uuid4().hex[:8]}{output.suffix}")
         cmd[-1] = str(tmp)
     log.debug("ffmpeg: %s", shlex.join(cmd))
     proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")

@@ -39,8 +39,9 @@ FORMATS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 }
 # The smallest file Gemini still hears everything in: it downsamples to 16 kHz mono anyway.
 DEFAULT_BITRATE = {"ogg": "32k", "mp3": "32k", "aac": "32k"}
-#: A decoded length this far below the header's duration means the file is cut off or damaged.
-TRUNCATION_RATIO = 0.5
+#: Decoding less than this share of the duration the header promises (and over a second less)
+#: means the file is cut off or damaged; a partial transcript would silently lose the rest.
+TRUNCATION_RATIO = 0.9
 
 # ffmpeg is CPU-bound: never run more encodes at once than there are cores.
 _ENCODE_SLOTS = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
@@ -112,7 +113,7 @@ def normalize(item: MediaItem, target: Target) -> AudioFile:
     if duration <= 0:
         out.unlink(missing_ok=True)
         raise MediaError(f"{item.name}: no decodable audio (zero duration after decoding)")
-    if info.duration and duration < info.duration * TRUNCATION_RATIO:
+    if info.duration and duration < info.duration * TRUNCATION_RATIO and info.duration - duration > 1.0:
         out.unlink(missing_ok=True)
         raise MediaError(
             f"{item.name}: truncated or corrupt: the header says {info.duration:.1f} s but only {duration:.1f} s decode"

@@ -78,7 +78,11 @@ def validate_data(data: Any, *, source: str, root: yaml.Node | None = None) -> N
     lines = []
     for error in errors:
         path = list(error.absolute_path)
-        line = _line_of(root, path)
+        line_path = path
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+            line_path = path + extra[:1]  # point at the unknown key itself
+        line = _line_of(root, line_path)
         where = f"{source}:{line}" if line else source
         lines.append(f"{where}: {format_path(path)}: {_explain(error)}")
     raise PipelineConfigError("invalid pipeline\n  " + "\n  ".join(lines))

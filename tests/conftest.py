@@ -1,0 +1,63 @@
+"""Shared fixtures. Every test gets its own runpipe user folder (run store, caches)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from runpipe.ffmpeg import ffmpeg_exe
+from runpipe.testing import ScriptedBackend, tone_wav
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "samples" / "podcast_sample.ogg"
+
+
+@pytest.fixture(autouse=True)
+def isolated_user_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("RUNPIPE_USER_PATH", str(tmp_path / "runpipe-user"))
+    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "RUNPIPE_TRACE_HOOKS"):
+        monkeypatch.delenv(name, raising=False)
+    ScriptedBackend.reset()
+    yield
+    ScriptedBackend.reset()
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip when an optional tool is missing - but never in CI, where everything must run."""
+    if not condition:
+        if os.environ.get("CI"):
+            pytest.fail(f"required in CI: {reason}")
+        pytest.skip(reason)
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", *args], check=True)
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory) -> Path:
+    """The same 3 s tone in every container the normalize stage must accept, plus a video."""
+    folder = tmp_path_factory.mktemp("media")
+    source = tone_wav(folder / "tone.wav", seconds=3.0, rate=44100, channels=2)
+    for name, codec in {
+        "tone.mp3": ["-c:a", "libmp3lame"],
+        "tone.flac": ["-c:a", "flac"],
+        "tone.ogg": ["-c:a", "libvorbis"],
+        "tone.aiff": ["-c:a", "pcm_s16be"],
+        "tone.m4a": ["-c:a", "aac"],
+        "tone.webm": ["-c:a", "libopus"],
+        "tone.opus": ["-c:a", "libopus"],
+    }.items():
+        ffmpeg("-i", str(source), *codec, str(folder / name))
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=10", "-i", str(source), "-t", "3",
+           "-c:v", "mpeg4", "-c:a", "aac", "-shortest", str(folder / "clip.mp4"))
+    return folder
+
+
+def sample_copy(folder: Path, name: str = "podcast_sample.ogg") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy(SAMPLE, folder / name))
