@@ -1,0 +1,46 @@
+"""The Gemini analysis backend (``backend: gemini``), registered like any third-party plugin.
+
+Options (under ``analyze.options`` in a pipeline; the per-task subset under a task's ``options``):
+
+``api_key_env``
+    Read the key only from this variable. Default: ``GEMINI_API_KEY``, then ``GOOGLE_API_KEY``.
+``base_url`` / ``api_version``
+    Endpoint and API version. Unset, the SDK decides: ``GOOGLE_GEMINI_BASE_URL`` and
+    ``GOOGLE_GENAI_API_VERSION`` keep working, else Google's endpoint and ``v1``.
+``model``
+    Default ``gemini-3-flash-preview``; a task's ``model`` wins.
+``max_output_tokens`` (32768) / ``thinking_budget`` (1024)
+    The answer's budget and the thinking budget. Gemini counts thinking against the output limit,
+    so requests ask for their sum: thinking cannot eat the answer. A MAX_TOKENS cut is retried
+    with the answer budget doubled (up to the model's 65,536).
+``temperature``
+    Default: the model's own (Gemini 3 is tuned for 1.0 and tends to loop when it is lowered).
+``max_retries`` (5) / ``retry_base_delay`` (1 s) / ``retry_max_delay`` (60 s)
+    Retries of 408/429/5xx and connection failures: exponential backoff with jitter, never sooner
+    than Retry-After or RetryInfo asks; a wait longer than ``retry_max_delay`` gives up at once.
+``repair_attempts`` (2)
+    Extra requests after an answer that is not JSON, violates the schema, was cut at MAX_TOKENS or
+    fell into a repetition loop. Then the task fails with the raw answer kept in the error.
+``concurrency`` (4)
+    Requests in flight at once for this backend; a 429 pauses all of them.
+``inline_limit_bytes`` (20,000,000)
+    Audio goes inline while the whole request (base64 media, prompt, schema) stays below this;
+    above it, it is uploaded with the Files API.
+``delete_uploads`` (true)
+    Delete uploaded files when the engine closes. Trade-off: with true, a later run uploads again
+    (only an interrupted run's files are reused); with false, files are reused by every run for
+    up to 48 hours, when Google deletes them.
+``request_timeout`` (600 s), ``file_poll_interval`` (2 s), ``file_active_timeout`` (600 s)
+    Per-request timeout; how often and how long to wait for an upload to become ACTIVE.
+"""
+
+from runpipe.hookspecs import hookimpl
+
+from .backend import GeminiBackend
+
+__all__ = ["GeminiBackend", "runpipe_register_backends"]
+
+
+@hookimpl
+def runpipe_register_backends(register) -> None:
+    register(GeminiBackend)

@@ -1,0 +1,221 @@
+"""GeminiBackend: answers analysis tasks about audio with Gemini, through google-genai."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import jsonschema
+from google.genai import types
+
+from runpipe.errors import BackendUnavailable
+from runpipe.interfaces import Backend, BackendLimits
+from runpipe.model import Analysis, AudioFile, Task, TimeRange, Usage
+
+from .client import GeminiClient
+from .errors import GeminiAnswerError
+from .media import MediaStager, StagedMedia
+from .request import (
+    enlarged_budget,
+    first_turn,
+    generation_config,
+    generation_settings,
+    prompt_text,
+    repair_turns,
+    request_bytes_besides_media,
+)
+from .response import Reply, judge, read_reply, schema_validator
+from .settings import KEY_ENV_VARS, GeminiSettings, find_api_key, missing_key_message
+from .upload_cache import UploadCache
+from .uploads import Uploads
+
+log = logging.getLogger("runpipe.plugins.gemini")
+
+#: Seconds per request window when audio is chunked. A transcript costs about 20-30k output
+#: tokens an hour (~500 a minute); 15 minutes is ~7.5k tokens, ~15k with a translation on every
+#: segment, so half the default 32k answer budget is left for dense speech. Shorter windows also
+#: keep Gemini's MM:SS timestamps from drifting, which grows with the length of the audio.
+PREFERRED_CHUNK_SECONDS = 900.0
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    data: Any
+    last_reply: Reply
+    usage: Usage
+    attempts: int
+    transport_retries: int
+
+
+@dataclass(frozen=True)
+class _Session:
+    """What a warmed-up backend holds: the client and the upload machinery built on it."""
+
+    client: GeminiClient
+    uploads: Uploads
+    stager: MediaStager
+
+
+class GeminiBackend(Backend):
+    """Gemini through the official google-genai SDK: inline audio or Files API uploads, URLs as
+    ``file_data``, JSON answers validated against the task's schema and repaired when broken.
+
+    Thread-safe: the engine may call :meth:`analyze` from several threads; at most
+    ``concurrency`` requests run at once, and a 429 makes every thread back off together.
+    """
+
+    name = "gemini"
+    key_env_vars = KEY_ENV_VARS
+    accepts_urls = True
+    limits = BackendLimits(max_audio_seconds=9.5 * 3600, preferred_chunk_seconds=PREFERRED_CHUNK_SECONDS)
+    option_names = tuple(field.name for field in dataclasses.fields(GeminiSettings))
+
+    def __init__(self, options: Mapping[str, Any] | None = None):
+        super().__init__(options)
+        self.settings = GeminiSettings.from_options(self.options)
+        self._session: _Session | None = None
+        self._session_lock = threading.Lock()
+        self._validators: dict[str, jsonschema.protocols.Validator] = {}
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        return None if find_api_key(None) else missing_key_message(None)
+
+    def warm_up(self) -> None:
+        self._ready()
+
+    def _ready(self) -> _Session:
+        with self._session_lock:
+            if self._session is None:
+                found = find_api_key(self.settings.api_key_env)
+                if found is None:
+                    raise BackendUnavailable(missing_key_message(self.settings.api_key_env))
+                key_env, key = found
+                client = GeminiClient(self.settings, key_env=key_env, api_key=key)
+                uploads = Uploads(client, UploadCache())
+                self._session = _Session(client, uploads, MediaStager(uploads))
+            return self._session
+
+    def _validator(self, schema: Mapping[str, Any]) -> jsonschema.protocols.Validator:
+        key = json.dumps(schema, sort_keys=True, default=dict)
+        with self._session_lock:
+            if key not in self._validators:
+                self._validators[key] = schema_validator(json.loads(key))
+            return self._validators[key]
+
+    # -- analysis -------------------------------------------------------------------------------
+
+    def analyze(self, audio: AudioFile, task: Task, *, window: TimeRange | None = None) -> Analysis:
+        """Answer ``task`` about ``audio``; a ``window`` (else the task's time range) limits it to a stretch.
+
+        Local audio is cut to the window, so timestamps are on the window's timeline and
+        ``offset`` is its start. URLs cannot be cut: the range goes into the prompt, timestamps
+        stay on the whole media's timeline and ``offset`` is 0.
+        """
+        session = self._ready()
+        settings = self.settings.for_task(task.name, task.options)
+        model = task.model or settings.model
+        generation = generation_settings(task, settings)
+        span = window if window is not None else task.time_range
+        what = f"{task.name} on {audio.source.name}" + (f" ({span})" if span else "")
+        # The prompt is longest when it names the range, so size the request with that prompt.
+        other_bytes = request_bytes_besides_media(task, prompt_text(task, span))
+        with session.stager.stage(audio, span, other_bytes=other_bytes, inline_limit=settings.inline_limit_bytes) as media:
+            contents = first_turn(media.part, prompt_text(task, media.range_in_prompt))
+            outcome = self._answer(session.client, what, model, task, generation, contents, settings.repair_attempts)
+        return Analysis(
+            task=task.name,
+            data=outcome.data,
+            backend=self.name,
+            model=model,
+            usage=outcome.usage,
+            offset=media.offset,
+            provenance=_provenance(outcome, media),
+        )
+
+    def _answer(
+        self,
+        client: GeminiClient,
+        what: str,
+        model: str,
+        task: Task,
+        generation: Mapping[str, Any],
+        contents: list[types.Content],
+        repair_attempts: int,
+    ) -> _Outcome:
+        """Ask, judge the answer, and ask again with a repair request while attempts remain."""
+        validator = self._validator(task.schema)
+        answer_tokens = int(generation["max_output_tokens"])
+        request, usage, retries = contents, Usage(), 0
+        for attempt in range(1, repair_attempts + 2):
+            config = generation_config(task, generation, answer_tokens=answer_tokens)
+            response, attempt_retries = client.call(
+                what, lambda: client.sdk.models.generate_content(model=model, contents=request, config=config), model=model
+            )
+            retries += attempt_retries
+            reply = read_reply(response)
+            usage += reply.usage
+            verdict = judge(reply, validator)
+            if verdict.ok:
+                return _Outcome(verdict.data, reply, usage, attempt, retries)
+            log.warning("%s: answer %d of at most %d unusable: %s", what, attempt, repair_attempts + 1, client.redact(verdict.detail))
+            if verdict.problem == "max_tokens":
+                answer_tokens = enlarged_budget(answer_tokens, generation)
+            request = repair_turns(contents, reply.text, verdict)
+        raise GeminiAnswerError(
+            client.redact(f"{what}: Gemini gave no usable answer in {attempt} attempt(s); the last one failed because {verdict.detail}"),
+            problem=verdict.problem,
+            raw=client.redact(reply.text),
+        )
+
+    def count_tokens(self, audio: AudioFile, task: Task) -> int | None:
+        """Input tokens of ``task`` on ``audio``, from Gemini's countTokens (uploads large audio).
+
+        The Gemini Developer API does not count a system instruction separately, so it is
+        counted as part of the prompt text.
+        """
+        session = self._ready()
+        settings = self.settings.for_task(task.name, task.options)
+        model = task.model or settings.model
+        text = prompt_text(task, task.time_range)
+        other_bytes = request_bytes_besides_media(task, text)
+        with session.stager.stage(audio, task.time_range, other_bytes=other_bytes, inline_limit=settings.inline_limit_bytes) as media:
+            texts = [prompt_text(task, media.range_in_prompt), *([task.system_instruction] if task.system_instruction else [])]
+            contents = [types.Content(role="user", parts=[media.part, *(types.Part(text=t) for t in texts)])]
+            result, _ = session.client.call(
+                f"counting tokens of {task.name} on {audio.source.name}",
+                lambda: session.client.sdk.models.count_tokens(model=model, contents=contents),
+                model=model,
+            )
+        return result.total_tokens
+
+    def close(self) -> None:
+        """Delete the files this backend uploaded or reused (when ``delete_uploads``), close the client."""
+        with self._session_lock:
+            session, self._session = self._session, None
+        if session is None:
+            return
+        if self.settings.delete_uploads:
+            session.uploads.delete_used()
+        session.client.close()
+
+
+def _provenance(outcome: _Outcome, media: StagedMedia) -> dict[str, Any]:
+    reply = outcome.last_reply
+    provenance: dict[str, Any] = {
+        "model_version": reply.model_version,
+        "response_id": reply.response_id,
+        "finish_reason": reply.finish_reason,
+        "attempts": outcome.attempts,
+        "transport_retries": outcome.transport_retries,
+        "media": media.transport,
+    }
+    if media.file_name:
+        provenance["file_name"] = media.file_name
+    if media.range_in_prompt is not None:
+        provenance["range_in_prompt"] = str(media.range_in_prompt)
+    return provenance
