@@ -38,10 +38,10 @@ GEMINI_API_KEY (or GOOGLE_API_KEY) is set, else the offline models (`--backend l
 class DefaultRunGroup(click.Group):
     """``runpipe PIPELINE ...`` means ``runpipe run PIPELINE ...``."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def resolve_command(self, ctx: click.Context, args: list[str]):
         if args and args[0] not in self.commands and not args[0].startswith("-"):
-            args = ["run", *args]
-        return super().parse_args(ctx, args)
+            return "run", self.commands["run"], args
+        return super().resolve_command(ctx, args)
 
 
 def _fail(message: str, code: int) -> None:
