@@ -45,6 +45,7 @@ import hashlib
 import itertools
 import json
 import math
+import random
 import re
 import socket
 import struct
@@ -53,6 +54,7 @@ import tempfile
 import threading
 import time
 import uuid
+import wave
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterable, Literal, Mapping, Union
@@ -68,6 +70,7 @@ __all__ = [
     "RecordedRequest",
     "repetition_loop",
     "truncated",
+    "write_wav",
 ]
 
 MiB = 1024 * 1024
@@ -367,6 +370,23 @@ def media_duration(data: bytes) -> float | None:
     return _wav_duration(data) or _flac_duration(data) or _ffmpeg_duration(data)
 
 
+def write_wav(path: Any, seconds: float, *, sample_rate: int = 16000, noise: bool = False) -> None:
+    """Write ``seconds`` of 16-bit mono audio to ``path``: a 440 Hz tone, or white noise.
+
+    Noise does not compress, which makes it the quick way to get a file of a given size.
+    """
+    frames = int(seconds * sample_rate)
+    if noise:
+        samples = random.Random(0).randbytes(frames * 2)
+    else:
+        samples = b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / sample_rate))) for i in range(frames))
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        out.writeframes(samples)
+
+
 def _text_tokens(text: str) -> int:
     return math.ceil(len(text) / CHARS_PER_TEXT_TOKEN)
 
@@ -483,7 +503,8 @@ class FakeGemini:
         """Start serving in a background thread; returns self."""
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.fake = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="FakeGemini", daemon=True)
+        # A short poll interval makes stop() (and so every test's teardown) quick.
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="FakeGemini", daemon=True)
         self._thread.start()
         return self
 
