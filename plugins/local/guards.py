@@ -1,0 +1,83 @@
+"""Guards against text Whisper invents: repeated-phrase loops and the stock phrases it writes
+over silence or music (closing credits, "thanks for watching", ...), learned from video
+subtitles in its training data."""
+
+from __future__ import annotations
+
+import re
+from typing import Sequence, TypeVar
+
+# Stock phrases Whisper is known to produce over non-speech, in its most common languages.
+# Matched against a whole segment (after trimming punctuation), so a real sentence that merely
+# contains "thank you" is never touched.
+_FILLER_PATTERNS = [
+    r"(thanks|thank you)( (so|very) much)? for (watching|listening|viewing)",
+    r"(please )?(like and )?subscribe( to (my|our|the) channel)?",
+    r"(subtitles|subtitled|captions|captioned|transcribed|transcription|translated|translation) by .*",
+    r".*amara\.org.*",
+    r"see you (in the )?next (time|video|episode)",
+    r"thank you",
+    r"you",
+    r"untertitel (im auftrag|von|der|des|by) .*",
+    r"untertitelung .*",
+    r"(vielen )?dank (fürs|für's|für das) (zuschauen|zusehen|zuhören)",
+    r"bis zum nächsten (mal|video)",
+    r"sous[- ]titr(es|age) (réalisés? )?(par|de) .*",
+    r"merci d'avoir regardé( cette vidéo)?",
+    r"sottotitoli (creati |a cura |di |by ).*",
+    r"grazie (per la visione|a tutti)",
+    r"subtítulos (realizados |hechos )?(por|de) .*",
+    r"gracias por ver( el video)?",
+    r"obrigad[oa] por assistir",
+    r"legendas? (pela|por) .*",
+    r"ondertiteling .*",
+    r"napisy (stworzone |wykonane )?(przez|by) .*",
+    r"продолжение следует",
+    r"(редактор|корректор) субтитров .*",
+    r"субтитры (сделал|создавал|подогнал) .*",
+    r"ご視聴ありがとうございました",
+    r"字幕.*",
+    r"請不吝點贊.*",
+]
+_FILLER = re.compile(r"^(?:" + "|".join(_FILLER_PATTERNS) + r")$", re.IGNORECASE)
+_TRIM = re.compile(r"^[\s\W_]+|[\s\W_]+$", re.UNICODE)
+
+
+def is_stock_phrase(text: str) -> bool:
+    """True when the whole of ``text`` is one of Whisper's well-known invented phrases."""
+    core = _TRIM.sub("", text.strip().lower())
+    return bool(core) and bool(_FILLER.match(core))
+
+
+T = TypeVar("T")
+
+
+def _normal(word: str) -> str:
+    return _TRIM.sub("", word.lower())
+
+
+def collapse_repeats(items: Sequence[T], key=_normal, min_repeats: int = 3, max_phrase: int = 8) -> list[T]:
+    """Drop phrase loops: any run of 1..``max_phrase`` words repeated ``min_repeats`` or more
+    times in a row is kept once. ``items`` are words (strings or word objects; ``key`` maps
+    an item to its comparable form). A phrase said twice is left alone: people do that."""
+    keys = [key(item) for item in items]
+    kept: list[T] = []
+    index = 0
+    while index < len(items):
+        collapsed = False
+        for size in range(1, max_phrase + 1):
+            phrase = keys[index : index + size]
+            if len(phrase) < size or not any(phrase):
+                break
+            repeats = 1
+            while keys[index + repeats * size : index + (repeats + 1) * size] == phrase:
+                repeats += 1
+            if repeats >= min_repeats:
+                kept.extend(items[index : index + size])
+                index += repeats * size
+                collapsed = True
+                break
+        if not collapsed:
+            kept.append(items[index])
+            index += 1
+    return kept

@@ -1,0 +1,147 @@
+"""The offline analysis of one stretch of a recording, streamed window by window.
+
+Per decode window (about ``window_seconds``, cut in a pause): speech regions, language per
+region, recognition, speaker embeddings, a local speaker clustering used only to split
+segments where the voice changes, translation and loudness of the resulting pieces. The
+window's samples are then dropped, so memory stays flat however long the file is. At the
+end one global clustering of all embeddings names the speakers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from runpipe.plugins.local import models
+from runpipe.plugins.local.audio import AudioWindow, VadSettings, slice_seconds, stream_windows
+from runpipe.plugins.local.diarize import (
+    DiarizationSettings,
+    SpeakerEmbedding,
+    assign_speakers,
+    cluster_speakers,
+    embed_regions,
+)
+from runpipe.plugins.local.enrich import loudness_db
+from runpipe.plugins.local.transcribe import (
+    DecodingSettings,
+    RecognizedSegment,
+    detect_region_languages,
+    transcribe_regions,
+    translate_spans,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RecognitionSettings:
+    whisper_model_dir: str | None = None
+    compute_type: str = "int8"
+    cpu_threads: int = 2
+    decoding: DecodingSettings = DecodingSettings()
+    diarization: DiarizationSettings = DiarizationSettings()
+    vad: VadSettings = VadSettings()
+    use_vad: bool = True
+    diarize: bool = True
+    translate: bool = True
+    window_seconds: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """A recognised segment with one speaker, on the analysed stretch's timeline."""
+
+    segment: RecognizedSegment
+    translation: str
+    loudness_db: float
+    speaker: str = "Speaker 1"
+
+
+@dataclass(frozen=True, slots=True)
+class Recognition:
+    pieces: tuple[Piece, ...]
+    duration: float
+    speech_seconds: float
+    region_languages: tuple[str, ...] = ()
+    speaker_count: int = 0
+    windows: int = 0
+
+
+def _regions(window: AudioWindow, settings: RecognitionSettings):
+    if settings.use_vad:
+        return list(window.regions)
+    # Without VAD, cover the window with Whisper-sized tiles (more invented text over silence).
+    step = settings.decoding.max_window_seconds
+    return [(t, min(t + step, window.duration)) for t in np.arange(0.0, window.duration, step)]
+
+
+def recognize(path: str | Path, start: float, end: float | None, settings: RecognitionSettings) -> Recognition:
+    """Analyse ``path`` between ``start`` and ``end`` (seconds; None: to the end). Times in
+    the result are relative to ``start``."""
+    whisper = models.whisper_model(settings.whisper_model_dir, settings.compute_type, settings.cpu_threads)
+    embedder = models.speaker_embedder(settings.cpu_threads) if settings.diarize else None
+    pieces: list[Piece] = []
+    embeddings: list[SpeakerEmbedding] = []
+    duration = speech = 0.0
+    windows = 0
+    languages_seen: list[str] = []
+    for window in stream_windows(path, start=start, end=end, window_seconds=settings.window_seconds, vad=settings.vad):
+        windows += 1
+        shift = window.offset - start
+        duration = shift + window.duration
+        regions = _regions(window, settings)
+        speech += sum(e - s for s, e in regions)
+        languages = detect_region_languages(window.samples, regions, whisper, settings.decoding)
+        languages_seen += [lang.code for lang in languages]
+        segments = transcribe_regions(window.samples, regions, whisper, settings.decoding, languages=languages)
+        window_embeddings: list[SpeakerEmbedding] = []
+        if embedder is not None and regions:
+            window_embeddings = embed_regions(
+                window.samples, regions, embedder, settings.diarization, [lang.code for lang in languages]
+            )
+            local = cluster_speakers(window_embeddings, settings.diarization)
+            split = assign_speakers(segments, window_embeddings, local, regions, settings.diarization)
+            segments = [item.segment for item in split]
+        translations = _translations(window, segments, whisper, settings)
+        embeddings += [
+            SpeakerEmbedding(e.start + shift, e.end + shift, e.vector, e.language) for e in window_embeddings
+        ]
+        for segment, translation in zip(segments, translations):
+            level = loudness_db(slice_seconds(window.samples, segment.start, segment.end))
+            pieces.append(Piece(segment.shifted(shift), translation, level))
+    pieces, speaker_count = _name_speakers(pieces, embeddings, settings)
+    return Recognition(tuple(pieces), duration, speech, tuple(dict.fromkeys(languages_seen)), speaker_count, windows)
+
+
+def _translations(window: AudioWindow, segments: list[RecognizedSegment], whisper, settings: RecognitionSettings) -> list[str]:
+    foreign = [i for i, s in enumerate(segments) if s.language != "en"]
+    translations = [""] * len(segments)
+    if settings.translate and foreign:
+        spans = [(segments[i].start, segments[i].end, segments[i].language) for i in foreign]
+        for index, text in zip(foreign, translate_spans(window.samples, spans, whisper, settings.decoding)):
+            translations[index] = text
+    return translations
+
+
+def _name_speakers(pieces: list[Piece], embeddings: list[SpeakerEmbedding], settings: RecognitionSettings):
+    """One global clustering over the whole stretch; each piece takes the cluster heard most
+    under it; labels ``Speaker N`` follow first appearance."""
+    if not embeddings or not pieces:
+        return pieces, (1 if pieces else 0)
+    clusters = cluster_speakers(embeddings, settings.diarization)
+    starts = np.array([e.start for e in embeddings])
+    ends = np.array([e.end for e in embeddings])
+    middles = (starts + ends) / 2
+    names: dict[int, str] = {}
+    named = []
+    for piece in sorted(pieces, key=lambda p: p.segment.start):
+        seg = piece.segment
+        overlap = np.clip(np.minimum(ends, seg.end) - np.maximum(starts, seg.start), 0, None)
+        if overlap.max() > 0:
+            weights = np.bincount(clusters, weights=overlap)
+            cluster = int(np.argmax(weights))
+        else:
+            cluster = int(clusters[int(np.argmin(np.abs(middles - (seg.start + seg.end) / 2)))])
+        names.setdefault(cluster, f"Speaker {len(names) + 1}")
+        named.append(Piece(seg, piece.translation, piece.loudness_db, names[cluster]))
+    return named, len(names)

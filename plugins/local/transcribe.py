@@ -1,0 +1,328 @@
+"""Speech recognition with faster-whisper, per speech region, language by language.
+
+Whisper's own language detection looks once at the first 30 s, so a recording that switches
+language loses every later passage (base Whisper "translates" or drops it). Here:
+
+1. each speech region's language is detected on that region alone, with an *unpadded*
+   encoder pass (about a tenth of the cost of a padded 30 s pass);
+2. consecutive regions of one language are packed into decoding windows of at most 30 s
+   (Whisper's window), so decoding costs about what a whole-file pass costs;
+3. each run of same-language windows is decoded by faster-whisper's own ``transcribe`` with
+   ``clip_timestamps``, so its temperature fallback, no-speech / log-probability gates and
+   word alignment apply unchanged;
+4. the hallucination guards in :mod:`.guards` clean the result.
+
+Every time here is in seconds from the start of the ``samples`` array passed in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+import numpy as np
+
+from runpipe.plugins.local.audio import SAMPLE_RATE, Region, slice_seconds, speech_overlap
+from runpipe.plugins.local.guards import collapse_repeats, is_stock_phrase
+from runpipe.plugins.local.languages import text_language
+from runpipe.plugins.local.models import LoadedWhisper
+
+
+@dataclass(frozen=True, slots=True)
+class DecodingSettings:
+    """How Whisper decodes. The defaults are the guarded ones: no conditioning on previous
+    text (a wrong sentence cannot seed the next window), gates on no-speech probability and
+    average log-probability, and skipping of invented words over long silences."""
+
+    beam_size: int = 5
+    language: str | None = None  # force one language instead of detecting per region
+    no_speech_threshold: float = 0.6
+    log_prob_threshold: float = -1.0
+    compression_ratio_threshold: float = 2.4
+    hallucination_silence_threshold: float | None = 2.0
+    language_confidence: float = 0.5  # below this a region's detected language is "unsure"
+    max_window_seconds: float = 30.0
+    max_gap_seconds: float = 2.0  # a longer pause starts a new decoding window
+    language_probe_seconds: float = 8.0  # how much of a region the language detector hears
+
+
+@dataclass(frozen=True, slots=True)
+class RecognizedWord:
+    text: str
+    start: float
+    end: float
+    probability: float
+
+
+@dataclass(frozen=True, slots=True)
+class RegionLanguage:
+    """The language detected for one speech region, with Whisper's top candidates."""
+
+    start: float
+    end: float
+    code: str
+    probability: float
+    candidates: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RecognizedSegment:
+    start: float
+    end: float
+    text: str
+    language: str
+    language_probability: float
+    words: tuple[RecognizedWord, ...] = ()
+    avg_logprob: float = 0.0
+    no_speech_prob: float = 0.0
+
+    def shifted(self, seconds: float) -> "RecognizedSegment":
+        """The same segment ``seconds`` later (to put a window's result on a longer timeline)."""
+        return replace(
+            self,
+            start=self.start + seconds,
+            end=self.end + seconds,
+            words=tuple(replace(w, start=w.start + seconds, end=w.end + seconds) for w in self.words),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DecodingWindow:
+    start: float
+    end: float
+    language: str
+    regions: tuple[Region, ...]
+
+
+# ---------------------------------------------------------------------------
+# Language per region
+# ---------------------------------------------------------------------------
+
+
+def detect_region_languages(
+    samples: np.ndarray, regions: Sequence[Region], whisper: LoadedWhisper, settings: DecodingSettings = DecodingSettings()
+) -> list[RegionLanguage]:
+    """Detect the language of every region on its own audio.
+
+    A region too short or too unclear to judge (probability under
+    ``settings.language_confidence``) takes the language of its nearest sure neighbour, so a
+    two-word interjection does not become a language switch.
+    """
+    if settings.language:
+        return [RegionLanguage(s, e, settings.language, 1.0) for s, e in regions]
+    model = whisper.model
+    if not model.model.is_multilingual:
+        return [RegionLanguage(s, e, "en", 1.0) for s, e in regions]
+    detected = []
+    for start, end in regions:
+        probe = slice_seconds(samples, start, min(end, start + settings.language_probe_seconds))
+        features = model.feature_extractor(probe)[..., :-1]
+        with whisper.lock:
+            # Unpadded: the encoder accepts shorter input, and for language identification
+            # the result matches the padded 30 s pass at a fraction of the cost.
+            encoded = model.encode(np.ascontiguousarray(features, dtype=np.float32))
+            ranked = model.model.detect_language(encoded)[0][:3]
+        candidates = tuple((token[2:-2], float(prob)) for token, prob in ranked)
+        detected.append(RegionLanguage(start, end, candidates[0][0], candidates[0][1], candidates))
+    return _settle_unsure(detected, settings.language_confidence)
+
+
+def _settle_unsure(languages: list[RegionLanguage], confidence: float) -> list[RegionLanguage]:
+    sure = [lang for lang in languages if lang.probability >= confidence]
+    if not sure:
+        return languages
+    settled = []
+    for lang in languages:
+        if lang.probability >= confidence:
+            settled.append(lang)
+            continue
+        middle = (lang.start + lang.end) / 2
+        nearest = min(sure, key=lambda other: abs((other.start + other.end) / 2 - middle))
+        settled.append(replace(lang, code=nearest.code))
+    return settled
+
+
+def plan_windows(languages: Sequence[RegionLanguage], settings: DecodingSettings = DecodingSettings()) -> list[DecodingWindow]:
+    """Pack consecutive same-language regions into decoding windows of at most
+    ``max_window_seconds``, starting a new window at a language change or a long pause."""
+    windows: list[DecodingWindow] = []
+    for lang in languages:
+        if windows:
+            last = windows[-1]
+            if (
+                lang.code == last.language
+                and lang.start - last.end <= settings.max_gap_seconds
+                and lang.end - last.start <= settings.max_window_seconds
+            ):
+                windows[-1] = replace(last, end=lang.end, regions=last.regions + ((lang.start, lang.end),))
+                continue
+        windows.append(DecodingWindow(lang.start, lang.end, lang.code, ((lang.start, lang.end),)))
+    return windows
+
+
+# ---------------------------------------------------------------------------
+# Recognition
+# ---------------------------------------------------------------------------
+
+
+def transcribe_regions(
+    samples: np.ndarray,
+    regions: Sequence[Region],
+    whisper: LoadedWhisper,
+    settings: DecodingSettings = DecodingSettings(),
+    *,
+    languages: Sequence[RegionLanguage] | None = None,
+) -> list[RecognizedSegment]:
+    """Recognise the speech in ``regions`` of ``samples`` (16 kHz mono float32), with word
+    timestamps and the language of each passage. Audio outside the regions is never decoded,
+    so silence and noise between them cannot produce text.
+
+    ``languages`` (from :func:`detect_region_languages`) may be passed to reuse a detection;
+    otherwise it is run here. Returns segments in time order.
+    """
+    if not regions:
+        return []
+    languages = list(languages) if languages is not None else detect_region_languages(samples, regions, whisper, settings)
+    segments: list[RecognizedSegment] = []
+    for run in _language_runs(plan_windows(languages, settings)):
+        for segment in _decode_run(samples, run, whisper, settings, task="transcribe"):
+            cleaned = _guard(segment, regions)
+            if cleaned is not None:
+                segments.append(_settle_language(cleaned, languages, settings))
+    return segments
+
+
+def _language_runs(windows: list[DecodingWindow]) -> list[list[DecodingWindow]]:
+    runs: list[list[DecodingWindow]] = []
+    for window in windows:
+        if runs and runs[-1][-1].language == window.language:
+            runs[-1].append(window)
+        else:
+            runs.append([window])
+    return runs
+
+
+def _decode_run(
+    samples: np.ndarray,
+    run: Sequence[DecodingWindow],
+    whisper: LoadedWhisper,
+    settings: DecodingSettings,
+    *,
+    task: str,
+    with_timestamps: bool = True,
+) -> list[RecognizedSegment]:
+    """Decode the windows of ``run`` (one language) in one faster-whisper call."""
+    origin = run[0].start
+    clip = slice_seconds(samples, origin, run[-1].end)
+    clip_timestamps = [t - origin for w in run for t in (w.start, w.end)]
+    with whisper.lock:
+        raw_segments, _info = whisper.model.transcribe(
+            clip,
+            language=run[0].language,
+            task=task,
+            beam_size=settings.beam_size,
+            # Translations are marked rough anyway: no temperature fallback, which on base
+            # Whisper's translate task fires often and can triple the cost of a segment.
+            temperature=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0] if with_timestamps else 0.0,
+            condition_on_previous_text=False,
+            no_speech_threshold=settings.no_speech_threshold,
+            log_prob_threshold=settings.log_prob_threshold,
+            compression_ratio_threshold=settings.compression_ratio_threshold,
+            word_timestamps=with_timestamps,
+            without_timestamps=not with_timestamps,
+            hallucination_silence_threshold=settings.hallucination_silence_threshold if with_timestamps else None,
+            clip_timestamps=clip_timestamps,
+            vad_filter=False,  # the clips already are the speech regions
+        )
+        raw_segments = list(raw_segments)  # the generator decodes lazily: consume under the lock
+    recognized = []
+    for seg in raw_segments:
+        words = tuple(
+            RecognizedWord(w.word.strip(), origin + w.start, origin + w.end, float(w.probability))
+            for w in (seg.words or ())
+            if w.word.strip()
+        )
+        # Word times are aligned to the audio; segment timestamp tokens are coarser and
+        # often start in the pause before the speech.
+        start, end = (words[0].start, words[-1].end) if words else (origin + seg.start, origin + seg.end)
+        recognized.append(
+            RecognizedSegment(
+                start=start,
+                end=end,
+                text=seg.text.strip(),
+                language=run[0].language,
+                language_probability=1.0,
+                words=words,
+                avg_logprob=float(seg.avg_logprob),
+                no_speech_prob=float(seg.no_speech_prob),
+            )
+        )
+    return recognized
+
+
+def _guard(segment: RecognizedSegment, regions: Sequence[Region]) -> RecognizedSegment | None:
+    """Collapse phrase loops; drop stock phrases that sit over non-speech or that the model
+    itself doubts. Returns None when nothing real is left."""
+    if segment.words:
+        words = tuple(collapse_repeats(segment.words, key=lambda w: w.text.lower().strip(".,!?;:")))
+        if len(words) != len(segment.words):
+            segment = replace(segment, words=words, text=" ".join(w.text for w in words))
+    else:
+        segment = replace(segment, text=" ".join(collapse_repeats(segment.text.split())))
+    if not segment.text.strip():
+        return None
+    if is_stock_phrase(segment.text):
+        mean_probability = (
+            sum(w.probability for w in segment.words) / len(segment.words) if segment.words else 0.0
+        )
+        over_non_speech = speech_overlap(segment.start, segment.end, regions) < 0.5
+        doubted = mean_probability < 0.6 or segment.no_speech_prob > 0.3
+        if over_non_speech or doubted:
+            return None
+    return segment
+
+
+def _settle_language(segment: RecognizedSegment, languages: Sequence[RegionLanguage], settings: DecodingSettings) -> RecognizedSegment:
+    """Give ``segment`` the detection confidence of the regions under it; where Whisper was
+    unsure, let the text's language (py3langid, restricted to Whisper's own candidates for
+    those regions) settle the label."""
+    under = [lang for lang in languages if lang.start < segment.end and lang.end > segment.start]
+    if not under:
+        return segment
+    probability = min(lang.probability for lang in under)
+    segment = replace(segment, language_probability=probability)
+    if probability >= settings.language_confidence:
+        return segment
+    candidates = tuple(sorted({code for lang in under for code, _ in lang.candidates}))
+    verdict = text_language(segment.text, candidates) if len(candidates) > 1 else None
+    if verdict and verdict[1] >= 0.9 and verdict[0] != segment.language:
+        return replace(segment, language=verdict[0])
+    return segment
+
+
+def translate_spans(
+    samples: np.ndarray,
+    spans: Sequence[tuple[float, float, str]],
+    whisper: LoadedWhisper,
+    settings: DecodingSettings = DecodingSettings(),
+) -> list[str]:
+    """English translations of ``spans`` ``[(start, end, language), ...]`` with Whisper's
+    translate task (base Whisper: a rough translation, to be marked as such). One string per
+    span, "" where Whisper produced nothing."""
+    translations = [""] * len(spans)
+    order = sorted(range(len(spans)), key=lambda i: spans[i][0])
+    # Group consecutive spans of one language into a single call, one window per span.
+    groups: list[list[int]] = []
+    for index in order:
+        if groups and spans[groups[-1][-1]][2] == spans[index][2]:
+            groups[-1].append(index)
+        else:
+            groups.append([index])
+    for group in groups:
+        run = [DecodingWindow(spans[i][0], spans[i][1], spans[i][2], ((spans[i][0], spans[i][1]),)) for i in group]
+        pieces = _decode_run(samples, run, whisper, settings, task="translate", with_timestamps=False)
+        for index in group:
+            start, end, _ = spans[index]
+            texts = [p.text for p in pieces if start - 0.05 <= p.start < end]
+            translations[index] = " ".join(t for t in texts if t and not is_stock_phrase(t)).strip()
+    return translations
