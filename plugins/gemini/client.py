@@ -46,7 +46,7 @@ class GeminiClient:
         action, e.g. "uploading talk.flac"); the key is redacted from the message.
         """
         try:
-            return call_with_retries(request, what=what, policy=self.policy, gate=self.gate)
+            return call_with_retries(request, what=what, policy=self.policy, gate=self.gate, scrub=self.redact)
         except (RetriesExhausted, genai_errors.APIError, *TRANSPORT_ERRORS) as error:
             raise explain(
                 error, what=what, key_env=self.key_env, model=model or self.settings.model,

@@ -135,11 +135,14 @@ class RequestGate:
             self._slots.release()
 
 
-def call_with_retries(call: Callable[[], T], *, what: str, policy: RetryPolicy, gate: RequestGate) -> tuple[T, int]:
+def call_with_retries(
+    call: Callable[[], T], *, what: str, policy: RetryPolicy, gate: RequestGate, scrub: Callable[[str], str]
+) -> tuple[T, int]:
     """Run ``call`` through ``gate``, retrying transient failures. Returns ``(result, retries)``.
 
     Non-transient errors propagate at once; transient ones raise :class:`RetriesExhausted` when
-    retries run out or the server asks for a wait longer than ``policy.max_delay``.
+    retries run out or the server asks for a wait longer than ``policy.max_delay``. ``scrub``
+    cleans what is logged about each retry (the service's message could contain anything).
     """
     retries = 0
     while True:
@@ -157,12 +160,12 @@ def call_with_retries(call: Callable[[], T], *, what: str, policy: RetryPolicy, 
             delay = max(asked or 0.0, policy.backoff(retries))
             if isinstance(error, genai_errors.APIError) and error.code == 429:
                 gate.close_for(delay)  # the quota is shared: every thread waits
-            log.info("%s: %s; retry %d of %d in %.1f s", what, describe_transient(error), retries + 1, policy.max_retries, delay)
+            log.info("%s: %s; retry %d of %d in %.1f s", what, scrub(describe_transient(error)), retries + 1, policy.max_retries, delay)
             time.sleep(delay)
             retries += 1
 
 
 def describe_transient(error: BaseException) -> str:
     if isinstance(error, genai_errors.APIError):
-        return f"Gemini answered {error.code} {error.status or ''}".rstrip()
-    return f"connection problem ({type(error).__name__})"
+        return f"Gemini answered {error.code} {error.status or ''}: {error.message or 'no message'}"
+    return f"connection problem ({type(error).__name__}: {error})"
