@@ -110,14 +110,16 @@ def stream_windows(
     limit = None if end is None else int(round((end - start) * SAMPLE_RATE))
     decoded = 0
     blocks = _decode_blocks(path, start, block_seconds=window_seconds)
-    for block in blocks:
+    block = next(blocks, None)
+    while block is not None:
         if limit is not None:
             block = block[: max(0, limit - decoded)]
         decoded += block.size
+        # Look one block ahead: the last block is not cut, so its tail is not a window of its own.
+        following = None if limit is not None and decoded >= limit else next(blocks, None)
         buffer = np.concatenate([carry, block]) if carry.size else block
-        finished = limit is not None and decoded >= limit
         regions = speech_regions(buffer, vad)
-        if finished or len(regions) < 2:
+        if following is None or len(regions) < 2:
             break_point, head_regions = buffer.size, regions
         else:
             # The last region may go on in the next block: carry it over, cut in the pause before it.
@@ -126,10 +128,8 @@ def stream_windows(
             yield AudioWindow(carry_offset, buffer[:break_point], tuple(head_regions))
         carry = buffer[break_point:]
         carry_offset += break_point / SAMPLE_RATE
-        if finished:
-            return
-    if carry.size:
-        yield AudioWindow(carry_offset, carry, tuple(speech_regions(carry, vad)))
+        block = following
+    blocks.close()
 
 
 @dataclass(frozen=True, slots=True)

@@ -186,7 +186,7 @@ def transcribe_regions(
     segments: list[RecognizedSegment] = []
     for run in _language_runs(plan_windows(languages, settings)):
         for segment in _decode_run(samples, run, whisper, settings, task="transcribe"):
-            cleaned = _guard(segment, regions)
+            cleaned = _guard(snap_to_speech(segment, regions), regions)
             if cleaned is not None:
                 segments.append(_settle_language(cleaned, languages, settings))
     return segments
@@ -258,6 +258,33 @@ def _decode_run(
             )
         )
     return recognized
+
+
+def snap_to_speech(segment: RecognizedSegment, regions: Sequence[Region]) -> RecognizedSegment:
+    """Keep word times on speech: Whisper's alignment often stretches the first word of a
+    segment back across the pause before it (by a second or more), and the last word
+    forward across the pause after it. The VAD knows where speech starts and stops.
+
+    A word edge lying in a pause moves to the speech edge inside the word; a word spanning
+    a pause keeps only its side of it (the later side for a segment's first word, the
+    earlier side for its last word, the larger side otherwise)."""
+    if not segment.words or not regions:
+        return segment
+    snapped = []
+    last_index = len(segment.words) - 1
+    for index, word in enumerate(segment.words):
+        touched = [(max(word.start, s), min(word.end, e)) for s, e in regions if s < word.end and e > word.start]
+        if not touched:
+            snapped.append(word)
+            continue
+        if index == 0 and index != last_index:
+            start, end = touched[-1]
+        elif index == last_index and index != 0:
+            start, end = touched[0]
+        else:
+            start, end = max(touched, key=lambda span: span[1] - span[0])
+        snapped.append(replace(word, start=start, end=end))
+    return replace(segment, start=snapped[0].start, end=snapped[-1].end, words=tuple(snapped))
 
 
 def _guard(segment: RecognizedSegment, regions: Sequence[Region]) -> RecognizedSegment | None:
