@@ -19,6 +19,7 @@ from runpipe.plugins.gemini.response import find_repetition_loop
 from runpipe.plugins.gemini.schema import response_json_schema
 from runpipe.testing.gemini_server import (
     Answer,
+    Disconnect,
     FakeGemini,
     FileLifecycle,
     HttpError,
@@ -239,6 +240,13 @@ def test_429_asking_for_longer_than_retry_max_delay_fails_at_once(server, backen
 def test_500_then_success(server, backends, tmp_path):
     server.script(HttpError(500), HttpError(503), Answer(GOOD))
     analysis = backends().analyze(local_audio(tmp_path), transcript_task())
+    assert analysis.data == GOOD and analysis.provenance["transport_retries"] == 2
+    assert len(generate_requests(server)) == 3
+
+
+def test_dropped_connection_and_timeout_are_retried(server, backends, tmp_path):
+    server.script(Disconnect(), Answer(GOOD, delay=2.0), Answer(GOOD))
+    analysis = backends(request_timeout=0.5).analyze(local_audio(tmp_path), transcript_task())
     assert analysis.data == GOOD and analysis.provenance["transport_retries"] == 2
     assert len(generate_requests(server)) == 3
 

@@ -78,6 +78,7 @@ AUDIO_TOKENS_PER_SECOND = 32
 CHARS_PER_TEXT_TOKEN = 4
 MAX_OUTPUT_TOKENS = 65536
 API_VERSIONS = ("v1", "v1beta", "v1alpha")
+_VERSION = "(" + "|".join(API_VERSIONS) + ")"
 FILE_TTL = dt.timedelta(hours=48)  # uploaded files live 48 hours on the real service
 
 #: MIME types Gemini accepts as media (audio, video, and the image/document types a prompt may carry).
@@ -431,15 +432,6 @@ class _UploadSession:
     received: bytearray = field(default_factory=bytearray)
 
 
-@dataclass(frozen=True)
-class _Media:
-    """One media part of a request, resolved: where it is in the request and how long it plays."""
-
-    where: str
-    mime_type: str | None
-    seconds: float | None
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as httpx expects
     server: "_Server"
@@ -629,17 +621,17 @@ class FakeGemini:
         self._send(handler, status, payload, headers_out)
 
     def _route(self, method: str, path: str, query: Mapping[str, str]) -> tuple[str, str | None, str | None]:
-        match = re.fullmatch(r"/upload/(v1|v1beta|v1alpha)/files", path)
+        match = re.fullmatch(rf"/upload/{_VERSION}/files", path)
         if match and method == "POST":
             return ("upload.chunk" if "upload_id" in query else "upload.start"), match.group(1), None
-        match = re.fullmatch(r"/(v1|v1beta|v1alpha)/files(?:/([a-z0-9-]+))?", path)
+        match = re.fullmatch(rf"/{_VERSION}/files(?:/([a-z0-9-]+))?", path)
         if match:
             version, file_id = match.groups()
             if file_id is None and method == "GET":
                 return "files.list", version, None
             if file_id is not None and method in ("GET", "DELETE"):
                 return f"files.{'get' if method == 'GET' else 'delete'}", version, f"files/{file_id}"
-        match = re.fullmatch(r"/(v1|v1beta|v1alpha)/models/([^/:]+):(generateContent|countTokens)", path)
+        match = re.fullmatch(rf"/{_VERSION}/models/([^/:]+):(generateContent|countTokens)", path)
         if match and method == "POST":
             return match.group(3), match.group(1), match.group(2)
         return "unknown", None, None
@@ -746,10 +738,10 @@ class FakeGemini:
             raise RequestRejected(400, "The file's MIME type is required.")
         if "sizeBytes" in fields and int(fields["sizeBytes"]) != declared:
             raise RequestRejected(400, f"file.size_bytes ({fields['sizeBytes']}) does not match the upload's content length ({declared}).")
-        if fields.get("name") and fields["name"] in self._files:
-            raise RequestRejected(409, f"A file named {fields['name']} already exists.")
         upload_id = uuid.uuid4().hex
         with self._lock:
+            if fields.get("name") in self._files:
+                raise RequestRejected(409, f"A file named {fields['name']} already exists.")
             self._uploads[upload_id] = _UploadSession(mime_type, declared, fields)
         upload_url = f"{self.base_url}/upload/{version}/files?upload_id={upload_id}&upload_protocol=resumable"
         return 200, {}, {
@@ -819,8 +811,8 @@ class FakeGemini:
             raise RequestRejected(404, f"models/{model} is not found for API version v1beta, or is not supported for generateContent.")
         return _canonical(_json_body(raw), spec, "")
 
-    def _resolve_media(self, contents: list, where: str) -> list[_Media]:
-        """Check every part of ``contents`` and return its media (inline or uploaded) with durations."""
+    def _resolve_media(self, contents: list, where: str) -> list[float | None]:
+        """Check every part of ``contents``; return the seconds of audio of each media part (None: unknown)."""
         if not contents:
             raise RequestRejected(400, "* GenerateContentRequest.contents: contents is not specified\n")
         media = []
@@ -841,12 +833,12 @@ class FakeGemini:
                     media.append(self._file_media(part["fileData"], f"{at}.file_data"))
         return media
 
-    def _inline_media(self, blob: dict, where: str) -> _Media:
+    def _inline_media(self, blob: dict, where: str) -> float | None:
         mime_type = _accepted_mime(blob.get("mimeType"), where)
         data = _decode_base64(blob.get("data"), f"{where}.data")
-        return _Media(where, mime_type, self._seconds(data, mime_type, where))
+        return self._seconds(data, mime_type, where)
 
-    def _file_media(self, file_data: dict, where: str) -> _Media:
+    def _file_media(self, file_data: dict, where: str) -> float | None:
         uri = file_data.get("fileUri")
         if not uri:
             raise RequestRejected(400, f"* GenerateContentRequest.{where}.file_uri: file_uri must be set.\n")
@@ -863,11 +855,12 @@ class FakeGemini:
             seconds = stored.audio_seconds()
             if seconds is None and self.strict_media and mime_type.startswith(("audio/", "video/")):
                 raise RequestRejected(400, f"The media in {stored.name} could not be decoded.")
-            return _Media(where, mime_type, seconds)
+            return seconds
         if parsed.scheme in ("http", "https") and parsed.netloc:
             # Public URLs (YouTube and others) are fetched by Google; their length is unknown here.
-            mime_type = file_data.get("mimeType")
-            return _Media(where, _accepted_mime(mime_type, where) if mime_type else None, None)
+            if file_data.get("mimeType"):
+                _accepted_mime(file_data["mimeType"], where)
+            return None
         raise RequestRejected(400, f"Invalid or unsupported file uri: {uri}")
 
     def _seconds(self, data: bytes, mime_type: str, where: str) -> float | None:
@@ -894,13 +887,13 @@ class FakeGemini:
         if budget is not None and not (isinstance(budget, int) and budget >= -1):
             raise RequestRejected(400, f"Invalid thinking_budget {budget}.")
 
-    def _prompt_usage(self, request: dict, media: list[_Media]) -> dict:
+    def _prompt_usage(self, request: dict, media_seconds: list[float | None]) -> dict:
         texts = [
             part.get("text") or ""
             for content in [*request.get("contents", []), request.get("systemInstruction") or {"parts": []}]
             for part in content.get("parts", [])
         ]
-        audio = sum(math.ceil(m.seconds * AUDIO_TOKENS_PER_SECOND) for m in media if m.seconds)
+        audio = sum(math.ceil(seconds * AUDIO_TOKENS_PER_SECOND) for seconds in media_seconds if seconds)
         text = sum(_text_tokens(t) for t in texts)
         details = [{"modality": "TEXT", "tokenCount": text}]
         if audio:
@@ -926,14 +919,14 @@ class FakeGemini:
         answer = response.as_text() if isinstance(response, Answer) else response
         return 200, self._model_answer(model, request, media, answer, config), {}
 
-    def _model_answer(self, model: str, request: dict, media: list[_Media], answer: RawText, config: dict) -> dict:
+    def _model_answer(self, model: str, request: dict, media_seconds: list[float | None], answer: RawText, config: dict) -> dict:
         text, finish_reason = answer.text, answer.finish_reason
         limit = config.get("maxOutputTokens")
         if limit is not None and _text_tokens(text) + answer.thoughts_tokens > limit:
             # What the real service does when the answer does not fit: cut it and say so.
             text = text[: max(0, limit - answer.thoughts_tokens) * CHARS_PER_TEXT_TOKEN]
             finish_reason = "MAX_TOKENS"
-        usage = dict(answer.usage) if answer.usage is not None else self._prompt_usage(request, media)
+        usage = dict(answer.usage) if answer.usage is not None else self._prompt_usage(request, media_seconds)
         if answer.usage is None:
             usage["candidatesTokenCount"] = _text_tokens(text)
             if answer.thoughts_tokens:
