@@ -26,8 +26,9 @@ from runpipe.testing.gemini_server import (
     RawText,
     repetition_loop,
     truncated,
-    write_wav,
+    noise_wav,
 )
+from runpipe.testing import tone_wav
 
 SCHEMA = json.loads((builtin_schemas_dir() / "transcript.schema.json").read_text())
 GOOD = {
@@ -68,7 +69,7 @@ def backends(server):
 
 def local_audio(tmp_path: Path, seconds: float = 3.0, *, noise: bool = False, name: str = "talk.wav") -> AudioFile:
     path = tmp_path / name
-    write_wav(path, seconds, noise=noise)
+    (noise_wav if noise else tone_wav)(path, seconds)
     return AudioFile(
         source=MediaItem(str(path), "file", name), path=path, mime_type="audio/x-wav",
         duration=seconds, content_hash=f"hash-{name}-{seconds}",
@@ -194,9 +195,18 @@ def test_window_of_local_audio_is_cut_and_offset(server, backends, tmp_path):
     analysis = backends().analyze(local_audio(tmp_path, 10.0), transcript_task(), window=TimeRange(4.0, 7.0))
     assert analysis.offset == 4.0
     (request,) = generate_requests(server)
-    assert request.body["contents"][0]["parts"][0]["inlineData"]["mime_type"] == "audio/flac"
     assert analysis.usage.audio_tokens == pytest.approx(3 * 32, abs=2)  # only the 3 s window was sent
     assert request.body["contents"][0]["parts"][1]["text"] == "Transcribe the audio."  # no range in words
+
+
+def test_task_time_range_is_left_to_the_engine(server, backends, tmp_path):
+    # The engine slices local audio for a time-range task and calls without a window: the
+    # backend must not cut (or name the range) a second time.
+    server.script(Answer(GOOD))
+    analysis = backends().analyze(local_audio(tmp_path), transcript_task(time_range=TimeRange(150, 209)))
+    (request,) = generate_requests(server)
+    assert analysis.offset == 0.0 and analysis.usage.audio_tokens == 96
+    assert request.body["contents"][0]["parts"][1]["text"] == "Transcribe the audio."
 
 
 def test_youtube_url_goes_as_file_data_with_range_in_prompt(server, backends):

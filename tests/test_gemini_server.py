@@ -8,7 +8,6 @@ import subprocess
 import urllib.error
 import urllib.request
 
-import imageio_ffmpeg
 import pytest
 from google import genai
 from google.genai import errors as genai_errors
@@ -23,8 +22,10 @@ from runpipe.testing.gemini_server import (
     HttpError,
     RawText,
     media_duration,
-    write_wav,
+    noise_wav,
 )
+from runpipe.ffmpeg import ffmpeg_exe
+from runpipe.testing import tone_wav
 
 MODEL = "gemini-3-flash-preview"
 
@@ -52,7 +53,7 @@ def post(server: FakeGemini, path: str, body: bytes, headers: dict[str, str] | N
 
 def test_inline_audio_is_decoded_counted_and_recorded(server, tmp_path):
     wav = tmp_path / "tone.wav"
-    write_wav(wav, 2.0)
+    tone_wav(wav, 2.0)
     server.script(Answer({"summary": "a tone"}))
     client = sdk(server)  # keep a reference: a collected client closes its connection pool
     response = client.models.generate_content(
@@ -130,7 +131,7 @@ def test_request_bodies_over_20_mib_are_refused(server):
 
 def test_resumable_upload_in_chunks_then_processing_then_active(server, tmp_path):
     wav = tmp_path / "long.wav"
-    write_wav(wav, 300, noise=True)  # 9.6 MB: two chunks of the SDK's 8 MiB
+    noise_wav(wav, 300)  # 9.6 MB: two chunks of the SDK's 8 MiB
     server.script_uploads(FileLifecycle(processing_polls=2))
     client = sdk(server)
     file = client.files.upload(file=str(wav), config=types.UploadFileConfig(mime_type="audio/wav"))
@@ -155,7 +156,7 @@ def test_resumable_upload_in_chunks_then_processing_then_active(server, tmp_path
 
 def test_a_file_that_is_not_active_cannot_be_used_and_failed_files_say_why(server, tmp_path):
     wav = tmp_path / "a.wav"
-    write_wav(wav, 1.0)
+    tone_wav(wav, 1.0)
     server.script_uploads(FileLifecycle(processing_polls=5), FileLifecycle(processing_polls=0, outcome="FAILED", error_message="bad audio"))
     client = sdk(server)
     processing = client.files.upload(file=str(wav), config=types.UploadFileConfig(mime_type="audio/wav"))
@@ -215,13 +216,15 @@ def test_answers_longer_than_max_output_tokens_are_cut(server):
     assert len(response.text) == 40
 
 
-def test_count_tokens_for_inline_wav_and_flac(server, tmp_path):
-    wav, flac = tmp_path / "a.wav", tmp_path / "a.flac"
-    write_wav(wav, 5.0)
-    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(wav), str(flac)], check=True)
+def test_count_tokens_for_inline_wav_flac_and_ogg(server, tmp_path):
+    wav, flac, ogg = tmp_path / "a.wav", tmp_path / "a.flac", tmp_path / "a.ogg"
+    tone_wav(wav, 5.0)
+    for encoded in (flac, ogg):
+        subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(wav), str(encoded)], check=True)
     assert media_duration(flac.read_bytes()) == pytest.approx(5.0, abs=0.01)  # from the STREAMINFO header
+    assert media_duration(ogg.read_bytes()) == pytest.approx(5.0, abs=0.05)  # decoded by ffmpeg
     client = sdk(server)
-    for path, mime_type in ((wav, "audio/wav"), (flac, "audio/flac")):
+    for path, mime_type in ((wav, "audio/wav"), (flac, "audio/flac"), (ogg, "audio/ogg")):
         count = client.models.count_tokens(model=MODEL, contents=[types.Part.from_bytes(data=path.read_bytes(), mime_type=mime_type), "12345678"])
         assert count.total_tokens == 5 * 32 + 2  # audio + 8 characters of text
     server.script_count_tokens(HttpError(500))
@@ -231,7 +234,7 @@ def test_count_tokens_for_inline_wav_and_flac(server, tmp_path):
 
 def test_files_expire(server, tmp_path):
     wav = tmp_path / "a.wav"
-    write_wav(wav, 1.0)
+    tone_wav(wav, 1.0)
     client = sdk(server)
     file = client.files.upload(file=str(wav), config=types.UploadFileConfig(mime_type="audio/wav"))
     assert file.expiration_time is not None

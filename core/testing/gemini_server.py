@@ -29,8 +29,8 @@ What it implements, as observed from google-genai 3.4's source and traffic (not 
 * Strictness: a request body over ``inline_limit_bytes`` (20 MiB) is refused; MIME types Gemini
   does not take are refused; a file that is not ACTIVE cannot be used; undecodable audio is refused.
 * Token counting: 32 tokens per second of audio, ~4 characters per text token. Audio duration is
-  read from WAV and FLAC headers directly; other formats are decoded with the ffmpeg binary of
-  ``imageio_ffmpeg`` (when it is installed).
+  read from WAV and FLAC headers directly; other formats are decoded with ffmpeg
+  (``runpipe.ffmpeg.ffmpeg_exe``: ``RUNPIPE_FFMPEG``, the PATH, or imageio-ffmpeg's binary).
 
 Not implemented (yet): ``streamGenerateContent``, the Batch API, cached contents, model listing.
 """
@@ -60,6 +60,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterable, Literal, Mapping, Union
 from urllib.parse import parse_qs, urlsplit
 
+from runpipe.errors import MediaError
+from runpipe.ffmpeg import ffmpeg_exe
+
 __all__ = [
     "Answer",
     "Disconnect",
@@ -70,7 +73,7 @@ __all__ = [
     "RecordedRequest",
     "repetition_loop",
     "truncated",
-    "write_wav",
+    "noise_wav",
 ]
 
 MiB = 1024 * 1024
@@ -349,14 +352,14 @@ def _flac_duration(data: bytes) -> float | None:
 
 def _ffmpeg_duration(data: bytes) -> float | None:
     try:
-        import imageio_ffmpeg
-    except ImportError:
+        executable = ffmpeg_exe()
+    except MediaError:
         return None
     with tempfile.NamedTemporaryFile(suffix=".media") as handle:
         handle.write(data)
         handle.flush()
         result = subprocess.run(
-            [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", handle.name, "-vn", "-f", "null", "-"],
+            [executable, "-hide_banner", "-nostdin", "-i", handle.name, "-vn", "-f", "null", "-"],
             capture_output=True, text=True, errors="replace", timeout=120,
         )
     times = re.findall(r"time=(\d+):(\d\d):(\d\d(?:\.\d+)?)", result.stderr)
@@ -371,21 +374,18 @@ def media_duration(data: bytes) -> float | None:
     return _wav_duration(data) or _flac_duration(data) or _ffmpeg_duration(data)
 
 
-def write_wav(path: Any, seconds: float, *, sample_rate: int = 16000, noise: bool = False) -> None:
-    """Write ``seconds`` of 16-bit mono audio to ``path``: a 440 Hz tone, or white noise.
+def noise_wav(path: Any, seconds: float, *, rate: int = 16000) -> Any:
+    """Write ``seconds`` of 16-bit mono white noise as WAV; returns ``path``.
 
-    Noise does not compress, which makes it the quick way to get a file of a given size.
+    Noise does not compress, which makes it the quick way to a file of a given size (for tones,
+    see ``runpipe.testing.tone_wav``).
     """
-    frames = int(seconds * sample_rate)
-    if noise:
-        samples = random.Random(0).randbytes(frames * 2)
-    else:
-        samples = b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / sample_rate))) for i in range(frames))
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
-        out.setframerate(sample_rate)
-        out.writeframes(samples)
+        out.setframerate(rate)
+        out.writeframes(random.Random(0).randbytes(int(seconds * rate) * 2))
+    return path
 
 
 def _text_tokens(text: str) -> int:

@@ -110,23 +110,23 @@ class GeminiBackend(Backend):
     # -- analysis -------------------------------------------------------------------------------
 
     def analyze(self, audio: AudioFile, task: Task, *, window: TimeRange | None = None) -> Analysis:
-        """Answer ``task`` about ``audio``; a ``window`` (else the task's time range) limits it to a stretch.
+        """Answer ``task`` about ``audio``, or about ``window`` of it.
 
         Local audio is cut to the window, so timestamps are on the window's timeline and
         ``offset`` is its start. URLs cannot be cut: the range goes into the prompt, timestamps
-        stay on the whole media's timeline and ``offset`` is 0.
+        stay on the whole media's timeline and ``offset`` is 0. ``task.time_range`` is not read
+        here: the engine turns it into windows (or slices the audio) before calling.
         """
         session = self._ready()
         settings = self.settings.for_task(task.name, task.options)
         model = task.model or settings.model
         generation = generation_settings(task, settings)
-        span = window if window is not None else task.time_range
-        what = f"{task.name} on {audio.source.name}" + (f" ({span})" if span else "")
+        what = f"{task.name} on {audio.source.name}" + (f" ({window})" if window else "")
         # The prompt is longest when it names the range, so size the request with that prompt.
-        other_bytes = request_bytes_besides_media(task, prompt_text(task, span))
-        with session.stager.stage(audio, span, other_bytes=other_bytes, inline_limit=settings.inline_limit_bytes) as media:
-            contents = first_turn(media.part, prompt_text(task, media.range_in_prompt))
-            outcome = self._answer(session.client, what, model, task, generation, contents, settings.repair_attempts)
+        other_bytes = request_bytes_besides_media(task, prompt_text(task, window))
+        media = session.stager.stage(audio, window, other_bytes=other_bytes, inline_limit=settings.inline_limit_bytes)
+        contents = first_turn(media.part, prompt_text(task, media.range_in_prompt))
+        outcome = self._answer(session.client, what, model, task, generation, contents, settings.repair_attempts)
         return Analysis(
             task=task.name,
             data=outcome.data,
@@ -175,22 +175,21 @@ class GeminiBackend(Backend):
     def count_tokens(self, audio: AudioFile, task: Task) -> int | None:
         """Input tokens of ``task`` on ``audio``, from Gemini's countTokens (uploads large audio).
 
-        The Gemini Developer API does not count a system instruction separately, so it is
-        counted as part of the prompt text.
+        Only the task's time range is counted when it has one. The Gemini Developer API does not
+        count a system instruction separately, so it is counted as part of the prompt text.
         """
         session = self._ready()
         settings = self.settings.for_task(task.name, task.options)
         model = task.model or settings.model
-        text = prompt_text(task, task.time_range)
-        other_bytes = request_bytes_besides_media(task, text)
-        with session.stager.stage(audio, task.time_range, other_bytes=other_bytes, inline_limit=settings.inline_limit_bytes) as media:
-            texts = [prompt_text(task, media.range_in_prompt), *([task.system_instruction] if task.system_instruction else [])]
-            contents = [types.Content(role="user", parts=[media.part, *(types.Part(text=t) for t in texts)])]
-            result, _ = session.client.call(
-                f"counting tokens of {task.name} on {audio.source.name}",
-                lambda: session.client.sdk.models.count_tokens(model=model, contents=contents),
-                model=model,
-            )
+        other_bytes = request_bytes_besides_media(task, prompt_text(task, task.time_range))
+        media = session.stager.stage(audio, task.time_range, other_bytes=other_bytes, inline_limit=settings.inline_limit_bytes)
+        texts = [prompt_text(task, media.range_in_prompt), *([task.system_instruction] if task.system_instruction else [])]
+        contents = [types.Content(role="user", parts=[media.part, *(types.Part(text=t) for t in texts)])]
+        result, _ = session.client.call(
+            f"counting tokens of {task.name} on {audio.source.name}",
+            lambda: session.client.sdk.models.count_tokens(model=model, contents=contents),
+            model=model,
+        )
         return result.total_tokens
 
     def close(self) -> None:

@@ -1,26 +1,21 @@
 """Choosing how the audio travels: inline bytes, an uploaded file, or a URL Gemini fetches itself.
 
-A window of a local file is cut out with ffmpeg first, so Gemini hears only that stretch and its
-timestamps are on the window's own timeline (more reliable than asking for a range in words). A
-URL cannot be cut without downloading it, so its window goes into the prompt instead.
+A window of a local file is cut out first (``runpipe.media.slice_audio``), so Gemini hears only
+that stretch and its timestamps are on the window's own timeline (more reliable than asking for a
+range in words). A URL cannot be cut without downloading it, so its window goes into the prompt.
 """
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
-import imageio_ffmpeg
 from google.genai import types
 
-from runpipe.errors import MediaError
+from runpipe.media import slice_audio
 from runpipe.model import AudioFile, TimeRange
-from runpipe.paths import cache_dir
 
 from .request import inline_bytes
 from .uploads import Uploads
@@ -32,8 +27,6 @@ _MIME_ALIASES = {
     "audio/x-mp3": "audio/mp3", "audio/vorbis": "audio/ogg", "audio/opus": "audio/ogg",
 }
 _YOUTUBE_HOSTS = frozenset({"youtube.com", "www.youtube.com", "m.youtube.com", "music.youtube.com", "youtu.be"})
-#: Windows are cut to FLAC: lossless, about half the size of WAV, and a type Gemini takes.
-_WINDOW_MIME = "audio/flac"
 
 Transport = Literal["inline", "file", "url"]
 
@@ -67,42 +60,24 @@ def _covers_everything(window: TimeRange, duration: float | None) -> bool:
     return window.start <= 0 and (window.end is None or (duration is not None and window.end >= duration))
 
 
-def cut_window(source: Path, window: TimeRange, destination: Path) -> None:
-    """Write ``window`` of ``source`` to ``destination`` as FLAC, timestamps starting at 0."""
-    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-               "-ss", f"{window.start:.3f}", "-i", str(source)]
-    if window.end is not None:
-        command += ["-t", f"{window.end - window.start:.3f}"]
-    command += ["-vn", "-map_metadata", "-1", "-c:a", "flac", str(destination)]
-    result = subprocess.run(command, capture_output=True, text=True, errors="replace")
-    if result.returncode != 0 or not destination.exists() or destination.stat().st_size == 0:
-        raise MediaError(f"could not cut {window} out of {source.name}: {result.stderr.strip()[-500:] or 'ffmpeg failed'}")
-
-
 class MediaStager:
     """Prepares the media part for a request; uploads through :class:`Uploads` when needed."""
 
     def __init__(self, uploads: Uploads):
         self._uploads = uploads
 
-    @contextlib.contextmanager
-    def stage(self, audio: AudioFile, window: TimeRange | None, *, other_bytes: int, inline_limit: int) -> Iterator[StagedMedia]:
-        """Yield the staged media; temporary files made for it are removed afterwards.
+    def stage(self, audio: AudioFile, window: TimeRange | None, *, other_bytes: int, inline_limit: int) -> StagedMedia:
+        """The media part for ``window`` of ``audio`` (None: all of it).
 
         ``other_bytes`` is what the rest of the request takes: the media goes inline only if the
         whole request stays within ``inline_limit`` bytes.
         """
         if audio.path is None:
-            yield self._url(audio, window)
-            return
-        if window is None or _covers_everything(window, audio.duration):
-            yield self._local(audio.path, gemini_mime_type(audio.mime_type), audio.content_hash, 0.0, other_bytes, inline_limit)
-            return
-        with tempfile.TemporaryDirectory(dir=cache_dir("gemini")) as scratch:
-            piece = Path(scratch) / "window.flac"
-            cut_window(audio.path, window, piece)
-            key = f"{audio.content_hash}@{window.start:.3f}-{'' if window.end is None else f'{window.end:.3f}'}"
-            yield self._local(piece, _WINDOW_MIME, key, window.start, other_bytes, inline_limit)
+            return self._url(audio, window)
+        offset = 0.0
+        if window is not None and not _covers_everything(window, audio.duration):
+            audio, offset = slice_audio(audio, window), window.start  # a cached file with its own content hash
+        return self._local(audio.path, gemini_mime_type(audio.mime_type), audio.content_hash, offset, other_bytes, inline_limit)
 
     def _local(self, path: Path, mime_type: str, content_key: str, offset: float, other_bytes: int, inline_limit: int) -> StagedMedia:
         if inline_bytes(path.stat().st_size) + other_bytes <= inline_limit:
