@@ -166,7 +166,7 @@ def plugins_command(as_json: bool, hook: str | None) -> None:
         click.echo(json.dumps(data, indent=2))
         return
     for info in infos:
-        origin = "built-in" if info.builtin else f"{info.dist or 'local'} {info.version or ''}".strip()
+        origin = f"built-in {info.version}" if info.builtin else f"{info.dist or 'local'} {info.version or ''}".strip()
         click.secho(f"{info.name}  ({origin})", bold=True)
         click.echo(f"  hooks: {', '.join(info.hooks)}")
         for kind, names in info.registered.items():

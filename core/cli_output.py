@@ -66,6 +66,7 @@ def summary_dict(result: RunResult, messages: list[str]) -> dict[str, Any]:
                 "backend": r.documents[0].backend if r.documents else None,
                 "tokens": sum((d.usage.prompt_tokens or 0) + (d.usage.output_tokens or 0) for d in r.documents) or None,
                 "segments": sum(len(d.segments) for d in r.documents),
+                "notes": list(dict.fromkeys(n for d in r.documents for n in d.notes)),
             }
             for r in result.inputs
         ],
@@ -80,6 +81,8 @@ def print_summary(result: RunResult, messages: list[str]) -> None:
         click.echo(f"done    {r.item.name}  ({backend}, {segments} segments, {sum(r.timings.values()):.1f} s)")
         for artifact in r.artifacts:
             click.echo(f"        {artifact.path}")
+        for note in dict.fromkeys(n for d in r.documents for n in d.notes):
+            click.echo(f"        note: {note}")
     for r in result.failed:
         click.secho(f"failed  {r.error}", fg="red", err=True)
     for message in messages:

@@ -285,6 +285,11 @@ class Engine:
             pipeline = self.load(pipeline)
         self.check(pipeline, backend)
         tasks = resolve_tasks(pipeline, self.registries.prompts, backend)
+        for task in tasks:  # a missing key or model fails the run up front, not input by input
+            name = self.resolve_backend(task.backend)
+            reason = self.registries.backends.get(name).unavailable_reason()
+            if reason:
+                raise BackendUnavailable(f"backend {name}: {reason}")
         out = Path(output_dir) if output_dir is not None else Path(pipeline.export.output_dir)
         run = RunContext(self, pipeline, tasks, out, self.store, self.store.start_run(pipeline.name), force=force, emit=self._emit)
         locations = [str(i) for i in inputs] if inputs else [
