@@ -107,9 +107,12 @@ def normalize(item: MediaItem, target: Target) -> AudioFile:
                 )
             except MediaError as exc:
                 raise MediaError(f"{item.name}: cannot decode the audio ({exc})") from None
-    duration = ffmpeg.probe(out).duration
-    if not duration:  # some muxers leave the duration out of the header: measure it
-        duration = ffmpeg.decoded_duration(out)
+    try:
+        duration = ffmpeg.probe(out).duration
+        if not duration:  # some muxers leave the duration out of the header: measure it
+            duration = ffmpeg.decoded_duration(out)
+    except MediaError:  # e.g. an input with no samples gives a file holding only headers
+        duration = 0.0
     if duration <= 0:
         out.unlink(missing_ok=True)
         raise MediaError(f"{item.name}: no decodable audio (zero duration after decoding)")
