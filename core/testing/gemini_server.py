@@ -32,7 +32,14 @@ What it implements, as observed from google-genai 3.4's source and traffic (not 
   read from WAV and FLAC headers directly; other formats are decoded with ffmpeg
   (``runpipe.ffmpeg.ffmpeg_exe``: ``RUNPIPE_FFMPEG``, the PATH, or imageio-ffmpeg's binary).
 
-Not implemented (yet): ``streamGenerateContent``, the Batch API, cached contents, model listing.
+* The Batch API with inlined requests: ``models/{model}:batchGenerateContent`` answers a long-running
+  operation named ``batches/{id}``; ``batches/{id}`` get/cancel/delete and ``batches`` list. The job
+  goes PENDING -> RUNNING -> SUCCEEDED (or FAILED/EXPIRED) per :class:`BatchLifecycle`, counted in
+  ``batches.get`` polls. Each inlined request is checked like a ``generateContent`` body and answered
+  from the same scripts (see :meth:`FakeGemini.script_for` for answers keyed by request content).
+
+Not implemented (yet): ``streamGenerateContent``, batch input from a JSONL file, cached contents,
+model listing.
 """
 
 from __future__ import annotations
@@ -57,7 +64,7 @@ import uuid
 import wave
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterable, Literal, Mapping, Union
+from typing import Any, Callable, Iterable, Literal, Mapping, Union
 from urllib.parse import parse_qs, urlsplit
 
 from runpipe.errors import MediaError
@@ -65,10 +72,12 @@ from runpipe.ffmpeg import ffmpeg_exe
 
 __all__ = [
     "Answer",
+    "BatchLifecycle",
     "Disconnect",
     "FakeGemini",
     "FileLifecycle",
     "HttpError",
+    "ModelRequest",
     "RawText",
     "RecordedRequest",
     "repetition_loop",
@@ -196,7 +205,8 @@ class RecordedRequest:
     """One request as the server received it.
 
     ``endpoint`` is one of ``generateContent``, ``countTokens``, ``upload.start``, ``upload.chunk``,
-    ``files.get``, ``files.list``, ``files.delete`` or ``unknown``. ``headers`` are lower-cased,
+    ``files.get``, ``files.list``, ``files.delete``, ``batches.create``, ``batches.get``,
+    ``batches.list``, ``batches.cancel``, ``batches.delete`` or ``unknown``. ``headers`` are lower-cased,
     with the API key replaced by ``"<redacted>"``; ``authenticated`` says whether the right key was
     sent. ``body`` is the parsed JSON body (None for upload chunks and empty bodies); ``size`` is
     the body's length in bytes. ``time`` is ``time.monotonic()`` at arrival.
@@ -486,6 +496,7 @@ class FakeGemini:
         self._files: dict[str, _StoredFile] = {}
         self._uploads: dict[str, _UploadSession] = {}
         self._ids = itertools.count(1)
+        self._init_batches()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -621,6 +632,9 @@ class FakeGemini:
         self._send(handler, status, payload, headers_out)
 
     def _route(self, method: str, path: str, query: Mapping[str, str]) -> tuple[str, str | None, str | None]:
+        batch_route = _route_batches(method, path)
+        if batch_route is not None:
+            return batch_route
         match = re.fullmatch(rf"/upload/{_VERSION}/files", path)
         if match and method == "POST":
             return ("upload.chunk" if "upload_id" in query else "upload.start"), match.group(1), None
@@ -654,6 +668,8 @@ class FakeGemini:
             )
 
     def _handle(self, endpoint, target, version, query, headers, raw, handler):
+        if endpoint.startswith("batches."):
+            return self._handle_batches(endpoint, target, version, query, raw)
         if endpoint == "generateContent":
             return self._generate_content(target, raw, handler)
         if endpoint == "countTokens":
@@ -907,17 +923,11 @@ class FakeGemini:
 
     def _generate_content(self, model: str, raw: bytes, handler: _Handler):
         request = self._parse_model_request(model, raw, _GENERATE_CONTENT_REQUEST)
-        media = self._resolve_media(request.get("contents") or [], "contents")
-        if request.get("systemInstruction"):
-            self._resolve_media([request["systemInstruction"]], "system_instruction")
-        config = request.get("generationConfig") or {}
-        self._check_generation_config(config)
-        response = self._next_scripted("generateContent") or self.default_response
-        if response is None:
-            raise RequestRejected(501, "FakeGemini has no scripted response left for generateContent; queue one with server.script(...).")
+        media = self._check_generate_request(request)
+        response = self._scripted_generate(ModelRequest(request, tuple(media)))
         _wait_or_fail(response, handler)
         answer = response.as_text() if isinstance(response, Answer) else response
-        return 200, self._model_answer(model, request, media, answer, config), {}
+        return 200, self._model_answer(model, request, media, answer, request.get("generationConfig") or {}), {}
 
     def _model_answer(self, model: str, request: dict, media_seconds: list[float | None], answer: RawText, config: dict) -> dict:
         text, finish_reason = answer.text, answer.finish_reason
@@ -948,6 +958,137 @@ class FakeGemini:
         media = self._resolve_media(inner.get("contents") or [], "contents")
         usage = self._prompt_usage(inner, media)
         return 200, {"totalTokens": usage["promptTokenCount"], "promptTokensDetails": usage["promptTokensDetails"]}, {}
+
+    # -- answers to generateContent bodies, direct or inlined in a batch --------------------------
+
+    def script_for(self, match: Callable[["ModelRequest"], bool], *responses: Scripted) -> "FakeGemini":
+        """Queue answers for the ``generateContent`` requests (direct or inlined in a batch) that
+        ``match`` accepts; they are used before the :meth:`script` queue, in order.
+
+        For requests that arrive in no fixed order, e.g. one per input of a concurrent run::
+
+            server.script_for(lambda request: request.audio_seconds == (2.0,), Answer(...))
+        """
+        for response in responses:
+            if not isinstance(response, (Answer, RawText, HttpError, Disconnect)):
+                raise TypeError(f"cannot script {type(response).__name__} for generateContent")
+        with self._lock:
+            self._keyed_scripts.append((match, collections.deque(responses)))
+        return self
+
+    def _check_generate_request(self, request: dict) -> list[float | None]:
+        """Check a parsed generateContent body beyond its field names; the seconds of each media part."""
+        media = self._resolve_media(request.get("contents") or [], "contents")
+        if request.get("systemInstruction"):
+            self._resolve_media([request["systemInstruction"]], "system_instruction")
+        self._check_generation_config(request.get("generationConfig") or {})
+        return media
+
+    def _scripted_generate(self, request: "ModelRequest") -> Scripted:
+        """The answer to a checked request: a matching keyed script, else the queue, else the default."""
+        with self._lock:
+            keyed = list(self._keyed_scripts)
+        for match, queue in keyed:
+            if queue and match(request):  # the test's predicate runs outside the lock
+                with self._lock:
+                    if queue:
+                        return queue.popleft()
+        response = self._next_scripted("generateContent") or self.default_response
+        if response is None:
+            raise RequestRejected(501, "FakeGemini has no scripted response left for generateContent; queue one with server.script(...).")
+        return response
+
+    # -- Batch API ------------------------------------------------------------------------------
+
+    def _init_batches(self) -> None:
+        #: Lifecycle of a batch job when none is queued with :meth:`script_batches`.
+        self.default_batch_lifecycle = BatchLifecycle()
+        self._batch_lifecycles: collections.deque[BatchLifecycle] = collections.deque()
+        self._batches: dict[str, _BatchJob] = {}
+        self._keyed_scripts: list[tuple[Callable[[ModelRequest], bool], collections.deque]] = []
+
+    def script_batches(self, *lifecycles: "BatchLifecycle") -> "FakeGemini":
+        """Queue the lifecycles of the next batch jobs, in creation order."""
+        with self._lock:
+            self._batch_lifecycles.extend(lifecycles)
+        return self
+
+    @property
+    def batch_names(self) -> list[str]:
+        """Names (``batches/...``) of the batch jobs currently held, in creation order."""
+        with self._lock:
+            return list(self._batches)
+
+    def batch_state(self, name: str) -> str:
+        """A job's state as the next ``batches.get`` will report it, e.g. ``BATCH_STATE_RUNNING``."""
+        with self._lock:
+            return self._batches[name].state
+
+    def _handle_batches(self, endpoint: str, target: str | None, version: str | None, query: Mapping[str, str], raw: bytes):
+        if endpoint == "batches.create":
+            return 200, self._create_batch(target, raw), {}
+        if endpoint == "batches.list":
+            return 200, self._list_batches(query), {}
+        with self._lock:
+            job = self._batches.get(target)
+            if job is None:
+                raise RequestRejected(404, "Requested entity was not found.")
+            if endpoint == "batches.get":
+                answer = job.operation()
+                job.polls += 1
+                return 200, answer, {}
+            if endpoint == "batches.cancel":
+                job.cancelled = job.cancelled or not job.done  # a finished job stays as it ended
+                return 200, {}, {}
+            del self._batches[target]  # batches.delete: the results are gone, the job is not cancelled
+            return 200, {}, {}
+
+    def _create_batch(self, model: str, raw: bytes) -> dict:
+        body = self._parse_model_request(model, raw, _BATCH_CREATE_REQUEST)
+        batch = body.get("batch") or {}
+        source = batch.get("inputConfig") or {}
+        if "fileName" in source:
+            raise RequestRejected(501, "FakeGemini implements batches of inlined requests only, not input from a JSONL file.")
+        inlined = (source.get("requests") or {}).get("requests") or []
+        if not inlined:
+            raise RequestRejected(400, "* BatchGenerateContentRequest.batch.input_config.requests: requests must not be empty.\n")
+        # Answered at once, so scripts are used in the order of the inlined requests; the answers
+        # show only once polls have taken the job to SUCCEEDED.
+        outputs = [self._batch_item(model, item) for item in inlined]
+        with self._lock:
+            name = f"batches/{next(self._ids):04d}{uuid.uuid4().hex[:8]}"
+            lifecycle = self._batch_lifecycles.popleft() if self._batch_lifecycles else self.default_batch_lifecycle
+            job = _BatchJob(name, f"models/{model}", batch.get("displayName"), outputs, lifecycle, dt.datetime.now(dt.timezone.utc))
+            self._batches[name] = job
+            return job.operation()
+
+    def _batch_item(self, model: str, item: dict) -> dict:
+        """One entry of the job's output: the inlined request's answer or its error (a google.rpc.Status)."""
+        request = item.get("request") or {}
+        entry = {"metadata": item["metadata"]} if item.get("metadata") else {}
+        try:
+            media = self._check_generate_request(request)
+            response = self._scripted_generate(ModelRequest(request, tuple(media)))
+        except RequestRejected as rejected:
+            return {**entry, "error": _rpc_status(rejected)}
+        if isinstance(response, HttpError):
+            return {**entry, "error": _rpc_status(_scripted_error(response))}
+        if isinstance(response, Disconnect):  # there is no connection to drop inside a job
+            return {**entry, "error": _rpc_status(RequestRejected(500, "Internal error encountered."))}
+        answer = response.as_text() if isinstance(response, Answer) else response
+        config = request.get("generationConfig") or {}
+        return {**entry, "response": self._model_answer(request.get("model") or f"models/{model}", request, media, answer, config)}
+
+    def _list_batches(self, query: Mapping[str, str]) -> dict:
+        page_size = min(int(query.get("pageSize") or 10), 100)
+        start = int(query.get("pageToken") or 0)
+        with self._lock:
+            jobs = list(self._batches.values())
+            page = [job.operation() for job in jobs[start : start + page_size]]
+        answer: dict = {"operations": page} if page else {}
+        if start + page_size < len(jobs):
+            answer["nextPageToken"] = str(start + page_size)
+        return answer
 
 
 class _Disconnected(Exception):
@@ -998,3 +1139,120 @@ def _json_body(raw: bytes) -> Any:
         return json.loads(raw)
     except ValueError:
         raise RequestRejected(400, "Invalid JSON payload received. Unexpected token.") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Batch API: scripting, jobs, routes
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """A checked ``generateContent`` body as :meth:`FakeGemini.script_for` predicates see it.
+
+    ``body`` has lowerCamel field names; ``audio_seconds`` has one entry per media part (None when
+    its length is unknown, e.g. a public URL).
+    """
+
+    body: Mapping[str, Any]
+    audio_seconds: tuple[float | None, ...]
+
+
+@dataclass(frozen=True)
+class BatchLifecycle:
+    """How a batch job behaves: ``batches.get`` reports PENDING ``pending_polls`` times, then
+    RUNNING ``running_polls`` times, then ``outcome`` (FAILED and EXPIRED carry ``error_message``)."""
+
+    pending_polls: int = 1
+    running_polls: int = 1
+    outcome: Literal["SUCCEEDED", "FAILED", "EXPIRED"] = "SUCCEEDED"
+    error_message: str = "The batch job failed."
+
+
+#: google.rpc.Code numbers, for the google.rpc.Status of a failed inlined request or job.
+_RPC_CODES = {
+    "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "DEADLINE_EXCEEDED": 4, "NOT_FOUND": 5,
+    "ALREADY_EXISTS": 6, "PERMISSION_DENIED": 7, "RESOURCE_EXHAUSTED": 8, "FAILED_PRECONDITION": 9,
+    "UNIMPLEMENTED": 12, "INTERNAL": 13, "UNAVAILABLE": 14, "UNAUTHENTICATED": 16,
+}
+_INLINED_REQUEST = {"request": _GENERATE_CONTENT_REQUEST, "metadata": ANY}
+_BATCH_CREATE_REQUEST = {
+    "batch": {
+        "name": ANY, "displayName": ANY, "priority": ANY, "webhookConfig": ANY,
+        "inputConfig": {"requests": {"requests": [_INLINED_REQUEST]}, "fileName": ANY},
+    }
+}
+_BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch"
+
+
+def _rpc_status(rejected: RequestRejected) -> dict:
+    return {"code": _RPC_CODES.get(rejected.grpc_status, 2), "message": rejected.message}
+
+
+@dataclass
+class _BatchJob:
+    name: str
+    model: str
+    display_name: str | None
+    outputs: list[dict]
+    lifecycle: BatchLifecycle
+    created: dt.datetime
+    polls: int = 0
+    cancelled: bool = False
+
+    @property
+    def state(self) -> str:
+        if self.cancelled:
+            return "BATCH_STATE_CANCELLED"
+        if self.polls < self.lifecycle.pending_polls:
+            return "BATCH_STATE_PENDING"
+        if self.polls < self.lifecycle.pending_polls + self.lifecycle.running_polls:
+            return "BATCH_STATE_RUNNING"
+        return f"BATCH_STATE_{self.lifecycle.outcome}"
+
+    @property
+    def done(self) -> bool:
+        return self.state not in ("BATCH_STATE_PENDING", "BATCH_STATE_RUNNING")
+
+    def operation(self) -> dict:
+        """The job as a long-running operation, the shape ``batches.get`` and create answer with."""
+        state, count = self.state, len(self.outputs)
+        failed = sum("error" in output for output in self.outputs)
+        stats = {"requestCount": str(count)}  # int64 travels as a string in proto JSON
+        stats.update(
+            {"successfulRequestCount": str(count - failed), "failedRequestCount": str(failed)}
+            if state == "BATCH_STATE_SUCCEEDED" else {"pendingRequestCount": str(count)}
+        )
+        metadata = {
+            "@type": _BATCH_TYPE, "name": self.name, "model": self.model, "createTime": _rfc3339(self.created),
+            "updateTime": _rfc3339(self.created), "batchStats": stats, "state": state,
+        }
+        if self.display_name:
+            metadata["displayName"] = self.display_name
+        operation: dict = {"name": self.name, "metadata": metadata}
+        if state == "BATCH_STATE_SUCCEEDED":
+            metadata["output"] = {"inlinedResponses": {"inlinedResponses": self.outputs}}
+        if self.done:
+            operation["done"] = True
+        if state in ("BATCH_STATE_FAILED", "BATCH_STATE_EXPIRED"):
+            operation["error"] = {"code": _RPC_CODES["INTERNAL"], "message": self.lifecycle.error_message}
+        elif state == "BATCH_STATE_CANCELLED":
+            operation["error"] = {"code": _RPC_CODES["CANCELLED"], "message": "The batch was cancelled."}
+        return operation
+
+
+def _route_batches(method: str, path: str) -> tuple[str, str | None, str | None] | None:
+    """``(endpoint, api version, target)`` for the Batch API's paths, else None."""
+    match = re.fullmatch(rf"/{_VERSION}/models/([^/:]+):batchGenerateContent", path)
+    if match and method == "POST":
+        return "batches.create", match.group(1), match.group(2)
+    match = re.fullmatch(rf"/{_VERSION}/batches", path)
+    if match and method == "GET":
+        return "batches.list", match.group(1), None
+    match = re.fullmatch(rf"/{_VERSION}/batches/([a-z0-9-]+)(:cancel)?", path)
+    if match:
+        version, batch_id, cancel = match.groups()
+        endpoint = {("POST", True): "batches.cancel", ("GET", False): "batches.get", ("DELETE", False): "batches.delete"}.get((method, bool(cancel)))
+        if endpoint:
+            return endpoint, version, f"batches/{batch_id}"
+    return None
