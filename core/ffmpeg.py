@@ -59,8 +59,15 @@ def version() -> str:
     return out.splitlines()[0] if out else "unknown"
 
 
+#: Lines that say *why* ffmpeg failed; its last line is often only "Error opening output files".
+_TELLING = re.compile(r"no decoder found|decoder .*not found|unknown codec|invalid data found|could not find codec", re.IGNORECASE)
+
+
 def _last_error_line(stderr: str) -> str:
     lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    telling = [line for line in lines if _TELLING.search(line)]
+    if telling:
+        return re.sub(r"^\[[^\]]*\]\s*", "", telling[0])  # without the "[aist#0:0/none @ 0x...]" prefix
     return lines[-1] if lines else "no error output"
 
 
