@@ -3,6 +3,7 @@ atomically."""
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from pathlib import Path
@@ -49,6 +50,28 @@ def output_path(output_dir: Path, stem: str, suffix: str) -> Path:
     if candidate != root and root not in candidate.parents:
         raise OutputError(f"output name {stem + suffix!r} escapes the output folder {output_dir}")
     return candidate
+
+
+def check_outputs(run: RunContext) -> None:
+    """Raise :class:`OutputError` now if the export stage could not write where the pipeline asks
+    (an unknown template field, a template that climbs out of the output folder, a folder that
+    cannot be created or written), so that no analysis is paid for whose result cannot be kept.
+
+    Creates nothing. Field values are sanitized one by one (see :func:`output_stem`), so whether
+    a name escapes depends only on the template's own text.
+    """
+    template = run.pipeline.export.template
+    unknown = sorted(set(_FIELDS.findall(template)) - set(TEMPLATE_FIELDS))
+    if unknown:
+        raise OutputError(f"output template {template!r}: unknown field(s) {', '.join(unknown)}; known: {', '.join(TEMPLATE_FIELDS)}")
+    folder = output_path(run.output_dir, _FIELDS.sub("x", template), ".x").parent
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"cannot write outputs to {run.output_dir}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write outputs to {run.output_dir}: {existing} is not writable")
 
 
 def write_output(path: Path, content: str | bytes, fmt: str) -> Artifact:

@@ -12,9 +12,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from runpipe.errors import RunpipeError, StageError, describe
+from runpipe.errors import OutputError, RunpipeError, StageError, describe
 from runpipe.model import Artifact, Document, InputResult, MediaItem, RunResult
-from runpipe.outputs import write_index
+from runpipe.outputs import check_outputs, write_index
 from runpipe.run import ProgressEvent, RunContext
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -61,6 +61,10 @@ def process_input(engine: "Engine", run: RunContext, item: MediaItem) -> InputRe
 
     run.emit(ProgressEvent("input_start", item=item))
     try:
+        try:
+            check_outputs(run)  # before anything is transcoded, uploaded or paid for
+        except OutputError as exc:
+            raise _InputFailed(StageError("export", item.name, None, exc)) from exc
         audio = timed("normalize", lambda: hook.runpipe_normalize(item=item, run=run))
         for task in run.tasks:
             analysis = timed("analyze", lambda: hook.runpipe_analyze(audio=audio, task=task, run=run))
