@@ -19,12 +19,32 @@ _SILENCE_START = re.compile(r"silence_start: (-?\d+(?:\.\d+)?)")
 _SILENCE_END = re.compile(r"silence_end: (-?\d+(?:\.\d+)?)")
 
 
-def find_silences(audio: AudioFile, noise_db: int = -35, min_seconds: float = 0.4) -> list[tuple[float, float]]:
-    """Stretches of silence in ``audio`` as (start, end) seconds, from ffmpeg's silencedetect."""
-    stderr = ffmpeg.run(["-v", "info", "-i", str(audio.path), "-af", f"silencedetect=n={noise_db}dB:d={min_seconds}", "-f", "null", "-"])
-    starts = [float(x) for x in _SILENCE_START.findall(stderr)]
-    ends = [float(x) for x in _SILENCE_END.findall(stderr)]
-    return [(s, ends[i] if i < len(ends) else (audio.duration or s)) for i, s in enumerate(starts)]
+def find_silences(
+    audio: AudioFile, noise_db: int = -35, min_seconds: float = 0.4, span: TimeRange | None = None
+) -> list[tuple[float, float]]:
+    """Stretches of silence in ``audio`` (only within ``span`` if given) as (start, end) seconds
+    on the audio's timeline, from ffmpeg's silencedetect."""
+    seek: list[str] = []
+    offset = 0.0
+    if span is not None:
+        offset = span.start
+        seek = ["-ss", f"{span.start:.3f}"] + (["-t", f"{span.end - span.start:.3f}"] if span.end is not None else [])
+    stderr = ffmpeg.run(["-v", "info", *seek, "-i", str(audio.path), "-af", f"silencedetect=n={noise_db}dB:d={min_seconds}", "-f", "null", "-"])
+    starts = [float(x) + offset for x in _SILENCE_START.findall(stderr)]
+    ends = [float(x) + offset for x in _SILENCE_END.findall(stderr)]
+    last = (span.end if span is not None and span.end is not None else None) or audio.duration
+    return [(s, ends[i] if i < len(ends) else (last or s)) for i, s in enumerate(starts)]
+
+
+def split_in_two(span: TimeRange, silences: Sequence[tuple[float, float]], overlap: float) -> list[TimeRange]:
+    """``span`` as two overlapping halves, cut in the silence nearest its middle (within its
+    middle half; a hard cut in the middle if there is none)."""
+    assert span.end is not None
+    length = span.end - span.start
+    middle = span.start + length / 2
+    mids = [(a + b) / 2 for a, b in silences if span.start + length / 4 <= (a + b) / 2 <= span.end - length / 4]
+    cut = min(mids, key=lambda m: abs(m - middle)) if mids else middle
+    return [TimeRange(span.start, min(span.end, cut + overlap)), TimeRange(max(span.start, cut - overlap), span.end)]
 
 
 def choose_cuts(span: TimeRange, max_seconds: float, silences: Sequence[tuple[float, float]]) -> list[float]:

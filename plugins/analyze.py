@@ -1,12 +1,21 @@
 """Built-in analyze stage: pick the task's backend, cut a time range or long audio into
 windows, answer each window once (stored in the run store, so a rerun repeats nothing), and
-stitch the answers back onto the input's timeline."""
+stitch the answers back onto the input's timeline.
+
+A window whose answer is too long for one request (the backend's error has ``problem``
+``max_tokens`` or ``repetition_loop``, see ``runpipe.plugins.gemini.errors.GeminiAnswerError``)
+is split in two at the silence nearest its middle and each half is asked for on its own, down
+to windows of :data:`MIN_SPLIT_SECONDS`; below that the input fails with the reason. The split
+is stored too, so a rerun goes straight to the halves.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 
-from runpipe.chunking import plan_windows, stitch
+from runpipe.chunking import find_silences, plan_windows, split_in_two, stitch
+from runpipe.errors import BackendError
 from runpipe.hookspecs import hookimpl
 from runpipe.media import slice_audio
 from runpipe.model import Analysis, AudioFile, Task, TimeRange
@@ -14,31 +23,81 @@ from runpipe.run import ProgressEvent, RunContext
 from runpipe.serialize import analysis_from_dict, analysis_to_dict
 from runpipe.store import cache_key
 
+log = logging.getLogger("runpipe.analyze")
+
 CACHE_KIND = "analysis"
+SPLIT_KIND = "analysis_split"
+#: Answer problems that mean "too much audio for one answer": a shorter window is the remedy.
+TOO_LONG = frozenset({"max_tokens", "repetition_loop"})
+#: Windows are not split below this many seconds.
+MIN_SPLIT_SECONDS = 60.0
 
 
-def _analyze_window(run: RunContext, backend_name: str, audio: AudioFile, task: Task, window: TimeRange | None) -> Analysis:
-    """One backend call for ``window`` of ``audio`` (None: all of it), via the run store."""
+def _window_key(run: RunContext, backend_name: str, audio: AudioFile, task: Task, window: TimeRange | None) -> str:
     backend = run.backend(backend_name)
-    key = cache_key(
+    return cache_key(
         "analysis/1", audio.content_hash, audio.path.name if audio.path else audio.source.uri,
         backend_name, run.plugin_version("backends", backend_name), dict(backend.options),
         task.prompt, task.schema, task.model, task.system_instruction, dict(task.generation), dict(task.options),
         [window.start, window.end] if window else None,
     )
+
+
+def _analyze_window(run: RunContext, backend_name: str, audio: AudioFile, task: Task, window: TimeRange | None, overlap: float = 0.0) -> Analysis:
+    """The answer for ``window`` of ``audio`` (None: all of it), via the run store; one backend
+    call, or two halves (recursively) when the answer is too long for one request."""
+    key = _window_key(run, backend_name, audio, task, window)
     if run.use_cache:
         stored = run.store.get(CACHE_KIND, key)
         if stored is not None:
             return analysis_from_dict(stored)
-    if window is not None and audio.path is not None:
-        # Cut the window out rather than asking the model to find it: models are poor at
-        # finding a stretch of audio by its timestamps.
-        analysis = backend.analyze(slice_audio(audio, window), task)
-        analysis = dataclasses.replace(analysis, offset=analysis.offset + window.start)
-    else:
-        analysis = backend.analyze(audio, task, window=window)
+        halves = run.store.get(SPLIT_KIND, key)
+        if halves:
+            return _analyze_halves(run, backend_name, audio, task, [TimeRange(a, b) for a, b in halves], overlap)
+    backend = run.backend(backend_name)
+    try:
+        if window is not None and audio.path is not None:
+            # Cut the window out rather than asking the model to find it: models are poor at
+            # finding a stretch of audio by its timestamps.
+            analysis = backend.analyze(slice_audio(audio, window), task)
+            analysis = dataclasses.replace(analysis, offset=analysis.offset + window.start)
+        else:
+            analysis = backend.analyze(audio, task, window=window)
+    except Exception as exc:
+        problem = getattr(exc, "problem", None)
+        if problem not in TOO_LONG:
+            raise
+        halves = _halves(audio, window, overlap, problem, exc)
+        run.store.put(SPLIT_KIND, key, [[h.start, h.end] for h in halves])
+        log.warning("%s: %s; splitting %s in two", audio.source.name, problem, window or "the audio")
+        return _analyze_halves(run, backend_name, audio, task, halves, overlap)
     run.store.put(CACHE_KIND, key, analysis_to_dict(analysis))
     return analysis
+
+
+def _halves(audio: AudioFile, window: TimeRange | None, overlap: float, problem: str, exc: Exception) -> list[TimeRange]:
+    span = window or TimeRange(0.0, audio.duration)
+    where = f"window {span}" if window is not None else "the whole audio"
+    if audio.path is None or span.end is None:
+        raise BackendError(
+            f"the answer for {where} is too long for one request ({problem}), and audio of unknown length "
+            f"cannot be split; last error: {exc}", raw=getattr(exc, "raw", None),
+        ) from exc
+    length = span.end - span.start
+    if length / 2 < MIN_SPLIT_SECONDS:
+        raise BackendError(
+            f"the answer for {where} ({length:.0f} s) is still too long for one request ({problem}), and windows "
+            f"are not split below {MIN_SPLIT_SECONDS:g} s; last error: {exc}", raw=getattr(exc, "raw", None),
+        ) from exc
+    return split_in_two(span, find_silences(audio, span=span), overlap)
+
+
+def _analyze_halves(run: RunContext, backend_name: str, audio: AudioFile, task: Task, halves: list[TimeRange], overlap: float) -> Analysis:
+    analyses = []
+    for half in halves:
+        run.emit(ProgressEvent("message", item=audio.source, stage="analyze", detail=f"split window {half}"))
+        analyses.append(_analyze_window(run, backend_name, audio, task, half, overlap))
+    return stitch(analyses, halves)
 
 
 @hookimpl(trylast=True)
@@ -54,9 +113,9 @@ def runpipe_analyze(audio: AudioFile, task: Task, run: RunContext) -> Analysis:
     overlap = chunking.overlap_seconds if chunking.overlap_seconds is not None else limits.chunk_overlap_seconds
     windows = plan_windows(audio, span, max_seconds, overlap) if audio.path is not None else [task.time_range]
     if len(windows) == 1:
-        return _analyze_window(run, backend_name, audio, task, windows[0])
+        return _analyze_window(run, backend_name, audio, task, windows[0], overlap)
     analyses = []
     for index, window in enumerate(windows, start=1):
         run.emit(ProgressEvent("message", item=audio.source, stage="analyze", detail=f"window {index}/{len(windows)} {window}"))
-        analyses.append(_analyze_window(run, backend_name, audio, task, window))
+        analyses.append(_analyze_window(run, backend_name, audio, task, window, overlap))
     return stitch(analyses, windows)
