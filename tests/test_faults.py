@@ -1,0 +1,589 @@
+"""Issue 5's fault and bad-input matrix, against the local Gemini REST server (FakeGemini) and,
+where it applies, the offline ``local`` backend.
+
+Every case runs a batch with at least one good input next to the bad one and checks, through
+:func:`check_batch`: the failed input's message names the input and the cause, the other inputs
+finish, no output (and no ``*.part*`` temporary) is left for the failed input, every input file
+is byte-for-byte untouched, and a rerun completes what can be completed without repeating
+finished work (proved by FakeGemini's request log).
+
+=========================================================  ===================================================
+Issue 5 case                                               Test
+=========================================================  ===================================================
+empty file                                                 test_bad_media_fails_alone[empty]; unit: test_normalize.py::test_empty_file
+zero-duration audio                                        test_bad_media_fails_alone[zero-duration]
+truncated/corrupt MP3                                      test_bad_media_fails_alone[truncated-mp3], [corrupt-flac];
+                                                           unit: test_normalize.py::test_truncated_mp3
+text or image file with an audio extension                 test_bad_media_fails_alone[text-as-mp3], [image-as-wav];
+                                                           unit: test_normalize.py::test_text_named_mp3, ::test_image_with_audio_extension
+unsupported codec                                          test_bad_media_fails_alone[unknown-codec] (a WAV whose format tag 0x1234
+                                                           no decoder knows: a real audio stream ffmpeg demuxes but cannot decode),
+                                                           [subtitles-only] (a Matroska file with only a subtitle stream)
+huge file past the Files API 2 GB limit                    test_file_over_2_gb_is_refused_before_any_request (sparse 2.1 GB file,
+                                                           real limit), test_too_big_for_the_files_api_fails_alone (limit lowered,
+                                                           whole engine, server log shows the one good upload only)
+audio over 9.5 h -- chunked                                test_audio_over_9_5_hours_is_chunked (10 h AudioFile, stubbed silences
+                                                           and slicing, the real Gemini backend over HTTP: 40 requests)
+pure silence -- empty transcript                           test_silence_gives_an_empty_transcript_gemini, ..._local
+filename with spaces, unicode, quotes, shell metachars     test_hostile_file_name[gemini], [local] (upload path: non-ASCII name);
+                                                           scripted backend: test_engine.py::test_hostile_file_name_stays_inside
+output template trying ../ escape                          test_template_escape_is_refused_before_any_request;
+                                                           test_engine.py::test_template_escape_is_refused
+unwritable output folder                                   test_unwritable_output_folder_is_found_before_any_request;
+                                                           test_engine.py::test_unwritable_output_folder
+pipeline whose schema file is missing                      test_missing_schema_file_is_a_config_error (engine and CLI exit 2)
+plugin that raises in each stage                           test_plugin_raising_in_each_stage[ingest|normalize|analyze|postprocess|export]
+                                                           (with rerun); test_engine.py::test_plugin_raising_in_any_stage_fails_only_that_input
+backend 429 storms, 500s, timeouts, truncated JSON,        test_backend_faults_fail_one_input_and_rerun_completes[429-storm|500s|
+schema-invalid JSON                                        timeouts|dropped-connections|truncated-json|cut-at-max-tokens|schema-invalid];
+                                                           retries/repairs in detail: test_gemini_backend.py
+answer too long (max_tokens / repetition loop, issue 9)    test_too_long_answer_splits_the_window_at_a_silence,
+                                                           test_splitting_stops_at_the_floor_and_fails_clearly
+process killed mid-upload and mid-analysis, then rerun     test_resume.py (real CLI in a subprocess, kill -9)
+=========================================================  ===================================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import struct
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, SAMPLE, ffmpeg, sample_copy
+from runpipe import hookimpl
+from runpipe.errors import MediaError, PipelineConfigError
+from runpipe.model import AudioFile, MediaItem, TimeRange
+from runpipe.paths import user_dir
+from runpipe.plugins.gemini import GeminiBackend
+from runpipe.testing import make_engine, tone_wav
+from runpipe.testing.gemini_server import (
+    Answer,
+    Disconnect,
+    FakeGemini,
+    HttpError,
+    RawText,
+    repetition_loop,
+    truncated,
+)
+
+SEGMENT = {"speaker": "Speaker 1", "timestamp": "00:00", "content": "Hello there.", "language": "English",
+           "language_code": "en", "translation": "", "emotion": "neutral"}
+GOOD = {"summary": "A short recording.", "segments": [SEGMENT]}
+EMPTY = {"summary": "", "segments": []}
+#: Fast retries and polling; one input at a time so scripted answers go to a known input.
+FAST = {"retry_base_delay": 0.01, "retry_max_delay": 5.0, "file_poll_interval": 0.01, "max_retries": 2}
+
+
+# -- fixtures and helpers ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def server(monkeypatch):
+    for name in ("GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "GOOGLE_GENAI_API_VERSION", "GOOGLE_GENAI_USE_VERTEXAI"):
+        monkeypatch.delenv(name, raising=False)
+    with FakeGemini() as fake:
+        monkeypatch.setenv("GEMINI_API_KEY", fake.api_key)
+        yield fake
+
+
+def pipeline(server: FakeGemini | None = None, *, backend: str = "gemini", template: str = "{stem}",
+             formats=("json", "srt"), chunking: dict | None = None, **options) -> dict:
+    analyze: dict = {"backend": backend, "tasks": [{"prompt": "transcript"}]}
+    if server is not None:
+        analyze["backends"] = {"gemini": {"base_url": server.base_url, **FAST, **options}}
+    if chunking:
+        analyze["chunking"] = chunking
+    return {"name": "faults", "concurrency": 1,
+            "stages": {"analyze": analyze, "export": {"formats": list(formats), "template": template}}}
+
+
+def digest(paths) -> dict[Path, str]:
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "<missing>" for p in paths}
+
+
+def part_files(*folders: Path) -> list[Path]:
+    return [p for folder in folders if folder.exists() for p in folder.rglob("*") if ".part" in p.name]
+
+
+def check_batch(engine, spec: dict, inputs: list[Path], out: Path, *, bad: dict[str, str], stage: str | None = None):
+    """Run ``spec`` on ``inputs``; ``bad`` maps input file names to a regex of the expected cause.
+
+    Checks everything issue 5 asks of a failure and returns the results by input file name.
+    """
+    before = digest(inputs)
+    result = engine.run(engine.load_dict(spec), [str(p) for p in inputs], output_dir=out)
+    by_name = {Path(r.item.uri).name: r for r in result.inputs}
+    assert set(by_name) == {p.name for p in inputs}
+    for name, cause in bad.items():
+        failed = by_name[name]
+        assert failed.status == "failed", f"{name} should have failed"
+        assert failed.error.startswith(f"{failed.item.name}: ") and name in failed.error, failed.error  # names the input
+        assert re.search(cause, failed.error), failed.error  # and the cause
+        if stage:
+            assert failed.failed_stage == stage, failed.error
+        assert not failed.artifacts
+        assert not [p for p in out.glob("*") if p.name.startswith(Path(name).stem + ".")], "output left for a failed input"
+    for name, item in by_name.items():
+        if name not in bad:
+            assert item.status == "done", item.error
+            assert item.artifacts and all(a.path.is_file() and a.path.parent == out.resolve() for a in item.artifacts)
+    assert not part_files(out, user_dir()), "temporary files left behind"
+    assert digest(inputs) == before, "an input was modified"
+    return by_name
+
+
+def zero_frames_wav(path: Path) -> Path:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(b"")
+    return path
+
+
+def unknown_codec_wav(path: Path, seconds: float = 1.0) -> Path:
+    """A WAV file whose audio is in format 0x1234, which no decoder knows."""
+    data = b"\x00\x01" * int(16000 * seconds)
+    fmt = struct.pack("<HHIIHH", 0x1234, 1, 16000, 32000, 2, 16)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    return path
+
+
+def silence_wav(path: Path, seconds: float) -> Path:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(b"\0\0" * int(16000 * seconds))
+    return path
+
+
+def _make_bad(kind: str, folder: Path, media_dir: Path) -> Path:
+    if kind == "empty":
+        path = folder / "empty.mp3"
+        path.write_bytes(b"")
+    elif kind == "zero-duration":
+        path = zero_frames_wav(folder / "zero.wav")
+    elif kind == "truncated-mp3":
+        data = (media_dir / "tone.mp3").read_bytes()
+        path = folder / "cut.mp3"
+        path.write_bytes(data[: len(data) * 4 // 10])
+    elif kind == "corrupt-flac":
+        path = folder / "garbage.flac"
+        path.write_bytes(b"fLaC" + bytes(range(256)) * 16)
+    elif kind == "text-as-mp3":
+        path = folder / "notes.mp3"
+        path.write_text("just some text, not audio\n" * 20)
+    elif kind == "image-as-wav":
+        png = folder / "picture.png"
+        ffmpeg("-f", "lavfi", "-i", "color=c=red:s=16x16", "-frames:v", "1", str(png))
+        path = png.rename(folder / "picture.wav")
+    elif kind == "unknown-codec":
+        path = unknown_codec_wav(folder / "strange codec.wav")
+    elif kind == "subtitles-only":
+        srt = folder / "subs.srt"
+        srt.write_text("1\n00:00:00,000 --> 00:00:02,000\nhello\n\n")
+        path = folder / "subtitles.mka"
+        ffmpeg("-i", str(srt), "-c:s", "srt", str(path))
+        srt.unlink()
+    else:  # pragma: no cover
+        raise AssertionError(kind)
+    return path
+
+
+BAD_MEDIA = {
+    "empty": r"file is empty \(0 bytes\)",
+    "zero-duration": r"zero duration|no decodable audio",
+    "truncated-mp3": r"truncated or corrupt: the header says 3\.0 s but only 1\.\d s decode",
+    "corrupt-flac": r"not readable as audio|cannot decode",
+    "text-as-mp3": r"not readable as audio or video",
+    "image-as-wav": r"contains no audio stream",
+    "unknown-codec": r"cannot decode the audio.*(no decoder|unknown codec)",
+    "subtitles-only": r"contains no audio stream",
+}
+
+
+# -- bad media -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", list(BAD_MEDIA))
+def test_bad_media_fails_alone(kind, server, media_dir, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    bad = _make_bad(kind, folder, media_dir)
+    good = tone_wav(folder / "good.wav", 2)
+    out = tmp_path / "out"
+    server.script(Answer(GOOD))
+    with make_engine() as engine:
+        check_batch(engine, pipeline(server), [bad, good], out, bad={bad.name: BAD_MEDIA[kind]}, stage="normalize")
+        assert len(server.requests_to("generateContent")) == 1  # only the good input reached Gemini
+        assert not list((user_dir() / "normalized").glob(f"*{hashlib.sha256(bad.read_bytes()).hexdigest()}*"))
+        # a rerun fails the bad input the same way, and repeats nothing for the good one
+        again = check_batch(engine, pipeline(server), [bad, good], out, bad={bad.name: BAD_MEDIA[kind]}, stage="normalize")
+    assert len(server.requests) == 1
+    assert again[good.name].status == "done"
+
+
+@pytest.mark.local_models
+def test_bad_media_with_the_local_backend(media_dir, tmp_path):
+    """Normalization is shared by every backend; one bad input next to a good one, offline."""
+    from runpipe.plugins.local.backend import LocalBackend
+
+    if LocalBackend.unavailable_reason():
+        pytest.skip(LocalBackend.unavailable_reason())
+    folder = tmp_path / "in"
+    folder.mkdir()
+    bad = _make_bad("truncated-mp3", folder, media_dir)
+    good = silence_wav(folder / "quiet.wav", 3)
+    with make_engine() as engine:
+        check_batch(engine, pipeline(backend="local"), [bad, good], tmp_path / "out", bad={bad.name: BAD_MEDIA["truncated-mp3"]})
+
+
+# -- the Files API's 2 GB limit ------------------------------------------------------------------
+
+
+def test_file_over_2_gb_is_refused_before_any_request(server, tmp_path):
+    """The real limit, on a sparse 2.1 GB file (no disk space used): refused with the reason
+    before a single request reaches the server."""
+    from runpipe.model import Task
+    from runpipe.paths import builtin_schemas_dir
+
+    huge = tmp_path / "huge.wav"
+    with huge.open("wb") as handle:
+        handle.truncate(2_100_000_000)
+    audio = AudioFile(source=MediaItem(str(huge), "file", "huge.wav"), path=huge, mime_type="audio/wav",
+                      duration=3600.0, content_hash="huge")
+    schema = json.loads((builtin_schemas_dir() / "transcript.schema.json").read_text())
+    backend = GeminiBackend({"base_url": server.base_url, **FAST})
+    try:
+        with pytest.raises(MediaError, match=r"huge\.wav.* 2\.1 GB.*at most 2 GB") as caught:
+            backend.analyze(audio, Task("transcript", "Transcribe.", "transcript", schema))
+    finally:
+        backend.close()
+    assert "Files API" in str(caught.value)
+    assert server.requests == []  # no upload was started, nothing was asked
+
+
+def test_too_big_for_the_files_api_fails_alone(server, tmp_path, monkeypatch):
+    """The whole engine, with the limit lowered so a 39 s recording is "too big": the big input
+    fails naming the limit, the small one is uploaded and finishes, and the server saw exactly
+    one upload (the small one's)."""
+    from runpipe.plugins.gemini import uploads
+
+    monkeypatch.setattr(uploads, "MAX_UPLOAD_BYTES", 50_000)
+    folder = tmp_path / "in"
+    big = sample_copy(folder, "big talk.ogg")
+    small = tone_wav(folder / "small.wav", 1)
+    server.script(Answer(GOOD))
+    with make_engine() as engine:
+        results = check_batch(engine, pipeline(server, inline_limit_bytes=0), [big, small], tmp_path / "out",
+                              bad={big.name: r"Files API takes at most"}, stage="analyze")
+    (start,) = server.requests_to("upload.start")
+    assert int(start.headers["x-goog-upload-header-content-length"]) < 50_000
+    assert len(server.requests_to("generateContent")) == 1
+    assert results[small.name].documents[0].provenance["media"] == "file"
+
+
+# -- long audio ----------------------------------------------------------------------------------
+
+
+def test_audio_over_9_5_hours_is_chunked(server, tmp_path, monkeypatch):
+    """A 10-hour input (an AudioFile saying so; silences and slicing stubbed, so nothing 10 hours
+    long is encoded) goes through the real analyze stage and the real Gemini backend over HTTP:
+    windows of at most the backend's preferred length cut in pauses, answers on one timeline."""
+    from runpipe import chunking
+    from runpipe.engine import Engine  # noqa: F401  (RunContext needs an engine)
+    from runpipe.plugins import analyze as analyze_plugin
+    from runpipe.run import RunContext
+    from runpipe.tasks import resolve_tasks
+
+    ten_hours = 10 * 3600.0
+    assert ten_hours > GeminiBackend.limits.max_audio_seconds
+    pauses = [(t - 1.0, t + 1.0) for t in range(700, int(ten_hours), 700)]  # a pause every 700 s
+    monkeypatch.setattr(chunking, "find_silences", lambda audio, *a, **k: pauses)
+    clip = tone_wav(tmp_path / "clip.wav", 1)
+    sliced: list[TimeRange] = []
+
+    def fake_slice(audio, window):
+        sliced.append(window)
+        return dataclasses.replace(audio, path=clip, duration=window.end - window.start,
+                                   content_hash=f"{audio.content_hash}@{window.start}", mime_type="audio/wav")
+
+    monkeypatch.setattr(analyze_plugin, "slice_audio", fake_slice)
+    server.default_response = Answer({"summary": "Part.", "segments": [{**SEGMENT, "timestamp": "00:05"}]})
+    long_audio = AudioFile(source=MediaItem(str(clip), "file", "ten hours.wav"), path=clip, mime_type="audio/wav",
+                           duration=ten_hours, content_hash="ten-hours")
+    with make_engine() as engine:
+        spec = engine.load_dict(pipeline(server))
+        tasks = resolve_tasks(spec, engine.registries.prompts)
+        run = RunContext(engine, spec, tasks, tmp_path / "out", engine.store, engine.store.start_run("faults"))
+        analysis = analyze_plugin.runpipe_analyze(audio=long_audio, task=tasks[0], run=run)
+
+    limit = GeminiBackend.limits.preferred_chunk_seconds
+    assert len(sliced) == len(server.requests_to("generateContent")) >= ten_hours / limit
+    assert all(w.end - w.start <= limit + 2 * 1.0 + 1e-6 for w in sliced)
+    assert sliced[0].start == 0 and sliced[-1].end == ten_hours
+    cuts = [(a.end + b.start) / 2 for a, b in zip(sliced, sliced[1:])]
+    assert all(any(c == pytest.approx((a + b) / 2) for a, b in pauses) for c in cuts)  # every cut in a pause
+    starts = [s["start"] for s in analysis.data["segments"]]
+    assert starts == pytest.approx([w.start + 5 for w in sliced])  # one per window, on the original timeline
+
+
+def test_over_9_5_hours_is_chunked_even_without_a_preferred_chunk_length(tmp_path, monkeypatch):
+    from runpipe import chunking
+    from runpipe.interfaces import BackendLimits
+
+    monkeypatch.setattr(chunking, "find_silences", lambda audio, *a, **k: [(30000.0, 30002.0)])
+    limits = BackendLimits(max_audio_seconds=GeminiBackend.limits.max_audio_seconds)
+    audio = AudioFile(MediaItem("x", "file", "x"), tmp_path / "x.ogg", "audio/ogg", 10 * 3600.0, "h")
+    windows = chunking.plan_windows(audio, TimeRange(0, audio.duration), limits.preferred_chunk_seconds or limits.max_audio_seconds, 1.0)
+    assert [(w.start, w.end) for w in windows] == [(0, 30002.0), (30000.0, 36000.0)]
+
+
+# -- silence -------------------------------------------------------------------------------------
+
+
+def test_silence_gives_an_empty_transcript_gemini(server, tmp_path):
+    (tmp_path / "in").mkdir()
+    quiet = silence_wav(tmp_path / "in" / "quiet.wav", 5)
+    server.script(Answer(EMPTY))
+    with make_engine() as engine:
+        results = check_batch(engine, pipeline(server), [quiet], tmp_path / "out", bad={})
+    document = results["quiet.wav"].documents[0]
+    assert document.segments == () and not results["quiet.wav"].error
+    data = json.loads((tmp_path / "out" / "quiet.json").read_text())
+    assert data["segments"] == [] and data["summary"] == ""
+    assert (tmp_path / "out" / "quiet.srt").read_text().strip() == ""
+
+
+@pytest.mark.local_models
+def test_silence_gives_an_empty_transcript_local(tmp_path):
+    from runpipe.plugins.local.backend import LocalBackend
+
+    if LocalBackend.unavailable_reason():
+        pytest.skip(LocalBackend.unavailable_reason())
+    folder = tmp_path / "in"
+    folder.mkdir()
+    quiet = silence_wav(folder / "quiet.wav", 8)
+    with make_engine() as engine:
+        results = check_batch(engine, pipeline(backend="local"), [quiet], tmp_path / "out", bad={})
+    assert results["quiet.wav"].documents[0].segments == ()
+    assert json.loads((tmp_path / "out" / "quiet.json").read_text())["segments"] == []
+
+
+# -- names, templates, output folders, pipelines ------------------------------------------------
+
+HOSTILE = "we'ird \"quoted\" $(touch pwned) `touch pwned2` ü ñ 日本 ; | & * name.wav"
+
+
+@pytest.mark.parametrize("backend", ["gemini", pytest.param("local", marks=pytest.mark.local_models)])
+def test_hostile_file_name(backend, server, tmp_path, monkeypatch):
+    if backend == "local":
+        from runpipe.plugins.local.backend import LocalBackend
+
+        if LocalBackend.unavailable_reason():
+            pytest.skip(LocalBackend.unavailable_reason())
+    folder = tmp_path / "in"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    hostile = tone_wav(folder / HOSTILE, 2)
+    server.script(Answer(GOOD))
+    spec = pipeline(server, backend=backend, inline_limit_bytes=0)  # gemini: through the Files API upload
+    with make_engine() as engine:
+        results = check_batch(engine, spec, [hostile], tmp_path / "out", bad={})
+    (artifact, *_) = results[HOSTILE].artifacts
+    assert artifact.path.name == HOSTILE.replace("|", "_").replace("*", "_").replace('"', "_").removesuffix(".wav") + ".json"
+    assert not list(tmp_path.rglob("pwned*"))  # nothing was ever run through a shell
+    if backend == "gemini":
+        assert len(server.requests_to("upload.start")) == 1 and server.file_names == []  # uploaded, then deleted
+
+
+def test_template_escape_is_refused_before_any_request(server, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    inputs = [tone_wav(folder / "a.wav", 1), tone_wav(folder / "b.wav", 1)]
+    out = tmp_path / "deep" / "out"
+    with make_engine() as engine:
+        results = check_batch(engine, pipeline(server, template="../../{stem}"), inputs, out,
+                              bad={"a.wav": "escapes the output folder", "b.wav": "escapes the output folder"})
+    assert not list(tmp_path.rglob("*.json")) and not list(tmp_path.rglob("*.srt"))
+    assert server.requests == []  # found before anything was paid for
+    assert results["a.wav"].failed_stage == "export"
+
+
+def test_unwritable_output_folder_is_found_before_any_request(server, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    inputs = [tone_wav(folder / "a.wav", 1)]
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with make_engine() as engine:
+        results = check_batch(engine, pipeline(server), inputs, blocker / "out", bad={"a.wav": r"cannot write|Not a directory"})
+    assert results["a.wav"].failed_stage == "export"
+    assert server.requests == [] and blocker.read_text() == "not a folder"
+    # once the folder can be written, the rerun completes
+    server.script(Answer(GOOD))
+    with make_engine() as engine:
+        check_batch(engine, pipeline(server), inputs, tmp_path / "out", bad={})
+
+
+def test_missing_schema_file_is_a_config_error(tmp_path):
+    spec = {"name": "x", "stages": {"analyze": {"backend": "gemini", "tasks": [{"prompt": "transcript", "schema": "schemas/gone.json"}]}}}
+    with make_engine() as engine:
+        with pytest.raises(PipelineConfigError, match=r"stages\.analyze\.tasks\[0\]\.schema: schema file .*gone\.json does not exist"):
+            engine.load_dict(spec, base_dir=tmp_path)
+    file = tmp_path / "p.yaml"
+    file.write_text("name: x\nstages:\n  analyze:\n    backend: gemini\n    tasks:\n      - prompt: transcript\n        schema: schemas/gone.json\n")
+    audio = tone_wav(tmp_path / "a.wav", 1)
+    before = digest([audio])
+    out = subprocess.run([sys.executable, "-m", "runpipe", str(file), str(audio), "-o", str(tmp_path / "out")],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                         env={**os.environ, "GEMINI_API_KEY": "unused", "RUNPIPE_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    assert out.returncode == 2, out.stderr
+    assert "gone.json does not exist" in out.stderr and str(file) in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "out").exists() and digest([audio]) == before
+
+
+# -- plugins that raise --------------------------------------------------------------------------
+
+
+class Boom(Exception):
+    pass
+
+
+class RaisingPlugin:
+    """Raises in one stage, for inputs whose name contains 'bad'."""
+
+    def __init__(self, stage):
+        self.stage = stage
+
+    def _maybe(self, stage, name):
+        if stage == self.stage and "bad" in name:
+            raise Boom(f"{stage} exploded")
+
+    @hookimpl(tryfirst=True)
+    def runpipe_ingest(self, location):
+        self._maybe("ingest", location)
+
+    @hookimpl(tryfirst=True)
+    def runpipe_normalize(self, item):
+        self._maybe("normalize", item.name)
+
+    @hookimpl(tryfirst=True)
+    def runpipe_analyze(self, audio):
+        self._maybe("analyze", audio.source.name)
+
+    @hookimpl(tryfirst=True)
+    def runpipe_postprocess(self, audio):
+        self._maybe("postprocess", audio.source.name)
+
+    @hookimpl(tryfirst=True)
+    def runpipe_export(self, document):
+        self._maybe("export", document.source.name)
+
+
+@pytest.mark.parametrize("stage", ["ingest", "normalize", "analyze", "postprocess", "export"])
+def test_plugin_raising_in_each_stage(stage, server, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    bad, good = tone_wav(folder / "bad.wav", 1), tone_wav(folder / "good.wav", 2)
+    paid = stage in ("postprocess", "export")  # the bad input's analysis ran before the plugin raised
+    server.script(*[Answer(GOOD)] * (2 if paid else 1))
+    with make_engine([RaisingPlugin(stage)]) as engine:
+        results = check_batch(engine, pipeline(server), [bad, good], tmp_path / "out",
+                              bad={"bad.wav": rf"{stage} failed \(plugin RaisingPlugin-0\): Boom: {stage} exploded"}, stage=stage)
+    assert results["bad.wav"].failed_plugin == "RaisingPlugin-0"
+    asked = len(server.requests_to("generateContent"))
+    # rerun without the broken plugin: the bad input completes, finished analyses are not repeated
+    server.script(*[Answer(GOOD)] * (0 if paid else 1))
+    with make_engine() as engine:
+        check_batch(engine, pipeline(server), [bad, good], tmp_path / "out", bad={})
+    assert len(server.requests_to("generateContent")) == asked + (0 if paid else 1)
+
+
+# -- the backend misbehaving ---------------------------------------------------------------------
+
+BACKEND_FAULTS = {
+    "429-storm": ([HttpError(429, retry_after=0.05)] * 3, {}, r"kept answering 429 RESOURCE_EXHAUSTED after 3 attempt"),
+    "500s": ([HttpError(500), HttpError(503), HttpError(500)], {}, r"failed after 3 attempt\(s\) \(500 INTERNAL\)"),
+    "timeouts": ([Answer(GOOD, delay=1.5)] * 3, {"request_timeout": 0.5}, r"could not reach Gemini .* after 3 attempt"),
+    "dropped-connections": ([Disconnect()] * 3, {}, r"could not reach Gemini .* after 3 attempt"),
+    "truncated-json": ([RawText('{"summary": "A short rec')] * 3, {}, r"not valid JSON"),
+    "cut-at-max-tokens": ([truncated(GOOD)] * 3, {}, r"cut off at the output token limit"),
+    "schema-invalid": ([Answer({"summary": 3, "segments": [{"speaker": "x"}]})] * 3, {}, r"does not match the schema"),
+}
+
+
+@pytest.mark.parametrize("fault", list(BACKEND_FAULTS))
+def test_backend_faults_fail_one_input_and_rerun_completes(fault, server, tmp_path):
+    answers, options, cause = BACKEND_FAULTS[fault]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    bad, good = tone_wav(folder / "first.wav", 2), tone_wav(folder / "second.wav", 2, freq=330)
+    server.script(*answers, Answer(GOOD))  # one input at a time: the faults go to the first
+    spec = pipeline(server, **options)
+    with make_engine() as engine:
+        check_batch(engine, spec, [bad, good], tmp_path / "out", bad={"first.wav": cause}, stage="analyze")
+    assert len(server.requests_to("generateContent")) == len(answers) + 1
+    server.script(Answer(GOOD))
+    with make_engine() as engine:
+        check_batch(engine, spec, [bad, good], tmp_path / "out", bad={})
+    assert len(server.requests_to("generateContent")) == len(answers) + 2  # only the failed input was asked again
+    assert server.pending() == 0
+
+
+# -- answers too long for one request (issue 9) --------------------------------------------------
+
+
+def test_too_long_answer_splits_the_window_at_a_silence(server, tmp_path, monkeypatch):
+    from runpipe.plugins import analyze as analyze_plugin
+
+    monkeypatch.setattr(analyze_plugin, "MIN_SPLIT_SECONDS", 10.0)
+    audio = sample_copy(tmp_path / "in")
+    first_half = {"summary": "One.", "segments": [{**SEGMENT, "timestamp": "00:02", "content": "first"}]}
+    second_half = {"summary": "Two.", "segments": [{**SEGMENT, "timestamp": "00:03", "content": "second"}]}
+    loop = repetition_loop('{"summary": "", "segments": [{"content": "', "and so on ", 300)
+    server.script(truncated(GOOD), loop, Answer(first_half), Answer(second_half))
+    spec = pipeline(server, repair_attempts=1)
+    with make_engine() as engine:
+        results = check_batch(engine, spec, [audio], tmp_path / "out", bad={})
+    whole, repair, *halves = server.requests_to("generateContent")
+    assert len(halves) == 2 and "fileData" not in json.dumps(whole.body)
+    document = results[audio.name].documents[0]
+    windows = document.provenance["windows"]
+    assert len(windows) == 2 and 12 < windows[0][1] < 28 and windows[1][1] == pytest.approx(document.audio.duration, abs=0.01)
+    assert [s.content for s in document.segments] == ["first", "second"]
+    assert document.segments[1].start == pytest.approx(windows[1][0] + 3, abs=0.01)  # on the input's timeline
+    assert document.fields["summary"] == "One.\n\nTwo."
+    # a rerun goes straight to the stored halves: nothing is asked again
+    with make_engine() as engine:
+        check_batch(engine, spec, [audio], tmp_path / "out", bad={})
+    assert len(server.requests_to("generateContent")) == 4
+
+
+def test_splitting_stops_at_the_floor_and_fails_clearly(server, tmp_path, monkeypatch):
+    from runpipe.plugins import analyze as analyze_plugin
+
+    monkeypatch.setattr(analyze_plugin, "MIN_SPLIT_SECONDS", 15.0)
+    folder = tmp_path / "in"
+    audio = sample_copy(folder)
+    good = tone_wav(folder / "good.wav", 1)
+    # 39 s is cut at the answer limit -> split into ~20 s halves; the first half is cut too, and
+    # halving it again would go below the floor: the input fails. Then good.wav is answered.
+    server.script(truncated(GOOD), truncated(GOOD), Answer(GOOD))
+    with make_engine() as engine:
+        check_batch(engine, pipeline(server, repair_attempts=0), [audio, good], tmp_path / "out",
+                    bad={audio.name: r"window 00:00-00:\d\d \(\d\d s\) is still too long for one request \(max_tokens\), "
+                                     r"and windows are not split below 15 s; last error: .*cut off at the output token limit"},
+                    stage="analyze")
+    assert len(server.requests_to("generateContent")) == 3
