@@ -32,6 +32,18 @@ Options (under ``analyze.options`` in a pipeline; the per-task subset under a ta
     up to 48 hours, when Google deletes them.
 ``request_timeout`` (600 s), ``file_poll_interval`` (2 s), ``file_active_timeout`` (600 s)
     Per-request timeout; how often and how long to wait for an upload to become ACTIVE.
+``batch`` (false)
+    Send analysis through Gemini's batch mode: half the price, answered within 24 hours. Each
+    request is built as without ``batch`` (inline audio or an uploaded file) and joins a batch job
+    with the requests of the other inputs; repairs of unusable answers are asked directly.
+    Resumable: the job is remembered in the run store, so a rerun after a crash or a timeout
+    collects it instead of submitting again. Uploaded files are kept while a job is unfinished.
+``batch_poll_interval`` (30 s) / ``batch_max_wait`` (48 h)
+    How often to ask whether a job is done, and how long to wait before failing its inputs as
+    retryable (run again to collect the same job).
+``batch_settle`` (1 s) / ``batch_max_requests`` (256)
+    A job is submitted once no request joined it for ``batch_settle`` seconds, or when it holds
+    ``batch_max_requests`` requests or would exceed ``inline_limit_bytes`` (the job is one request).
 """
 
 from runpipe.hookspecs import hookimpl

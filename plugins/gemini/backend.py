@@ -15,7 +15,10 @@ from google.genai import types
 from runpipe.errors import BackendUnavailable
 from runpipe.interfaces import Backend, BackendLimits
 from runpipe.model import Analysis, AudioFile, Task, TimeRange, Usage
+from runpipe.paths import user_dir
+from runpipe.store import RunStore
 
+from .batch import BatchCollector, BatchRequest
 from .client import GeminiClient
 from .errors import GeminiAnswerError
 from .media import MediaStager, StagedMedia
@@ -49,15 +52,18 @@ class _Outcome:
     usage: Usage
     attempts: int
     transport_retries: int
+    batch_job: str | None  # the batch job that gave the first answer, in batch mode
 
 
 @dataclass(frozen=True)
 class _Session:
-    """What a warmed-up backend holds: the client and the upload machinery built on it."""
+    """What a warmed-up backend holds: the client, the upload machinery and, in batch mode, the
+    collector of batch jobs built on it."""
 
     client: GeminiClient
     uploads: Uploads
     stager: MediaStager
+    batch: BatchCollector | None
 
 
 class GeminiBackend(Backend):
@@ -65,7 +71,8 @@ class GeminiBackend(Backend):
     ``file_data``, JSON answers validated against the task's schema and repaired when broken.
 
     Thread-safe: the engine may call :meth:`analyze` from several threads; at most
-    ``concurrency`` requests run at once, and a 429 makes every thread back off together.
+    ``concurrency`` requests run at once, and a 429 makes every thread back off together. With
+    ``batch``, each call waits for a batch job shared with the calls of the other threads.
     """
 
     name = "gemini"
@@ -80,6 +87,15 @@ class GeminiBackend(Backend):
         self._session: _Session | None = None
         self._session_lock = threading.Lock()
         self._validators: dict[str, jsonschema.protocols.Validator] = {}
+
+    @property
+    def parallelism(self) -> int | None:
+        """How many analyze calls the engine should keep in flight (None: its own concurrency).
+
+        In batch mode every waiting call is one more request in the next job, so the engine's
+        threads, not ``concurrency`` (which bounds HTTP requests), decide how full jobs get.
+        """
+        return self.settings.batch_max_requests if self.settings.batch else None
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -97,7 +113,8 @@ class GeminiBackend(Backend):
                 key_env, key = found
                 client = GeminiClient(self.settings, key_env=key_env, api_key=key)
                 uploads = Uploads(client, UploadCache())
-                self._session = _Session(client, uploads, MediaStager(uploads))
+                batch = BatchCollector(client, RunStore(user_dir() / "runs.sqlite")) if self.settings.batch else None
+                self._session = _Session(client, uploads, MediaStager(uploads), batch)
             return self._session
 
     def _validator(self, schema: Mapping[str, Any]) -> jsonschema.protocols.Validator:
@@ -126,7 +143,7 @@ class GeminiBackend(Backend):
         other_bytes = request_bytes_besides_media(task, prompt_text(task, window))
         media = session.stager.stage(audio, window, other_bytes=other_bytes, inline_limit=settings.inline_limit_bytes)
         contents = first_turn(media.part, prompt_text(task, media.range_in_prompt))
-        outcome = self._answer(session.client, what, model, task, generation, contents, settings.repair_attempts)
+        outcome = self._answer(session, what, model, task, generation, contents, settings.repair_attempts)
         return Analysis(
             task=task.name,
             data=outcome.data,
@@ -139,7 +156,7 @@ class GeminiBackend(Backend):
 
     def _answer(
         self,
-        client: GeminiClient,
+        session: _Session,
         what: str,
         model: str,
         task: Task,
@@ -147,21 +164,31 @@ class GeminiBackend(Backend):
         contents: list[types.Content],
         repair_attempts: int,
     ) -> _Outcome:
-        """Ask, judge the answer, and ask again with a repair request while attempts remain."""
+        """Ask, judge the answer, and ask again with a repair request while attempts remain.
+
+        In batch mode the first request goes into a batch job; repairs are asked directly: a
+        repair is one request for one input, and another day-long wait would cost more than the
+        batch discount saves.
+        """
+        client = session.client
         validator = self._validator(task.schema)
         answer_tokens = int(generation["max_output_tokens"])
-        request, usage, retries = contents, Usage(), 0
+        request, usage, retries, batch_job = contents, Usage(), 0, None
         for attempt in range(1, repair_attempts + 2):
             config = generation_config(task, generation, answer_tokens=answer_tokens)
-            response, attempt_retries = client.call(
-                what, lambda: client.sdk.models.generate_content(model=model, contents=request, config=config), model=model
-            )
+            if attempt == 1 and session.batch is not None:
+                answer = session.batch.ask(BatchRequest.build(what, self.settings.endpoint, model, request, config))
+                response, attempt_retries, batch_job = answer.response, 0, answer.job
+            else:
+                response, attempt_retries = client.call(
+                    what, lambda: client.sdk.models.generate_content(model=model, contents=request, config=config), model=model
+                )
             retries += attempt_retries
             reply = read_reply(response)
             usage += reply.usage
             verdict = judge(reply, validator)
             if verdict.ok:
-                return _Outcome(verdict.data, reply, usage, attempt, retries)
+                return _Outcome(verdict.data, reply, usage, attempt, retries, batch_job)
             log.warning("%s: answer %d of at most %d unusable: %s", what, attempt, repair_attempts + 1, client.redact(verdict.detail))
             if verdict.problem == "max_tokens":
                 answer_tokens = enlarged_budget(answer_tokens, generation)
@@ -193,12 +220,16 @@ class GeminiBackend(Backend):
         return result.total_tokens
 
     def close(self) -> None:
-        """Delete the files this backend uploaded or reused (when ``delete_uploads``), close the client."""
+        """Delete the files this backend uploaded or reused (when ``delete_uploads`` and no batch job
+        was left unfinished), close the client."""
         with self._session_lock:
             session, self._session = self._session, None
         if session is None:
             return
-        if self.settings.delete_uploads:
+        jobs_unfinished = session.batch.close() if session.batch is not None else False
+        if self.settings.delete_uploads and jobs_unfinished:
+            log.info("keeping uploaded files: unfinished batch jobs may still read them (Google deletes them after 48 h)")
+        elif self.settings.delete_uploads:
             session.uploads.delete_used()
         session.client.close()
 
@@ -215,6 +246,8 @@ def _provenance(outcome: _Outcome, media: StagedMedia) -> dict[str, Any]:
     }
     if media.file_name:
         provenance["file_name"] = media.file_name
+    if outcome.batch_job:
+        provenance["batch_job"] = outcome.batch_job
     if media.range_in_prompt is not None:
         provenance["range_in_prompt"] = str(media.range_in_prompt)
     return provenance

@@ -37,6 +37,11 @@ class GeminiSettings:
     request_timeout: float = 600.0
     file_poll_interval: float = 2.0
     file_active_timeout: float = 600.0
+    batch: bool = False  # analysis through Gemini's batch mode (half price, answers within 24 h)
+    batch_poll_interval: float = 30.0
+    batch_max_wait: float = 48 * 3600.0  # Google expires a job still unfinished after 48 hours
+    batch_settle: float = 1.0  # submit once no request has arrived for this long
+    batch_max_requests: int = 256
 
     #: Options a task may override in its ``options``: they change one request, not the client.
     PER_TASK = ("model", "max_output_tokens", "thinking_budget", "temperature", "repair_attempts", "inline_limit_bytes")
@@ -78,7 +83,9 @@ class GeminiSettings:
             (self.concurrency >= 1, "concurrency must be at least 1"),
             (self.inline_limit_bytes >= 0, "inline_limit_bytes must be 0 or more"),
             (min(self.retry_base_delay, self.retry_max_delay, self.file_poll_interval) >= 0, "delays must not be negative"),
-            (min(self.request_timeout, self.file_active_timeout) > 0, "timeouts must be positive"),
+            (min(self.request_timeout, self.file_active_timeout, self.batch_max_wait) > 0, "timeouts must be positive"),
+            (min(self.batch_poll_interval, self.batch_settle) >= 0, "batch intervals must not be negative"),
+            (self.batch_max_requests >= 1, "batch_max_requests must be at least 1"),
         ]
         for ok, message in problems:
             if not ok:
