@@ -71,7 +71,7 @@ def _regions(window: AudioWindow, settings: RecognitionSettings):
     if settings.use_vad:
         return list(window.regions)
     # Without VAD, cover the window with Whisper-sized tiles (more invented text over silence).
-    step = settings.decoding.max_window_seconds
+    step = 30.0
     return [(t, min(t + step, window.duration)) for t in np.arange(0.0, window.duration, step)]
 
 

@@ -5,11 +5,13 @@ language loses every later passage (base Whisper "translates" or drops it). Here
 
 1. each speech region's language is detected on that region alone, with an *unpadded*
    encoder pass (about a tenth of the cost of a padded 30 s pass);
-2. consecutive regions of one language are packed into decoding windows of at most 30 s
-   (Whisper's window), so decoding costs about what a whole-file pass costs;
-3. each run of same-language windows is decoded by faster-whisper's own ``transcribe`` with
-   ``clip_timestamps``, so its temperature fallback, no-speech / log-probability gates and
-   word alignment apply unchanged;
+2. consecutive regions of one language, apart by short pauses, form one stretch, so
+   decoding costs about what a whole-file pass costs (separate clips per region would each
+   take a padded 30 s window, and an unfinished last sentence yet another);
+3. each run of same-language stretches is decoded by one faster-whisper ``transcribe`` call
+   with the stretches as ``clip_timestamps``, so its 30 s window walk (an unfinished
+   sentence carries into the next window), temperature fallback, no-speech /
+   log-probability gates and word alignment apply unchanged;
 4. the hallucination guards in :mod:`.guards` clean the result.
 
 Every time here is in seconds from the start of the ``samples`` array passed in.
@@ -41,8 +43,7 @@ class DecodingSettings:
     compression_ratio_threshold: float = 2.4
     hallucination_silence_threshold: float | None = 2.0
     language_confidence: float = 0.5  # below this a region's detected language is "unsure"
-    max_window_seconds: float = 30.0
-    max_gap_seconds: float = 2.0  # a longer pause starts a new decoding window
+    max_gap_seconds: float = 2.0  # a longer pause starts a new stretch (it is not decoded)
     language_probe_seconds: float = 8.0  # how much of a region the language detector hears
 
 
@@ -87,7 +88,9 @@ class RecognizedSegment:
 
 
 @dataclass(frozen=True, slots=True)
-class DecodingWindow:
+class Stretch:
+    """Same-language speech regions decoded as one clip (pauses between them included)."""
+
     start: float
     end: float
     language: str
@@ -142,21 +145,17 @@ def _settle_unsure(languages: list[RegionLanguage], confidence: float) -> list[R
     return settled
 
 
-def plan_windows(languages: Sequence[RegionLanguage], settings: DecodingSettings = DecodingSettings()) -> list[DecodingWindow]:
-    """Pack consecutive same-language regions into decoding windows of at most
-    ``max_window_seconds``, starting a new window at a language change or a long pause."""
-    windows: list[DecodingWindow] = []
+def plan_stretches(languages: Sequence[RegionLanguage], settings: DecodingSettings = DecodingSettings()) -> list[Stretch]:
+    """Join consecutive same-language regions into stretches, starting a new one at a
+    language change or a pause longer than ``max_gap_seconds``."""
+    windows: list[Stretch] = []
     for lang in languages:
         if windows:
             last = windows[-1]
-            if (
-                lang.code == last.language
-                and lang.start - last.end <= settings.max_gap_seconds
-                and lang.end - last.start <= settings.max_window_seconds
-            ):
+            if lang.code == last.language and lang.start - last.end <= settings.max_gap_seconds:
                 windows[-1] = replace(last, end=lang.end, regions=last.regions + ((lang.start, lang.end),))
                 continue
-        windows.append(DecodingWindow(lang.start, lang.end, lang.code, ((lang.start, lang.end),)))
+        windows.append(Stretch(lang.start, lang.end, lang.code, ((lang.start, lang.end),)))
     return windows
 
 
@@ -184,7 +183,7 @@ def transcribe_regions(
         return []
     languages = list(languages) if languages is not None else detect_region_languages(samples, regions, whisper, settings)
     segments: list[RecognizedSegment] = []
-    for run in _language_runs(plan_windows(languages, settings)):
+    for run in _language_runs(plan_stretches(languages, settings)):
         for segment in _decode_run(samples, run, whisper, settings, task="transcribe"):
             cleaned = _guard(snap_to_speech(segment, regions), regions)
             if cleaned is not None:
@@ -192,8 +191,8 @@ def transcribe_regions(
     return segments
 
 
-def _language_runs(windows: list[DecodingWindow]) -> list[list[DecodingWindow]]:
-    runs: list[list[DecodingWindow]] = []
+def _language_runs(windows: list[Stretch]) -> list[list[Stretch]]:
+    runs: list[list[Stretch]] = []
     for window in windows:
         if runs and runs[-1][-1].language == window.language:
             runs[-1].append(window)
@@ -204,7 +203,7 @@ def _language_runs(windows: list[DecodingWindow]) -> list[list[DecodingWindow]]:
 
 def _decode_run(
     samples: np.ndarray,
-    run: Sequence[DecodingWindow],
+    run: Sequence[Stretch],
     whisper: LoadedWhisper,
     settings: DecodingSettings,
     *,
@@ -346,7 +345,7 @@ def translate_spans(
         else:
             groups.append([index])
     for group in groups:
-        run = [DecodingWindow(spans[i][0], spans[i][1], spans[i][2], ((spans[i][0], spans[i][1]),)) for i in group]
+        run = [Stretch(spans[i][0], spans[i][1], spans[i][2], ((spans[i][0], spans[i][1]),)) for i in group]
         pieces = _decode_run(samples, run, whisper, settings, task="translate", with_timestamps=False)
         for index in group:
             start, end, _ = spans[index]
