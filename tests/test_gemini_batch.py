@@ -235,3 +235,27 @@ def test_batch_results_equal_direct_results(server, inputs, tmp_path):
     assert {n: comparable(r) for n, r in batched.items()} == {n: comparable(r) for n, r in direct.items()}
     for name in direct:
         assert (tmp_path / "direct" / f"{name}.json").exists() and (tmp_path / "batched" / f"{name}.json").exists()
+
+
+def test_uploaded_audio_travels_as_file_references_and_uploads_are_deleted_after(server, inputs, tmp_path):
+    for s in SECONDS:
+        server.script_for(lasting(s), Answer(transcript(s)))
+    results = run(server, inputs, tmp_path / "out", inline_limit_bytes=0)  # every file is uploaded
+
+    assert summaries(results) == EXPECTED
+    (create,) = server.requests_to("batches.create")
+    parts = [r["request"]["contents"][0]["parts"][0] for r in create.body["batch"]["inputConfig"]["requests"]["requests"]]
+    assert all("fileData" in part and "inlineData" not in part for part in parts) and create.size < 20_000
+    assert len(server.requests_to("upload.start")) == len(SECONDS) and server.file_names == []  # deleted at close
+
+
+def test_a_job_is_cut_before_it_outgrows_one_request_body(server, inputs, tmp_path, monkeypatch):
+    monkeypatch.setattr("runpipe.plugins.gemini.batch.JOB_BODY_LIMIT", 20_000)  # the 4 clips take ~40 kB
+    for s in SECONDS:
+        server.script_for(lasting(s), Answer(transcript(s)))
+    results = run(server, inputs, tmp_path / "out")
+
+    assert summaries(results) == EXPECTED
+    creates = server.requests_to("batches.create")
+    assert len(creates) > 1 and all(c.size < 21_000 for c in creates)  # the limit counts requests, not the envelope
+    assert sum(len(c.body["batch"]["inputConfig"]["requests"]["requests"]) for c in creates) == len(SECONDS)

@@ -43,7 +43,9 @@ Options (under ``analyze.options`` in a pipeline; the per-task subset under a ta
     retryable (run again to collect the same job).
 ``batch_settle`` (1 s) / ``batch_max_requests`` (256)
     A job is submitted once no request joined it for ``batch_settle`` seconds, or when it holds
-    ``batch_max_requests`` requests or would exceed ``inline_limit_bytes`` (the job is one request).
+    ``batch_max_requests`` requests or would exceed 20 MB (the job is one request). Inline audio
+    fills that fast: with long inputs, lower ``inline_limit_bytes`` so that audio is uploaded and
+    a job holds only file references.
 """
 
 from runpipe.hookspecs import hookimpl

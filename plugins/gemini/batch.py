@@ -4,8 +4,8 @@ requests, answered within 24 hours), polled until done, each answer handed to it
 ``analyze()`` builds its request exactly as in the direct path and gives it to the backend's
 :class:`BatchCollector`, which blocks the caller. The collector submits one job for the requests
 that arrived until none came for ``batch_settle`` seconds, or the job reached
-``batch_max_requests`` requests or the request size limit (``inline_limit_bytes``: the job is one
-HTTP request), then polls it every ``batch_poll_interval`` seconds for up to ``batch_max_wait``.
+``batch_max_requests`` requests or :data:`JOB_BODY_LIMIT` bytes (the job is one HTTP request), then
+polls it every ``batch_poll_interval`` seconds for up to ``batch_max_wait``.
 Answers come back in the order of the requests, as the API documents; that is how they are mapped
 back (the API does not reliably echo request metadata).
 
@@ -38,6 +38,10 @@ log = logging.getLogger("runpipe.plugins.gemini")
 
 #: The run store kind of the request -> (job, position) entries.
 KIND = "gemini_batch"
+#: Bytes of requests in one job: the whole job travels in one request body, which Google limits to
+#: 20 MB; the margin covers the job's envelope. Inline audio fills it fast; uploaded audio (a lower
+#: ``inline_limit_bytes``) takes ~1 kB a request.
+JOB_BODY_LIMIT = 19_000_000
 #: Per-request failures that would fail again: google.rpc codes INVALID_ARGUMENT, NOT_FOUND,
 #: PERMISSION_DENIED, FAILED_PRECONDITION, and their HTTP counterparts in case the service uses those.
 _PERMANENT_CODES = frozenset({3, 5, 7, 9, 400, 403, 404})
@@ -202,7 +206,7 @@ class BatchCollector:
         settings = self._settings
         with self._lock:
             group = self._open.get(request.model)
-            if group is not None and group.size + request.size > settings.inline_limit_bytes:
+            if group is not None and group.size + request.size > JOB_BODY_LIMIT:
                 self._submit(self._open.pop(request.model))  # with this request the job would be too large
                 group = None
             if group is None:
