@@ -410,6 +410,14 @@ def test_task_options_and_generation_override_per_request(server, backends, tmp_
         backends().analyze(local_audio(tmp_path), transcript_task(options={"concurrency": 2}))
 
 
+def test_task_options_the_engine_adds_are_accepted(server, backends, tmp_path):
+    # runpipe.tasks gives every backend the pipeline's speaker counts and the question; they
+    # travel in the prompt, and must not be refused as backend-wide options.
+    server.script(Answer(GOOD))
+    task = transcript_task(options={"num_speakers": 2, "min_speakers": 1, "max_speakers": 3, "question": "Who speaks?"})
+    assert backends().analyze(local_audio(tmp_path), task).data == GOOD
+
+
 def test_concurrency_is_bounded_across_threads(server, backends, tmp_path):
     backend = backends(concurrency=1)
     audio = local_audio(tmp_path)

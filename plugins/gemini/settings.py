@@ -45,6 +45,9 @@ class GeminiSettings:
 
     #: Options a task may override in its ``options``: they change one request, not the client.
     PER_TASK = ("model", "max_output_tokens", "thinking_budget", "temperature", "repair_attempts", "inline_limit_bytes")
+    #: Task options the engine gives every backend (``runpipe.tasks``): the speaker counts and the
+    #: question. Gemini gets them through the prompt text, which the engine has already extended.
+    FROM_ENGINE = ("num_speakers", "min_speakers", "max_speakers", "question")
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> "GeminiSettings":
@@ -52,7 +55,9 @@ class GeminiSettings:
         return cls()._with(options, "backend gemini")
 
     def for_task(self, task_name: str, options: Mapping[str, Any]) -> "GeminiSettings":
-        """These settings with a task's own ``options`` applied (only :attr:`PER_TASK` ones)."""
+        """These settings with a task's own ``options`` applied (only :attr:`PER_TASK` ones;
+        :attr:`FROM_ENGINE` ones are already in the prompt)."""
+        options = {k: v for k, v in options.items() if k not in self.FROM_ENGINE}
         fixed = sorted(set(options) - set(self.PER_TASK))
         if fixed:
             raise PipelineConfigError(
