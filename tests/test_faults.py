@@ -266,7 +266,7 @@ def test_file_over_2_gb_is_refused_before_any_request(server, tmp_path):
     schema = json.loads((builtin_schemas_dir() / "transcript.schema.json").read_text())
     backend = GeminiBackend({"base_url": server.base_url, **FAST})
     try:
-        with pytest.raises(MediaError, match=r"huge\.wav.* 2\.1 GB.*at most 2 GB") as caught:
+        with pytest.raises(MediaError, match=r"audio to upload is 2\.1 GB \(2100000000 bytes\); the Gemini Files API takes at most 2 GB") as caught:
             backend.analyze(audio, Task("transcript", "Transcribe.", "transcript", schema))
     finally:
         backend.close()
@@ -287,7 +287,8 @@ def test_too_big_for_the_files_api_fails_alone(server, tmp_path, monkeypatch):
     server.script(Answer(GOOD))
     with make_engine() as engine:
         results = check_batch(engine, pipeline(server, inline_limit_bytes=0), [big, small], tmp_path / "out",
-                              bad={big.name: r"Files API takes at most"}, stage="analyze")
+                              bad={big.name: r"audio to upload is 0\.\d+ GB \(\d+ bytes\); the Gemini Files API takes at most 5e-05 GB"},
+                              stage="analyze")
     (start,) = server.requests_to("upload.start")
     assert int(start.headers["x-goog-upload-header-content-length"]) < 50_000
     assert len(server.requests_to("generateContent")) == 1

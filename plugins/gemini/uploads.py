@@ -67,7 +67,13 @@ class Uploads:
     def _upload(self, path: Path, mime_type: str, content_key: str) -> types.File:
         size = path.stat().st_size
         if size > MAX_UPLOAD_BYTES:
-            raise MediaError(f"{path.name} is {size / 1000**3:.1f} GB; the Gemini Files API takes at most 2 GB per file")
+            # Checked before any request. The file is runpipe's normalized audio (or a window of it),
+            # named by hash, so the message speaks of the audio; the engine names the input.
+            raise MediaError(
+                f"the audio to upload is {size / 1000**3:.1f} GB ({size} bytes); the Gemini Files API takes at most "
+                f"{MAX_UPLOAD_BYTES / 1000**3:g} GB per file. Use a compressed normalize.format (ogg, mp3) or a shorter "
+                "stages.analyze.chunking.max_seconds"
+            )
 
         def upload() -> types.File:
             # A file object, not a path: the SDK would put the file name in a header, which
