@@ -87,8 +87,9 @@ def probe_input(item: MediaItem) -> AudioInfo:
     return info
 
 
-def normalize(item: MediaItem, target: Target) -> AudioFile:
-    """Probe ``item``, refuse what is not usable audio, and transcode to ``target`` (cached)."""
+def normalize(item: MediaItem, target: Target, *, force: bool = False) -> AudioFile:
+    """Probe ``item``, refuse what is not usable audio, and transcode to ``target`` (cached;
+    ``force`` transcodes again even when the cached file exists)."""
     path = item.path
     if path is None:
         raise MediaError(f"{item.name}: only local files can be normalized")
@@ -97,7 +98,7 @@ def normalize(item: MediaItem, target: Target) -> AudioFile:
     suffix, mime, _ = FORMATS[target.format]
     settings = f"{target.sample_rate}hz-{target.channels}ch-{target.bitrate or DEFAULT_BITRATE.get(target.format, 'lossless')}"
     out = cache_dir("normalized") / f"{content_hash}-{settings}{suffix}"
-    if not out.exists():
+    if force or not out.exists():
         with _ENCODE_SLOTS:
             try:
                 ffmpeg.run(

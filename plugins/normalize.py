@@ -24,4 +24,4 @@ def runpipe_normalize(item: MediaItem, run: RunContext) -> AudioFile:
             content_hash=hashlib.sha256(item.uri.encode("utf-8")).hexdigest(),
         )
     spec = run.pipeline.normalize
-    return normalize(item, Target(spec.format, spec.sample_rate, spec.channels, spec.bitrate))
+    return normalize(item, Target(spec.format, spec.sample_rate, spec.channels, spec.bitrate), force=run.force)

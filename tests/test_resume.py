@@ -180,10 +180,13 @@ def test_kill_mid_analysis_then_rerun_repeats_nothing(job, server):
         assert set(row["timings"]) == {"normalize", "analyze", "postprocess", "export"}
         assert len(row["outputs"]) == 2
 
-    # --force asks every window again; cache clear forgets the stored answers
+    # --force transcodes and asks every window again; cache clear forgets the stored answers
+    normalized = {p: p.stat().st_mtime_ns for p in (user_dir() / "normalized").iterdir()}
+    assert len(normalized) == len(INPUTS)
     before = len(server.requests)
     forced = job.run("--force")
     assert forced.returncode == 1 and counts(server, since=before)["generateContent"] == ALL_WINDOWS
+    assert all(p.stat().st_mtime_ns != stamp for p, stamp in normalized.items())
     check_complete(job, json.loads(forced.stdout))
     before = len(server.requests)
     assert job.run().returncode == 1 and counts(server, since=before).get("generateContent", 0) == 0
