@@ -22,7 +22,7 @@ from runpipe.testing.gemini_server import Answer, BatchLifecycle, FakeGemini, Ht
 MODEL = "gemini-3-flash-preview"
 SECONDS = (1, 2, 3, 4)  # one input per length: the fake tells the inputs apart by their audio
 #: Fast polling and settling; tiny backoff.
-FAST = {"retry_base_delay": 0.01, "retry_max_delay": 5.0, "batch_poll_interval": 0.02, "batch_settle": 0.5}
+FAST = {"retry_base_delay": 0.01, "retry_max_delay": 5.0, "file_poll_interval": 0.01, "batch_poll_interval": 0.02, "batch_settle": 1.0}
 
 
 def transcript(seconds: int) -> dict:
@@ -188,22 +188,36 @@ def test_a_failed_request_fails_only_its_input_and_a_broken_answer_is_repaired_d
     assert repair.body["contents"][1]["parts"][0]["text"] == '{"summary": "cut'
 
 
-def test_a_rerun_collects_the_stored_job_instead_of_submitting_again(server, inputs, tmp_path):
+def test_a_failed_job_fails_its_inputs_as_retryable_and_is_forgotten(server, inputs, tmp_path):
+    server.script_batches(BatchLifecycle(outcome="FAILED"))
+    server.default_response = Answer(transcript(1))
+    results = run(server, inputs[:2], tmp_path / "out")
+    assert all(r.status == "failed" and "ended in state JOB_STATE_FAILED" in r.error for r in results.values())
+    assert stored_batch_entries() == 0  # a rerun submits again
+
+
+@pytest.mark.parametrize("media", ["inline", "uploaded"])
+def test_a_rerun_collects_the_stored_job_instead_of_submitting_again(server, inputs, tmp_path, media):
+    options = {"inline_limit_bytes": 0} if media == "uploaded" else {}
     server.script_batches(BatchLifecycle(pending_polls=15, running_polls=5))
     for s in SECONDS:
         server.script_for(lasting(s), Answer(transcript(s)))
-    first = run(server, inputs, tmp_path / "out", batch_max_wait=0.05)  # gives up while the job runs
+    first = run(server, inputs, tmp_path / "out", batch_max_wait=0.05, **options)  # gives up while the job runs
     assert all(r.status == "failed" and "run again to collect" in r.error for r in first.values())
     (job,) = server.batch_names
     polls_before = len(server.requests_to("batches.get"))
     assert stored_batch_entries() == len(SECONDS)  # written right after submitting: what survives a crash
+    if media == "uploaded":
+        assert len(server.file_names) == len(SECONDS)  # kept: the unfinished job reads them
 
-    second = run(server, inputs, tmp_path / "out")  # a fresh engine: only the run store remembers the job
+    second = run(server, inputs, tmp_path / "out", **options)  # a fresh engine: only the run store remembers the job
     assert summaries(second) == EXPECTED
     assert len(server.requests_to("batches.create")) == 1  # nothing submitted again
     assert len(server.requests_to("batches.get")) == 21 and polls_before < 21
     assert {r.path for r in server.requests_to("batches.get")} == {f"/v1/{job}"}
     assert stored_batch_entries() == 0  # answered: the engine caches the analyses now
+    if media == "uploaded":  # the same files, so the same requests: found in the store
+        assert len(server.requests_to("upload.start")) == len(SECONDS) and server.file_names == []
 
 
 def test_a_stored_job_that_is_gone_is_submitted_again(server, inputs, tmp_path):

@@ -123,10 +123,10 @@ class BatchCollector:
 
         Returns whether jobs were left unfinished: their requests may name uploaded files.
         """
-        self._closed.set()
-        with self._lock:
+        with self._lock:  # before polling stops: a stopped poller forgets its job
             groups, self._open = list(self._open.values()), {}
             unfinished = self._gave_up_waiting or any(not future.done() for future in self._jobs.values())
+        self._closed.set()
         for group in groups:
             for _, future in group.waiting:
                 future.set_exception(BackendError("the Gemini backend closed before its batch job was submitted", retryable=True))
