@@ -76,6 +76,16 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _key_values(pairs: tuple[str, ...], flag: str) -> dict[str, str]:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise PipelineConfigError(f"{flag} {pair!r}: expected KEY=VALUE")
+        options[key.strip()] = value.strip()
+    return options
+
+
 def _engine(blocked: tuple[str, ...] = ()):
     from runpipe.engine import Engine
 
@@ -100,13 +110,14 @@ def main(verbose: int) -> None:
 @click.option("-b", "--backend", help="Analysis backend: auto, gemini, local, or a plugin's.")
 @click.option("-c", "--concurrency", type=click.IntRange(1, 256), help="Inputs processed at once.")
 @click.option("--executor", help="Run per-input work on a registered executor (e.g. dask).")
+@click.option("--executor-option", "executor_options", multiple=True, metavar="KEY=VALUE", help="Executor option, e.g. address=tcp://host:8786.")
 @click.option("--force", is_flag=True, help="Ignore stored results: transcode, upload and analyse again.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("-p", "blocked", multiple=True, metavar="no:NAME", help="Do not load plugin NAME.")
 @handle_errors
 def run_command(pipeline: str, inputs: tuple[str, ...], output_dir: Path | None, backend: str | None,
-                concurrency: int | None, executor: str | None, force: bool, as_json: bool, no_progress: bool,
+                concurrency: int | None, executor: str | None, executor_options: tuple[str, ...], force: bool, as_json: bool, no_progress: bool,
                 blocked: tuple[str, ...]) -> None:
     """Run PIPELINE (a YAML file or a built-in name) on INPUTS."""
     from runpipe.cli_output import ProgressPrinter, print_summary, summary_dict
@@ -117,7 +128,8 @@ def run_command(pipeline: str, inputs: tuple[str, ...], output_dir: Path | None,
         engine.subscribe(printer)
         try:
             result = engine.run(spec, list(inputs) or None, output_dir=output_dir, backend=backend,
-                                force=force, concurrency=concurrency, executor=executor)
+                                force=force, concurrency=concurrency, executor=executor,
+                                executor_options=_key_values(executor_options, "--executor-option"))
         finally:
             printer.close()
         if as_json:

@@ -274,10 +274,12 @@ class Engine:
         force: bool = False,
         concurrency: int | None = None,
         executor: str | None = None,
+        executor_options: Mapping[str, Any] | None = None,
     ) -> RunResult:
         """Run ``pipeline`` on ``inputs`` (default: the pipeline's own ``stages.ingest.inputs``).
 
-        Failed inputs are reported in the result; they never stop the others.
+        Failed inputs are reported in the result; they never stop the others. ``executor``
+        names a registered executor (``dask``) to run the per-input work on, with its options.
         """
         from runpipe.runner import run_pipeline
 
@@ -297,7 +299,8 @@ class Engine:
         ]
         if not locations:
             raise PipelineConfigError("no inputs: give files, folders, globs or URLs on the command line or in stages.ingest.inputs")
-        return run_pipeline(self, run, locations, concurrency=concurrency or pipeline.concurrency, executor=executor)
+        return run_pipeline(self, run, locations, concurrency=concurrency or pipeline.concurrency,
+                            executor=executor, executor_options=dict(executor_options or {}))
 
     # -- lifetime -----------------------------------------------------------------------
 

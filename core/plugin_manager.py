@@ -33,6 +33,8 @@ DEFAULT_PLUGINS = (
     "runpipe.plugins.gemini",
     "runpipe.plugins.local",
     "runpipe.plugins.html_report",
+    "runpipe.plugins.retime",
+    "runpipe.plugins.dask_executor",
 )
 #: Plugins without which nothing works; ``-p no:...`` cannot block them.
 ESSENTIAL_PLUGINS = frozenset(

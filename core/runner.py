@@ -121,7 +121,10 @@ def ingest(engine: "Engine", run: RunContext, locations: Iterable[str]) -> tuple
     return items, failures
 
 
-def run_pipeline(engine: "Engine", run: RunContext, locations: list[str], *, concurrency: int | None, executor: str | None) -> RunResult:
+def run_pipeline(
+    engine: "Engine", run: RunContext, locations: list[str], *, concurrency: int | None, executor: str | None,
+    executor_options: dict[str, Any] | None = None,
+) -> RunResult:
     items, failures = ingest(engine, run, locations)
     for failure in failures:
         _record(run, failure)
@@ -131,7 +134,7 @@ def run_pipeline(engine: "Engine", run: RunContext, locations: list[str], *, con
         run.emit(ProgressEvent("input_done", item=failure.item, detail="failed", data={"error": failure.error}))
     workers = max(1, min(concurrency or DEFAULT_CONCURRENCY, len(items) or 1))
     if executor:
-        results = list(engine.component("executors", executor, {}).map(engine, run, items, workers))
+        results = list(engine.component("executors", executor, executor_options or {}).map(engine, run, items, workers))
     else:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="runpipe") as pool:
             results = list(pool.map(lambda item: process_input(engine, run, item), items))

@@ -135,8 +135,6 @@ def label_speakers(segments: tuple[Segment, ...], spec: SpeakersSpec) -> tuple[t
 def to_document(analysis: Analysis, audio: AudioFile, task: Task, speakers_spec: SpeakersSpec) -> Document:
     validate_answer(analysis.data, task)
     segments, notes = build_segments(analysis, audio.duration)
-    if task.time_range is not None:
-        segments = tuple(s for s in segments if task.time_range.contains(s.start))
     segments, speakers = label_speakers(segments, speakers_spec)
     if analysis.estimated_fields:
         notes.append("estimated, not measured: " + ", ".join(analysis.estimated_fields))
@@ -151,7 +149,11 @@ def to_document(analysis: Analysis, audio: AudioFile, task: Task, speakers_spec:
         segments=segments,
         speakers=speakers,
         usage=analysis.usage,
-        provenance={**analysis.provenance, "estimated_fields": list(analysis.estimated_fields)},
+        provenance={
+            **analysis.provenance,
+            "estimated_fields": list(analysis.estimated_fields),
+            **({"time_range": [task.time_range.start, task.time_range.end]} if task.time_range else {}),
+        },
         notes=tuple(notes),
     )
 
@@ -161,4 +163,8 @@ def runpipe_postprocess(analysis: Analysis, audio: AudioFile, task: Task, run: R
     document = to_document(analysis, audio, task, run.pipeline.speakers)
     for step in run.pipeline.postprocess:
         document = run.postprocessor(step).process(document)
+    if task.time_range is not None:
+        # after the steps: what counts is where a segment really starts once re-timed
+        kept = tuple(s for s in document.segments if task.time_range.contains(s.start))
+        document = dataclasses.replace(document, segments=kept)
     return document

@@ -44,7 +44,11 @@ def test_end_to_end_with_scripted_backend(tmp_path):
     assert item.status == "done", item.error
     assert sorted(a.path.name for a in item.artifacts) == sorted(f"podcast_sample.{s}" for s in ("json", "srt", "vtt", "md", "txt"))
     data = json.loads((tmp_path / "out" / "podcast_sample.json").read_text())
-    assert [s["start"] for s in data["segments"]] == [0.0, 7.0, 21.0]
+    # the default retime step moved the answer's MM:SS times onto the real speech onsets
+    # (samples/podcast_sample.json: turns start at 0.0, 7.12 and, in German, 22.08 s)
+    assert [s["start"] for s in data["segments"]] == pytest.approx([0.0, 7.12, 22.08], abs=0.25)
+    assert [s["original_timestamp"] for s in data["segments"]] == ["00:00", "00:07", "00:21"]
+    assert {s["timing"] for s in data["segments"]} == {"aligned"}
     assert data["segments"][2]["translation"] == "And if someone speaks German."
     assert data["backend"] == "scripted" and data["media"]["mime_type"] == "audio/ogg"
     assert data["usage"]["prompt_tokens"] > 0

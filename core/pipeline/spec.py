@@ -7,6 +7,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 DEFAULT_MODEL = "gemini-3-flash-preview"
+#: Post-processing when a pipeline has no ``stages.postprocess``: re-time segments against the
+#: audio (the step itself falls back to the backend's times, marked approximate, without the
+#: offline models). A pipeline that lists its own steps gets exactly those.
+DEFAULT_POSTPROCESS = ("retime",)
 
 
 def _named_entries(entries: list[Any] | None) -> tuple["NamedOptions", ...]:
@@ -176,7 +180,7 @@ class Pipeline:
                 backends={k: dict(v) for k, v in analyze.get("backends", {}).items()},
                 chunking=ChunkingSpec(chunking.get("max_seconds"), chunking.get("overlap_seconds")),
             ),
-            postprocess=_named_entries(stages.get("postprocess", {}).get("steps")),
+            postprocess=_named_entries(stages["postprocess"].get("steps")) if "postprocess" in stages else _named_entries(list(DEFAULT_POSTPROCESS)),
             export=ExportSpec(
                 formats=_named_entries(export.get("formats", ["json"])),
                 output_dir=export.get("output_dir", "out"),

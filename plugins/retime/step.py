@@ -1,0 +1,129 @@
+"""The ``retime`` post-processing step: speech regions from the bundled voice-activity model,
+words recognised per speech region (language per region) by the same Whisper model the
+offline backend loads (once per process), and the backend's words aligned to them.
+
+What the audio yields is cached under the audio's hash, so a rerun, or a second task on the
+same input, recognises nothing twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from runpipe.atomic import write_atomic
+from runpipe.errors import PipelineConfigError
+from runpipe.interfaces import PostProcessor
+from runpipe.model import Document
+from runpipe.paths import cache_dir
+from runpipe.plugins.retime.align import RetimeSettings, TimedWord, retime_segments
+from runpipe.store import cache_key
+
+Region = tuple[float, float]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Heard:
+    """What the audio says, independent of any backend: speech regions and timed words."""
+
+    regions: tuple[Region, ...]
+    words: tuple[TimedWord, ...]
+
+
+def listen(path: Path, start: float, end: float | None, *, beam_size: int, model_dir: str | None) -> Heard:
+    """Speech regions and recognised words of ``path`` between ``start`` and ``end``."""
+    from runpipe.plugins.local import models
+    from runpipe.plugins.local.audio import VadSettings, stream_windows
+    from runpipe.plugins.local.transcribe import DecodingSettings, transcribe_regions
+
+    models.require_packages()
+    whisper = models.whisper_model(model_dir)
+    vad = VadSettings()
+    # Anchors need words, not polished text: greedy decoding is enough and twice as fast.
+    decoding = DecodingSettings(beam_size=beam_size)
+    regions: list[Region] = []
+    words: list[TimedWord] = []
+    for window in stream_windows(path, start=start, end=end, vad=vad):
+        # The VAD pads each region; the speech itself starts and ends a pad inside it.
+        regions += [(window.offset + s + vad.pad_seconds, window.offset + e - vad.pad_seconds) for s, e in window.regions]
+        for segment in transcribe_regions(window.samples, window.regions, whisper, decoding):
+            words += [TimedWord(w.text, window.offset + w.start, window.offset + w.end) for w in segment.words]
+    return Heard(tuple(regions), tuple(words))
+
+
+def _cached_listen(path: Path, content_hash: str, start: float, end: float | None, beam_size: int, model_dir: str | None) -> Heard:
+    key = cache_key("retime-heard/1", content_hash, path.name, start, end, beam_size, model_dir)
+    stored = cache_dir("retime") / f"{key}.json"
+    if stored.exists():
+        data = json.loads(stored.read_text())
+        return Heard(tuple(map(tuple, data["regions"])), tuple(TimedWord(*w) for w in data["words"]))
+    heard = listen(path, start, end, beam_size=beam_size, model_dir=model_dir)
+    write_atomic(stored, json.dumps({"regions": heard.regions, "words": [(w.text, w.start, w.end) for w in heard.words]}))
+    return heard
+
+
+class RetimeStep(PostProcessor):
+    """Options: ``enabled`` (true), ``snap_seconds`` (0.5), ``fuzzy_ratio`` (0.75),
+    ``beam_size`` (1), ``whisper_model_dir`` (the offline backend's model), ``trust_local``
+    (true: results of the local backend already carry measured word times and are kept)."""
+
+    name = "retime"
+    option_names = ("enabled", "snap_seconds", "fuzzy_ratio", "beam_size", "whisper_model_dir", "trust_local")
+
+    def __init__(self, options: dict[str, Any] | None = None):
+        super().__init__(options)
+        try:
+            self.settings = RetimeSettings(
+                snap_seconds=float(self.options.get("snap_seconds", 0.5)),
+                fuzzy_ratio=float(self.options.get("fuzzy_ratio", 0.75)),
+            )
+            self.beam_size = int(self.options.get("beam_size", 1))
+        except (TypeError, ValueError) as exc:
+            raise PipelineConfigError(f"post-processor retime: {exc}") from None
+        self.enabled = bool(self.options.get("enabled", True))
+        self.trust_local = bool(self.options.get("trust_local", True))
+
+    def process(self, document: Document) -> Document:
+        if not self.enabled or not document.segments:
+            return document
+        duration = document.audio.duration or max((s.end or s.start) for s in document.segments)
+        if self.trust_local and document.backend == "local" and all(s.words for s in document.segments):
+            return document  # the offline backend's times are measured on this very audio
+        reason = self._cannot_align(document)
+        if reason:
+            return self._approximate(document, duration, reason)
+        window = document.provenance.get("time_range")
+        start, end = (max(0.0, window[0] - 5.0), None if window[1] is None else window[1] + 5.0) if window else (0.0, None)
+        heard = _cached_listen(document.audio.path, document.audio.content_hash, start, end, self.beam_size,
+                               self.options.get("whisper_model_dir"))
+        segments, stats = retime_segments(document.segments, heard.words, heard.regions, duration, self.settings)
+        if stats.anchored_words == 0:
+            return self._approximate(document, duration, "no speech the local model could recognise was found")
+        note = (f"re-timed {stats.aligned + stats.interpolated} of {stats.segments} segments against the audio "
+                f"({stats.aligned} aligned, {stats.interpolated} interpolated; {stats.anchored_words} of {stats.words} words anchored)")
+        return dataclasses.replace(document, segments=segments, notes=document.notes + (note,))
+
+    @staticmethod
+    def _cannot_align(document: Document) -> str | None:
+        from runpipe.plugins.local.models import missing_packages
+
+        if document.audio.path is None:
+            return "the input is a remote reference (URL), so there is no local audio to align against"
+        missing = missing_packages()
+        if missing:
+            return f"re-timing needs the offline models ({', '.join(missing)} missing; pip install 'runpipe[local]')"
+        return None
+
+    @staticmethod
+    def _approximate(document: Document, duration: float, reason: str) -> Document:
+        segments = tuple(
+            dataclasses.replace(
+                s, start=min(s.start, duration), end=None if s.end is None else min(s.end, duration),
+                timing="approximate", anchored_share=0.0,
+            )
+            for s in document.segments
+        )
+        note = f"segment times are the backend's own, approximate: {reason}"
+        return dataclasses.replace(document, segments=segments, notes=document.notes + (note,))
