@@ -95,6 +95,12 @@ class Backend(ABC):
     def warm_up(self) -> None:
         """Load models / open clients. Called once per engine before first use."""
 
+    @property
+    def parallelism(self) -> int | None:
+        """How many analyze calls the engine should keep in flight at once (None: the run's
+        concurrency). A backend that gathers requests into batch jobs asks for more."""
+        return None
+
     @abstractmethod
     def analyze(self, audio: AudioFile, task: Task, *, window: TimeRange | None = None) -> Analysis:
         """Run ``task`` on ``audio`` (or on ``window`` of it) and return a validated answer."""

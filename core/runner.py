@@ -132,7 +132,9 @@ def run_pipeline(
     run.emit(ProgressEvent("run_start", total=len(items) + len(failures)))
     for failure in failures:
         run.emit(ProgressEvent("input_done", item=failure.item, detail="failed", data={"error": failure.error}))
-    workers = max(1, min(concurrency or DEFAULT_CONCURRENCY, len(items) or 1))
+    # a batching backend wants many inputs waiting at once so they share one job
+    wanted = max((run.backend(task.backend).parallelism or 0 for task in run.tasks), default=0) if items else 0
+    workers = max(1, min(max(concurrency or DEFAULT_CONCURRENCY, wanted), len(items) or 1))
     if executor:
         results = list(engine.component("executors", executor, executor_options or {}).map(engine, run, items, workers))
     else:

@@ -23,6 +23,7 @@ from runpipe.model import Document, Segment
 
 SENTENCE_END = (".", "?", "!", "…", "。", "？", "！")
 CLAUSE_END = (",", ";", ":", "—", "–")
+SPEECH_CHARS_PER_SECOND = 15.0  # conversational speech, spaces and punctuation included
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +58,10 @@ def _timed_words(segment: Segment) -> list[tuple[str, float, float]]:
     tokens = segment.content.split()
     if not tokens:
         return []
-    end = segment.end if segment.end is not None else segment.start + 0.35 * len(tokens)
+    # No word times: assume a natural pace from the segment's start, so a segment that runs
+    # on into a long pause does not stretch its words over the silence.
+    natural = len(segment.content) / SPEECH_CHARS_PER_SECOND
+    end = segment.start + natural if segment.end is None else min(segment.end, segment.start + natural)
     span = max(end - segment.start, 0.1)
     total = sum(len(t) + 1 for t in tokens)
     result, cursor = [], segment.start
