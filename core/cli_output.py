@@ -11,41 +11,51 @@ from tqdm import tqdm
 from runpipe.model import RunResult
 from runpipe.run import ProgressEvent
 
-STAGES_PER_INPUT = 4  # normalize, analyze, postprocess, export
+STAGES = ("normalize", "analyze", "postprocess", "export")
 
 
 class ProgressPrinter:
-    """Subscribes to engine events; draws one bar (steps = inputs x stages) on stderr."""
+    """Subscribes to engine events; draws one bar per stage (inputs through that stage) on
+    stderr, so a batch shows where its inputs are: transcoding, waiting on the model, ..."""
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
         self.messages: list[str] = []
-        self._bar: tqdm | None = None
+        self._bars: dict[str, tqdm] = {}
+        self._passed: dict[str, set[str]] = {}  # input uri -> stages it has been through
         self._lock = threading.Lock()
 
     def __call__(self, event: ProgressEvent) -> None:
         with self._lock:
-            if event.kind == "message" and event.detail:
-                if event.stage is None:  # window progress is for the bar only
-                    self.messages.append(f"{event.item.name}: {event.detail}" if event.item else event.detail)
+            if event.kind == "message" and event.detail and event.stage is None:  # window progress is for the bar only
+                self.messages.append(f"{event.item.name}: {event.detail}" if event.item else event.detail)
             if not self.enabled:
                 return
             if event.kind == "run_start":
-                self._bar = tqdm(total=(event.total or 0) * STAGES_PER_INPUT, unit="step", desc="runpipe", leave=False)
-            elif self._bar is None:
-                return
-            elif event.kind == "stage_start" and event.item:
-                self._bar.set_postfix_str(f"{event.stage}: {event.item.name}"[:60])
-            elif event.kind == "stage_done":
-                self._bar.update(1)
-            elif event.kind == "input_done":
-                # a failed input skips its remaining stages; keep the bar honest
-                self._bar.n = min(self._bar.total, self._bar.n)
-                self._bar.refresh()
+                width = max(map(len, STAGES))
+                self._bars = {
+                    stage: tqdm(total=event.total or 0, desc=stage.ljust(width), unit="input", position=index, leave=False)
+                    for index, stage in enumerate(STAGES)
+                }
+            elif event.kind == "stage_start" and event.stage in self._bars and event.item:
+                self._bars[event.stage].set_postfix_str(event.item.name[:40])
+            elif event.kind == "message" and event.stage in self._bars and event.detail:
+                self._bars[event.stage].set_postfix_str(event.detail[:40])
+            elif event.kind == "stage_done" and event.stage in self._bars and event.item:
+                passed = self._passed.setdefault(event.item.uri, set())
+                if event.stage not in passed:  # with several tasks an input passes a stage more than once
+                    passed.add(event.stage)
+                    self._bars[event.stage].update(1)
+            elif event.kind == "input_done" and event.detail == "failed" and event.item:
+                passed = self._passed.get(event.item.uri, set())
+                for stage, bar in self._bars.items():  # a failed input never reaches the rest
+                    if stage not in passed:
+                        bar.total -= 1
+                        bar.refresh()
 
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
+        for bar in self._bars.values():
+            bar.close()
 
 
 def summary_dict(result: RunResult, messages: list[str]) -> dict[str, Any]:
