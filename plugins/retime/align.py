@@ -181,9 +181,12 @@ def retime_segments(
         n = len(words_per_segment[si])
         own = range(cursor, cursor + n)
         cursor += n
-        if n == 0:
+        previous_start = result[-1].start if result else 0.0
+        if n == 0:  # no words to align: the backend's times, kept in order and inside the audio
             counts["model"] += 1
-            result.append(dataclasses.replace(segment, timing="model", start=min(segment.start, duration)))
+            start = min(max(segment.start, previous_start), duration)
+            end = None if segment.end is None else min(max(segment.end, start), duration)
+            result.append(dataclasses.replace(segment, timing="model", start=start, end=end))
             continue
         anchored = [i for i in own if times[i] is not None]
         start, end = filled[own[0]][0], filled[own[-1]][1]
@@ -191,7 +194,6 @@ def retime_segments(
         timing = "aligned" if anchored and anchored[0] == own[0] else "interpolated"
         start = _snap(start, onsets, settings.snap_seconds)
         end = _snap(end, offsets, settings.snap_seconds)
-        previous_start = result[-1].start if result else 0.0
         start = min(max(start, previous_start), duration)  # keep segments in order
         end = min(max(end, start), duration)
         words = tuple(
