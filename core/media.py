@@ -6,13 +6,16 @@ settings, so a rerun (or a second pipeline on the same file) never transcodes ag
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from runpipe import ffmpeg
+from runpipe.atomic import write_atomic
 from runpipe.errors import MediaError
 from runpipe.model import AudioFile, AudioInfo, MediaItem, TimeRange
 from runpipe.paths import cache_dir
@@ -70,14 +73,18 @@ def _encoder_args(target: Target) -> list[str]:
     return args
 
 
-def probe_input(item: MediaItem) -> AudioInfo:
+def _check_file(item: MediaItem) -> Path:
     path = item.path
     assert path is not None
     if not path.exists():
         raise MediaError(f"{item.name}: file does not exist")
-    size = path.stat().st_size
-    if size == 0:
+    if path.stat().st_size == 0:
         raise MediaError(f"{item.name}: file is empty (0 bytes)")
+    return path
+
+
+def probe_input(item: MediaItem) -> AudioInfo:
+    path = _check_file(item)
     try:
         info = ffmpeg.probe(path)
     except MediaError as exc:
@@ -87,27 +94,34 @@ def probe_input(item: MediaItem) -> AudioInfo:
     return info
 
 
-def normalize(item: MediaItem, target: Target, *, force: bool = False) -> AudioFile:
-    """Probe ``item``, refuse what is not usable audio, and transcode to ``target`` (cached;
-    ``force`` transcodes again even when the cached file exists)."""
-    path = item.path
-    if path is None:
-        raise MediaError(f"{item.name}: only local files can be normalized")
+def _sidecar(out: Path) -> Path:
+    """What was learnt while normalizing, kept beside the cached file: a cache hit then needs
+    no ffmpeg process at all (two probes cost more than the rest of a cached input)."""
+    return out.with_name(out.name + ".json")
+
+
+def _cached(out: Path) -> tuple[AudioInfo, float] | None:
+    try:
+        data = json.loads(_sidecar(out).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not out.exists():
+        return None
+    return AudioInfo(**data["original"]), float(data["duration"])
+
+
+def _transcode(item: MediaItem, path: Path, target: Target, out: Path) -> tuple[AudioInfo, float]:
+    """Probe, transcode into ``out`` and check the result; returns (source info, duration)."""
     info = probe_input(item)
-    content_hash = sha256_file(path)
-    suffix, mime, _ = FORMATS[target.format]
-    settings = f"{target.sample_rate}hz-{target.channels}ch-{target.bitrate or DEFAULT_BITRATE.get(target.format, 'lossless')}"
-    out = cache_dir("normalized") / f"{content_hash}-{settings}{suffix}"
-    if force or not out.exists():
-        with _ENCODE_SLOTS:
-            try:
-                ffmpeg.run(
-                    ["-v", "error", "-i", str(path), "-map", "0:a:0", "-vn", "-sn", "-dn",
-                     "-ac", str(target.channels), "-ar", str(target.sample_rate), *_encoder_args(target), str(out)],
-                    output=out,
-                )
-            except MediaError as exc:
-                raise MediaError(f"{item.name}: cannot decode the audio ({exc})") from None
+    with _ENCODE_SLOTS:
+        try:
+            ffmpeg.run(
+                ["-v", "error", "-i", str(path), "-map", "0:a:0", "-vn", "-sn", "-dn",
+                 "-ac", str(target.channels), "-ar", str(target.sample_rate), *_encoder_args(target), str(out)],
+                output=out,
+            )
+        except MediaError as exc:
+            raise MediaError(f"{item.name}: cannot decode the audio ({exc})") from None
     try:
         duration = ffmpeg.probe(out).duration
         if not duration:  # some muxers leave the duration out of the header: measure it
@@ -122,6 +136,25 @@ def normalize(item: MediaItem, target: Target, *, force: bool = False) -> AudioF
         raise MediaError(
             f"{item.name}: truncated or corrupt: the header says {info.duration:.1f} s but only {duration:.1f} s decode"
         )
+    return info, duration
+
+
+def normalize(item: MediaItem, target: Target, *, force: bool = False) -> AudioFile:
+    """Probe ``item``, refuse what is not usable audio, and transcode to ``target`` (cached;
+    ``force`` transcodes again even when the cached file exists)."""
+    if item.path is None:
+        raise MediaError(f"{item.name}: only local files can be normalized")
+    path = _check_file(item)
+    content_hash = sha256_file(path)
+    suffix, mime, _ = FORMATS[target.format]
+    settings = f"{target.sample_rate}hz-{target.channels}ch-{target.bitrate or DEFAULT_BITRATE.get(target.format, 'lossless')}"
+    out = cache_dir("normalized") / f"{content_hash}-{settings}{suffix}"
+    cached = None if force else _cached(out)
+    if cached is not None:
+        info, duration = cached
+    else:
+        info, duration = _transcode(item, path, target, out)
+        write_atomic(_sidecar(out), json.dumps({"original": dataclasses.asdict(info), "duration": duration}))
     return AudioFile(
         source=item,
         path=out,
