@@ -8,7 +8,8 @@ trusted times, and the speech regions voice activity found:
    recognised word's times;
 2. every other word is interpolated between its neighbouring anchors by length;
 3. a segment starts at its first word and ends at its last, snapped to a speech onset or
-   offset nearby; segments stay in order, never overlap the same speaker's previous segment
+   offset nearby unless that edge belongs to the neighbouring segments' words (a speech
+   region can hold several segments); segments stay in order, never overlap the same speaker's previous segment
    and never pass the end of the audio.
 
 Alignment is by text only, so it does not care how far the backend's timestamps drifted.
@@ -144,12 +145,13 @@ def _interpolate(
     return filled
 
 
-def _snap(t: float, edges: Sequence[float], limit: float) -> float:
-    if not edges:
-        return t
+def _snap(t: float, edges: Sequence[float], limit: float, low: float, high: float) -> float:
+    """The edge nearest ``t`` within ``limit``, if it lies in [``low``, ``high``]: a segment's
+    start may not snap to an onset its previous words were heard after (that onset is theirs),
+    nor its end to an offset before the next words."""
     i = bisect_left(edges, t)
-    best = min((edges[j] for j in (i - 1, i) if 0 <= j < len(edges)), key=lambda e: abs(e - t))
-    return best if abs(best - t) <= limit else t
+    near = [edges[j] for j in (i - 1, i) if 0 <= j < len(edges) and abs(edges[j] - t) <= limit and low <= edges[j] <= high]
+    return min(near, key=lambda e: abs(e - t)) if near else t
 
 
 def retime_segments(
@@ -192,8 +194,10 @@ def retime_segments(
         start, end = filled[own[0]][0], filled[own[-1]][1]
         # aligned: the segment's first word was heard; else its times lean on neighbouring anchors
         timing = "aligned" if anchored and anchored[0] == own[0] else "interpolated"
-        start = _snap(start, onsets, settings.snap_seconds)
-        end = _snap(end, offsets, settings.snap_seconds)
+        word_before = filled[own[0] - 1][1] if own[0] > 0 else 0.0
+        word_after = filled[own[-1] + 1][0] if own[-1] + 1 < len(filled) else duration
+        start = _snap(start, onsets, settings.snap_seconds, word_before, end)
+        end = _snap(end, offsets, settings.snap_seconds, start, max(word_after, end))
         start = min(max(start, previous_start), duration)  # keep segments in order
         end = min(max(end, start), duration)
         words = tuple(
