@@ -1,0 +1,309 @@
+"""Re-timing: the alignment on synthetic recognised words (no models), then whole runs on
+generated speech (espeak-ng turns of samples/podcast_sample.ogg) placed at known offsets, with
+answers whose timestamps drift by many seconds."""
+
+from __future__ import annotations
+
+import json
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import SAMPLE
+from runpipe.model import Segment
+from runpipe.plugins.retime.align import RetimeSettings, TimedWord, retime_segments
+from runpipe.testing import ScriptedBackend, ScriptedBackendPlugin, make_engine
+
+# -- the alignment on synthetic recognised words ---------------------------------------------
+
+
+def heard(text: str, start: float, seconds_per_word: float = 0.3) -> list[TimedWord]:
+    """``text`` as a recogniser would return it: one word after another from ``start``."""
+    return [
+        TimedWord(word, round(start + i * seconds_per_word, 3), round(start + (i + 1) * seconds_per_word, 3))
+        for i, word in enumerate(text.split())
+    ]
+
+
+def segment(clock: str, content: str, speaker: str = "Speaker 1") -> Segment:
+    minutes, seconds = clock.split(":")
+    start = int(minutes) * 60 + int(seconds)
+    return Segment(start=start, end=start + 3.0, content=content, speaker=speaker, original_timestamp=clock)
+
+
+def assert_well_formed(result: tuple[Segment, ...], duration: float) -> None:
+    starts = [s.start for s in result]
+    assert starts == sorted(starts)
+    assert all(s.start <= s.end <= duration for s in result)
+    assert all(w.end <= duration for s in result for w in s.words)
+    last_end: dict[str | None, float] = {}
+    for s in result:
+        assert s.start >= last_end.get(s.speaker, 0.0), f"{s.speaker} speaks twice at once at {s.start}"
+        last_end[s.speaker] = s.end
+
+
+def test_drifted_and_hallucinated_times_take_the_heard_times():
+    segments = [segment("00:50", "Welcome back to the show."), segment("01:10", "Thanks for having me.", "Speaker 2")]
+    recognized = heard("welcome back to the show", 2.0) + heard("thanks for having me", 9.0)
+    result, stats = retime_segments(segments, recognized, [(2.0, 3.5), (9.0, 10.2)], duration=12.0)
+    assert [(s.start, s.end) for s in result] == [(2.0, 3.5), (9.0, 10.2)]
+    assert [s.timing for s in result] == ["aligned", "aligned"] and [s.anchored_share for s in result] == [1.0, 1.0]
+    assert [s.original_timestamp for s in result] == ["00:50", "01:10"]
+    # punctuation stays on the words: subtitles are cut from them
+    assert [w.text for w in result[0].words] == ["Welcome", "back", "to", "the", "show."]
+    assert [w.start for w in result[1].words] == [9.0, 9.3, 9.6, 9.9]
+    assert (stats.aligned, stats.interpolated, stats.model, stats.anchored_words, stats.words) == (2, 0, 0, 9, 9)
+    assert_well_formed(result, 12.0)
+
+
+def test_misheard_words_are_interpolated_at_the_voices_pace_and_a_pause_stays_a_pause():
+    segments = [segment("00:00", "Welcome back to the show."), segment("00:03", "Zorblax Quintessa said hello there.")]
+    # the recogniser heard the opening names as something else entirely
+    recognized = heard("welcome back to the show", 1.0) + heard("sorry", 9.0) + heard("said hello there", 9.6)
+    result, stats = retime_segments(segments, recognized, [], duration=12.0)
+    first, second = result
+    assert first.end == 2.5  # not stretched over the pause up to the next segment
+    assert second.timing == "interpolated" and second.anchored_share == 0.6
+    assert [w.probability for w in second.words] == [None, None, 1.0, 1.0, 1.0]
+    # the two unheard names lead into "said" at the pace the voice speaks (0.3 s for a 5-letter word)
+    names_seconds = 9.6 - second.start
+    assert second.words[1].end == 9.6 and 0.8 < names_seconds < 1.4
+    assert stats.interpolated == 1 and stats.aligned == 1
+    assert_well_formed(result, 12.0)
+
+
+def test_a_segment_with_no_word_heard_sits_in_the_pause_between_its_neighbours():
+    segments = [segment("00:00", "One two three."), segment("00:05", "Mumble."), segment("00:09", "Four five six.")]
+    recognized = heard("one two three", 1.0) + heard("four five six", 8.0)
+    result, _ = retime_segments(segments, recognized, [], duration=10.0)
+    middle = result[1]
+    assert middle.timing == "interpolated" and middle.anchored_share == 0.0
+    assert result[0].end <= middle.start and middle.end <= result[2].start == 8.0
+    assert_well_formed(result, 10.0)
+
+
+def test_segments_stay_in_order_when_heard_times_overlap():
+    segments = [segment("00:00", "One two.", "Speaker 1"), segment("00:00", "Three four.", "Speaker 2")]
+    # two voices at once: the recogniser puts the second voice's first word before the first's
+    recognized = heard("one two", 5.0) + [TimedWord("three", 4.9, 5.5), TimedWord("four", 5.5, 5.8)]
+    result, _ = retime_segments(segments, recognized, [], duration=10.0)
+    assert [s.content for s in result] == ["One two.", "Three four."]
+    assert [s.start for s in result] == [5.0, 5.0]
+    assert_well_formed(result, 10.0)
+
+
+@pytest.mark.parametrize(("second_speaker", "first_end"), [("Speaker 1", 1.5), ("Speaker 2", 1.9)])
+def test_a_voice_never_overlaps_its_own_previous_segment(second_speaker, first_end):
+    segments = [segment("00:00", "One two."), segment("00:02", "Three.", second_speaker)]
+    # the recogniser heard "three" while "two" was still going on
+    recognized = [TimedWord("one", 1.0, 1.3), TimedWord("two", 1.3, 1.9), TimedWord("three", 1.5, 1.8)]
+    result, _ = retime_segments(segments, recognized, [], duration=5.0)
+    assert result[0].end == first_end  # another voice may talk over it; the same voice may not
+    assert result[1].start == 1.5
+
+
+def test_a_start_does_not_snap_to_the_onset_of_the_previous_segments_words():
+    segments = [segment("00:00", "Oh, hello."), segment("00:01", "I know.")]
+    # one speech region holds both: its onset at 1.0 is where "oh" starts, not "I"
+    recognized = heard("oh hello", 1.0, 0.15) + heard("i know", 1.4)
+    result, _ = retime_segments(segments, recognized, [(1.0, 2.0)], duration=5.0, settings=RetimeSettings(snap_seconds=0.5))
+    assert [s.start for s in result] == [1.0, 1.4]
+    assert result[0].end == 1.3 and result[1].end == 2.0  # ends snap only to offsets before the next words
+
+
+def test_nothing_passes_the_end_of_the_audio():
+    segments = [
+        segment("00:00", "Said hello and then a great many words that nobody heard at all."),
+        segment("00:45", ""),  # an empty segment timestamped past the end
+    ]
+    result, stats = retime_segments(segments, heard("said hello", 9.0), [], duration=10.0)
+    assert result[0].end == 10.0 and result[0].words[-1].end == 10.0
+    assert result[1].start == 10.0 and result[1].timing == "model"
+    assert stats.model == 1
+    assert_well_formed(result, 10.0)
+
+
+def test_nothing_heard_leaves_the_segments_to_the_caller():
+    segments = [segment("00:03", "Hello there.")]
+    result, stats = retime_segments(segments, heard("completely different", 1.0), [], duration=10.0)
+    assert result == tuple(segments)
+    assert stats.anchored_words == 0 and stats.model == 1
+
+
+def test_packed_speech_maps_times_both_ways():
+    from runpipe.plugins.retime.step import PackedSpeech
+
+    recording = np.arange(6 * 16000, dtype=np.float32)
+    packed = PackedSpeech.pack(recording, [(1.0, 2.0), (5.0, 5.5)], gap=0.3)
+    assert packed.spans == ((0.0, 1.0), (1.3, 1.8))
+    assert packed.samples.size == int(2.1 * 16000)
+    assert packed.samples[int(1.3 * 16000)] == recording[5 * 16000]  # the second stretch follows the gap
+    assert packed.to_packed(5.2) == pytest.approx(1.5) and packed.to_packed(1.25) == 0.25
+    assert packed.to_recording(1.5, starts_word=True) == pytest.approx(5.2)
+    assert packed.to_recording(0.25, starts_word=False) == 1.25
+    # in the gap: a word's end belongs to the stretch before, a word's start to the one after
+    assert packed.to_recording(1.1, starts_word=False) == 2.0
+    assert packed.to_recording(1.1, starts_word=True) == 5.0
+
+
+# -- whole runs on generated speech at known offsets -----------------------------------------
+
+local_models = pytest.mark.local_models
+RATE = 16000
+TURNS = json.loads((SAMPLE.parent / "podcast_sample.json").read_text())["turns"]
+GAPS = (1.0, 2.0, 1.5, 3.0, 2.0, 1.0)  # silence before each turn, seconds
+TAIL = 2.0
+
+
+def models_missing() -> str | None:
+    from runpipe.plugins.local.models import missing_packages
+
+    missing = missing_packages()
+    return f"needs the offline models ({', '.join(missing)})" if missing else None
+
+
+def write_wav(path: Path, samples: np.ndarray) -> Path:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(RATE)
+        out.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+def from_first_sound(samples: np.ndarray, level: float = 0.02) -> np.ndarray:
+    """The samples from the first 10 ms frame louder than ``level`` (espeak pads its turns)."""
+    frame = RATE // 100
+    loud = next(i for i in range(0, samples.size, frame) if np.abs(samples[i:i + frame]).max() > level)
+    return samples[loud:]
+
+
+@pytest.fixture(scope="module")
+def spaced_turns(tmp_path_factory) -> tuple[Path, list[float]]:
+    """The sample's six turns, each after a silence from GAPS; returns the WAV and each turn's
+    true start (where its first sound was placed)."""
+    reason = models_missing()
+    if reason:
+        pytest.skip(reason)
+    from runpipe.plugins.local.audio import load_audio
+
+    samples = load_audio(SAMPLE)
+    pieces, starts, cursor = [], [], 0.0
+    for gap, turn in zip(GAPS, TURNS):
+        speech = from_first_sound(samples[int(turn["start"] * RATE):int(turn["end"] * RATE)])
+        pieces += [np.zeros(int(gap * RATE), np.float32), speech]
+        starts.append(round(cursor + gap, 3))
+        cursor += gap + speech.size / RATE
+    pieces.append(np.zeros(int(TAIL * RATE), np.float32))
+    return write_wav(tmp_path_factory.mktemp("spaced") / "spaced.wav", np.concatenate(pieces)), starts
+
+
+def clock(seconds: float) -> str:
+    whole = int(round(seconds))
+    return f"{whole // 60:02d}:{whole % 60:02d}"
+
+
+def answer(clocks: list[str], turns: list[dict] = TURNS) -> dict:
+    return {
+        "summary": "Two hosts talk about turning recordings into notes.",
+        "segments": [
+            {"speaker": turn["speaker"], "timestamp": at, "content": turn["text"],
+             "language": "German" if turn["voice"].startswith("de") else "English",
+             "language_code": turn["voice"][:2], "translation": "", "emotion": "neutral"}
+            for at, turn in zip(clocks, turns)
+        ],
+    }
+
+
+def drifted_clocks(starts: list[float], duration: float) -> list[str]:
+    """Gemini-like timestamps: 1.3 x the true time + 5 s, the last one past the end."""
+    return [clock(t * 1.3 + 5.0) for t in starts[:-1]] + [clock(duration + 10.0)]
+
+
+def audio_seconds(path: Path) -> float:
+    with wave.open(str(path)) as audio:
+        return audio.getnframes() / audio.getframerate()
+
+
+def run(tmp_path: Path, audio: Path, analyze: dict, postprocess: dict | None = None, plugins=()) -> dict:
+    stages = {"analyze": analyze, "export": {"formats": ["json"]}}
+    if postprocess is not None:
+        stages["postprocess"] = postprocess
+    with make_engine(plugins) as engine:
+        result = engine.run(engine.load_dict({"name": "retime", "stages": stages}), [str(audio)], output_dir=tmp_path / "out")
+    (item,) = result.inputs
+    assert item.status == "done", item.error
+    return json.loads((tmp_path / "out" / f"{audio.stem}.json").read_text())
+
+
+def scripted(**task) -> dict:
+    return {"backend": "scripted", "tasks": [{"prompt": "transcript", **task}]}
+
+
+@local_models
+def test_gemini_answer_drifted_by_seconds_is_retimed_onto_the_speech(tmp_path, monkeypatch, spaced_turns):
+    from runpipe.testing.gemini_server import Answer, FakeGemini
+
+    audio, starts = spaced_turns
+    clocks = drifted_clocks(starts, audio_seconds(audio))
+    with FakeGemini() as server:
+        server.script(Answer(answer(clocks)))
+        monkeypatch.setenv("GEMINI_API_KEY", server.api_key)
+        gemini = {"base_url": server.base_url, "retry_base_delay": 0.01, "max_retries": 0}
+        data = run(tmp_path, audio, {"backend": "gemini", "backends": {"gemini": gemini}, "tasks": [{"prompt": "transcript"}]})
+        assert len(server.requests_to("generateContent")) == 1
+    duration = data["media"]["duration"]
+    segments = data["segments"]
+    assert [s["content"] for s in segments] == [t["text"] for t in TURNS]
+    assert [s["start"] for s in segments] == pytest.approx(starts, abs=0.5)
+    assert all(s["end"] <= duration for s in segments)
+    assert [s["original_timestamp"] for s in segments] == clocks
+    assert {s["timing"] for s in segments} == {"aligned"}
+    assert any(note.startswith("re-timed 6 of 6 segments") for note in data["notes"]), data["notes"]
+
+
+@local_models
+def test_retime_disabled_keeps_the_backends_times_clamped(tmp_path, spaced_turns):
+    audio, starts = spaced_turns
+    clocks = drifted_clocks(starts, audio_seconds(audio))
+    ScriptedBackend.queue(answer(clocks))
+    data = run(tmp_path, audio, scripted(), {"steps": [{"retime": {"enabled": False}}]}, [ScriptedBackendPlugin()])
+    duration = data["media"]["duration"]
+    stated = [int(c[:2]) * 60 + int(c[3:]) for c in clocks]
+    assert [s["start"] for s in data["segments"]] == [min(t, duration) for t in stated]
+    assert data["segments"][-1]["start"] == duration and all(s["end"] <= duration for s in data["segments"])
+    assert not any("re-timed" in note for note in data["notes"])
+
+
+@local_models
+def test_time_range_keeps_segments_by_their_retimed_start(tmp_path, spaced_turns):
+    audio, starts = spaced_turns
+    # turns 2 and 3 truly start at about 9.4 s and 17.5 s: the answer for the window 00:10-00:20
+    # (timestamps relative to the window) puts the first inside the range and the second after it
+    assert starts[1] < 10.0 - 0.5 and 10.0 + 0.5 < starts[2] < 20.0 - 0.5
+    ScriptedBackend.queue(answer(["00:01", "00:11"], TURNS[1:3]))
+    data = run(tmp_path, audio, scripted(time_range="00:10-00:20"), plugins=[ScriptedBackendPlugin()])
+    (kept,) = data["segments"]
+    assert kept["content"] == TURNS[2]["text"]
+    assert kept["start"] == pytest.approx(starts[2], abs=0.5)  # on the original timeline
+    (call,) = ScriptedBackend.calls
+    assert call[0].duration == pytest.approx(10.0, abs=0.1)  # the backend heard only the window
+
+
+@local_models
+def test_invented_segments_over_silence_stay_approximate(tmp_path):
+    # (that the offline backend itself gives an empty transcript for silence is
+    # tests/test_local_backend.py::test_silence_gives_empty_transcript)
+    if models_missing():
+        pytest.skip(models_missing())
+    audio = write_wav(tmp_path / "silence.wav", np.zeros(10 * RATE, np.float32))
+    ScriptedBackend.queue(answer(["00:02", "00:15"], TURNS[:2]))
+    data = run(tmp_path, audio, scripted(), plugins=[ScriptedBackendPlugin()])
+    segments = data["segments"]
+    assert [s["timing"] for s in segments] == ["approximate", "approximate"]
+    assert [s["anchored_share"] for s in segments] == [0.0, 0.0]
+    assert [s["start"] for s in segments] == [2.0, data["media"]["duration"]]
+    assert all("words" not in s for s in segments)  # no word times made up
+    assert any("approximate: no speech" in note for note in data["notes"]), data["notes"]
