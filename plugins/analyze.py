@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from runpipe.chunking import find_silences, plan_windows, split_in_two, stitch
 from runpipe.errors import BackendError
@@ -31,6 +32,8 @@ SPLIT_KIND = "analysis_split"
 TOO_LONG = frozenset({"max_tokens", "repetition_loop"})
 #: Windows are not split below this many seconds.
 MIN_SPLIT_SECONDS = 60.0
+#: Windows of one input asked for at once (unless the backend wants more, e.g. to batch them).
+WINDOW_PARALLELISM = 4
 
 
 def _window_key(run: RunContext, backend_name: str, audio: AudioFile, task: Task, window: TimeRange | None) -> str:
@@ -114,8 +117,15 @@ def runpipe_analyze(audio: AudioFile, task: Task, run: RunContext) -> Analysis:
     windows = plan_windows(audio, span, max_seconds, overlap) if audio.path is not None else [task.time_range]
     if len(windows) == 1:
         return _analyze_window(run, backend_name, audio, task, windows[0], overlap)
-    analyses = []
-    for index, window in enumerate(windows, start=1):
+
+    def one(numbered: tuple[int, TimeRange | None]) -> Analysis:
+        index, window = numbered
         run.emit(ProgressEvent("message", item=audio.source, stage="analyze", detail=f"window {index}/{len(windows)} {window}"))
-        analyses.append(_analyze_window(run, backend_name, audio, task, window, overlap))
+        return _analyze_window(run, backend_name, audio, task, window, overlap)
+
+    # Windows are independent requests: a remote backend answers them side by side (and a
+    # batching one puts them in one job); a local one serializes them on its own lock.
+    workers = min(len(windows), run.backend(backend_name).parallelism or WINDOW_PARALLELISM)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="runpipe-window") as pool:
+        analyses = list(pool.map(one, enumerate(windows, start=1)))
     return stitch(analyses, windows)
