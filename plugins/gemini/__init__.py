@@ -1,6 +1,6 @@
 """The Gemini analysis backend (``backend: gemini``), registered like any third-party plugin.
 
-Options (under ``analyze.options`` in a pipeline; the per-task subset under a task's ``options``):
+Options (under ``stages.analyze.backends.gemini`` in a pipeline; the per-task subset under a task's ``options``):
 
 ``api_key_env``
     Read the key only from this variable. Default: ``GEMINI_API_KEY``, then ``GOOGLE_API_KEY``.
@@ -21,8 +21,12 @@ Options (under ``analyze.options`` in a pipeline; the per-task subset under a ta
 ``repair_attempts`` (2)
     Extra requests after an answer that is not JSON, violates the schema, was cut at MAX_TOKENS or
     fell into a repetition loop. Then the task fails with the raw answer kept in the error.
-``concurrency`` (4)
-    Requests in flight at once for this backend; a 429 pauses all of them.
+``concurrency`` (16)
+    Requests in flight at once for this backend (the run's ``--concurrency`` bounds them too);
+    a 429 pauses all of them.
+``requests_per_minute`` / ``tokens_per_minute`` (unset)
+    Client-side quotas: requests, and input tokens (audio at 32 per second plus text), spent over
+    a sliding minute, so a free or low tier is not hit with 429 storms.
 ``inline_limit_bytes`` (20,000,000)
     Audio goes inline while the whole request (base64 media, prompt, schema) stays below this;
     above it, it is uploaded with the Files API.

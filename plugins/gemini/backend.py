@@ -14,6 +14,7 @@ from google.genai import types
 
 from runpipe.errors import BackendUnavailable
 from runpipe.interfaces import Backend, BackendLimits
+from runpipe.estimate import AUDIO_TOKENS_PER_SECOND
 from runpipe.model import Analysis, AudioFile, Task, TimeRange, Usage
 from runpipe.paths import user_dir
 from runpipe.store import RunStore
@@ -143,7 +144,9 @@ class GeminiBackend(Backend):
         other_bytes = request_bytes_besides_media(task, prompt_text(task, window))
         media = session.stager.stage(audio, window, other_bytes=other_bytes, inline_limit=settings.inline_limit_bytes)
         contents = first_turn(media.part, prompt_text(task, media.range_in_prompt))
-        outcome = self._answer(session, what, model, task, generation, contents, settings.repair_attempts)
+        seconds = (window.end - window.start) if window and window.end is not None else (audio.duration or 0.0)
+        input_tokens = int(seconds * AUDIO_TOKENS_PER_SECOND) + len(prompt_text(task, window)) // 4
+        outcome = self._answer(session, what, model, task, generation, contents, settings.repair_attempts, input_tokens)
         return Analysis(
             task=task.name,
             data=outcome.data,
@@ -163,6 +166,7 @@ class GeminiBackend(Backend):
         generation: Mapping[str, Any],
         contents: list[types.Content],
         repair_attempts: int,
+        input_tokens: int = 0,
     ) -> _Outcome:
         """Ask, judge the answer, and ask again with a repair request while attempts remain.
 
@@ -181,7 +185,8 @@ class GeminiBackend(Backend):
                 response, attempt_retries, batch_job = answer.response, 0, answer.job
             else:
                 response, attempt_retries = client.call(
-                    what, lambda: client.sdk.models.generate_content(model=model, contents=request, config=config), model=model
+                    what, lambda: client.sdk.models.generate_content(model=model, contents=request, config=config), model=model,
+                    tokens=input_tokens,
                 )
             retries += attempt_retries
             reply = read_reply(response)

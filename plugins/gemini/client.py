@@ -36,17 +36,18 @@ class GeminiClient:
                 timeout=int(settings.request_timeout * 1000),  # the SDK takes milliseconds
             ),
         )
-        self.gate = RequestGate(settings.concurrency)
+        self.gate = RequestGate(settings.concurrency, settings.requests_per_minute, settings.tokens_per_minute)
         self.policy = RetryPolicy(settings.max_retries, settings.retry_base_delay, settings.retry_max_delay)
 
-    def call(self, what: str, request: Callable[[], T], *, model: str | None = None) -> tuple[T, int]:
-        """Run one API request with the gate and retries; ``(result, retries)``.
+    def call(self, what: str, request: Callable[[], T], *, model: str | None = None, tokens: int = 0) -> tuple[T, int]:
+        """Run one API request with the gate and retries; ``(result, retries)``. ``tokens``
+        is the request's estimated input tokens, spent from ``tokens_per_minute``.
 
         Failures become :class:`BackendError` with a plain explanation (``what`` names the
         action, e.g. "uploading talk.flac"); the key is redacted from the message.
         """
         try:
-            return call_with_retries(request, what=what, policy=self.policy, gate=self.gate, scrub=self.redact)
+            return call_with_retries(request, what=what, policy=self.policy, gate=self.gate, scrub=self.redact, tokens=tokens)
         except (RetriesExhausted, genai_errors.APIError, *TRANSPORT_ERRORS) as error:
             raise explain(
                 error, what=what, key_env=self.key_env, model=model or self.settings.model,

@@ -11,6 +11,7 @@ every thread of the backend until the wait is over, instead of each thread findi
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import random
@@ -97,13 +98,44 @@ class RetriesExhausted(Exception):
         self.gave_up_waiting = gave_up_waiting
 
 
-class RequestGate:
-    """Bounds concurrent requests and holds every thread back while the service asked to wait."""
+class MinuteQuota:
+    """A sliding one-minute budget (requests, or tokens): ``take(n)`` waits until ``n`` more fit.
 
-    def __init__(self, concurrency: int):
+    Spending client-side what the project's quota allows avoids the 429 storms users of free
+    and low tiers hit; a single request larger than the whole budget is let through alone.
+    """
+
+    WINDOW = 60.0
+
+    def __init__(self, per_minute: int):
+        self.per_minute = per_minute
+        self._spent: collections.deque[tuple[float, int]] = collections.deque()
+        self._lock = threading.Lock()
+
+    def take(self, amount: int = 1) -> None:
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                while self._spent and self._spent[0][0] <= now - self.WINDOW:
+                    self._spent.popleft()
+                used = sum(n for _, n in self._spent)
+                if used + amount <= self.per_minute or not self._spent:
+                    self._spent.append((now, amount))
+                    return
+                wait = self._spent[0][0] + self.WINDOW - now
+            time.sleep(max(wait, 0.01))
+
+
+class RequestGate:
+    """Bounds concurrent requests, spends the per-minute quotas, and holds every thread back
+    while the service asked to wait."""
+
+    def __init__(self, concurrency: int, requests_per_minute: int | None = None, tokens_per_minute: int | None = None):
         self._slots = threading.BoundedSemaphore(concurrency)
         self._lock = threading.Lock()
         self._open_at = 0.0  # time.monotonic() before which no request may start
+        self._requests = MinuteQuota(requests_per_minute) if requests_per_minute else None
+        self._tokens = MinuteQuota(tokens_per_minute) if tokens_per_minute else None
 
     def close_for(self, seconds: float) -> None:
         """No request starts for ``seconds`` (extends, never shortens, an earlier closing)."""
@@ -119,8 +151,13 @@ class RequestGate:
             time.sleep(remaining)
 
     @contextlib.contextmanager
-    def slot(self) -> Iterator[None]:
-        """Hold one of the concurrency slots for one request, once the gate is open."""
+    def slot(self, tokens: int = 0) -> Iterator[None]:
+        """Hold one of the concurrency slots for one request (costing ``tokens`` input tokens),
+        once the gate is open and the per-minute quotas allow it."""
+        if self._requests is not None:
+            self._requests.take(1)
+        if self._tokens is not None and tokens:
+            self._tokens.take(tokens)
         while True:
             self._wait_until_open()
             self._slots.acquire()
@@ -136,7 +173,7 @@ class RequestGate:
 
 
 def call_with_retries(
-    call: Callable[[], T], *, what: str, policy: RetryPolicy, gate: RequestGate, scrub: Callable[[str], str]
+    call: Callable[[], T], *, what: str, policy: RetryPolicy, gate: RequestGate, scrub: Callable[[str], str], tokens: int = 0
 ) -> tuple[T, int]:
     """Run ``call`` through ``gate``, retrying transient failures. Returns ``(result, retries)``.
 
@@ -147,7 +184,7 @@ def call_with_retries(
     retries = 0
     while True:
         try:
-            with gate.slot():
+            with gate.slot(tokens):
                 return call(), retries
         except Exception as error:
             if not is_transient(error):

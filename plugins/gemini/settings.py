@@ -31,7 +31,9 @@ class GeminiSettings:
     retry_base_delay: float = 1.0
     retry_max_delay: float = 60.0
     repair_attempts: int = 2
-    concurrency: int = 4
+    concurrency: int = 16  # requests in flight; the run's --concurrency bounds them too
+    requests_per_minute: int | None = None  # client-side quota, e.g. 5 on a free tier
+    tokens_per_minute: int | None = None  # input tokens (audio at 32/s plus text) per minute
     inline_limit_bytes: int = 20_000_000  # Google's limit is 20 MB for the whole request
     delete_uploads: bool = True
     request_timeout: float = 600.0
@@ -86,6 +88,8 @@ class GeminiSettings:
             (self.max_retries >= 0, "max_retries must be 0 or more"),
             (self.repair_attempts >= 0, "repair_attempts must be 0 or more"),
             (self.concurrency >= 1, "concurrency must be at least 1"),
+            (self.requests_per_minute is None or self.requests_per_minute >= 1, "requests_per_minute must be at least 1"),
+            (self.tokens_per_minute is None or self.tokens_per_minute >= 1, "tokens_per_minute must be at least 1"),
             (self.inline_limit_bytes >= 0, "inline_limit_bytes must be 0 or more"),
             (min(self.retry_base_delay, self.retry_max_delay, self.file_poll_interval) >= 0, "delays must not be negative"),
             (min(self.request_timeout, self.file_active_timeout, self.batch_max_wait) > 0, "timeouts must be positive"),
