@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -47,7 +48,21 @@ MIGRATIONS = (
         PRIMARY KEY (run_id, uri)
     );
     """,
+    # the process that runs a run: a run whose process is gone was interrupted (Ctrl-C, kill -9)
+    "ALTER TABLE runs ADD COLUMN pid INTEGER;",
 )
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
 
 
 def cache_key(*parts: Any) -> str:
@@ -111,8 +126,8 @@ class RunStore:
         run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         with self._lock:
             self._db.execute(
-                "INSERT INTO runs (id, pipeline, started, status) VALUES (?, ?, ?, 'running')",
-                (run_id, pipeline, time.time()),
+                "INSERT INTO runs (id, pipeline, started, status, pid) VALUES (?, ?, ?, 'running', ?)",
+                (run_id, pipeline, time.time(), os.getpid()),
             )
         return run_id
 
@@ -143,14 +158,19 @@ class RunStore:
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT r.id, r.pipeline, r.started, r.finished, r.status,"
+                "SELECT r.id, r.pipeline, r.started, r.finished, r.status, r.pid,"
                 " SUM(i.status = 'done'), SUM(i.status = 'failed'), COUNT(i.uri)"
                 " FROM runs r LEFT JOIN run_inputs i ON i.run_id = r.id"
                 " GROUP BY r.id ORDER BY r.started DESC LIMIT ?",
                 (limit,),
             ).fetchall()
-        keys = ("id", "pipeline", "started", "finished", "status", "done", "failed", "inputs")
-        return [dict(zip(keys, row)) for row in rows]
+        keys = ("id", "pipeline", "started", "finished", "status", "pid", "done", "failed", "inputs")
+        runs = [dict(zip(keys, row)) for row in rows]
+        for run in runs:
+            if run["status"] == "running" and not _alive(run.pop("pid")):
+                run["status"] = "interrupted"
+            run.pop("pid", None)
+        return runs
 
     def run_inputs(self, run_id: str) -> list[dict[str, Any]]:
         with self._lock:

@@ -32,7 +32,8 @@ SPLIT_KIND = "analysis_split"
 TOO_LONG = frozenset({"max_tokens", "repetition_loop"})
 #: Windows are not split below this many seconds.
 MIN_SPLIT_SECONDS = 60.0
-#: Windows of one input asked for at once (unless the backend wants more, e.g. to batch them).
+#: Windows of one input asked for at once, unless the pipeline says (``chunking.parallel``) or
+#: the backend wants more (to batch them).
 WINDOW_PARALLELISM = 4
 
 
@@ -125,7 +126,7 @@ def runpipe_analyze(audio: AudioFile, task: Task, run: RunContext) -> Analysis:
 
     # Windows are independent requests: a remote backend answers them side by side (and a
     # batching one puts them in one job); a local one serializes them on its own lock.
-    workers = min(len(windows), run.backend(backend_name).parallelism or WINDOW_PARALLELISM)
+    workers = min(len(windows), run.backend(backend_name).parallelism or chunking.parallel or WINDOW_PARALLELISM)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="runpipe-window") as pool:
         analyses = list(pool.map(one, enumerate(windows, start=1)))
     return stitch(analyses, windows)

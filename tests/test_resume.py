@@ -67,7 +67,8 @@ def job(tmp_path, server):
         "stages": {
             "analyze": {
                 "backend": "gemini",
-                "chunking": {"max_seconds": 15, "overlap_seconds": 1},
+                # one window at a time, so where a kill lands is known
+                "chunking": {"max_seconds": 15, "overlap_seconds": 1, "parallel": 1},
                 "backends": {"gemini": {"base_url": server.base_url, "inline_limit_bytes": 1000, "file_poll_interval": 0.01,
                                         "retry_base_delay": 0.01, "max_retries": 1}},
                 "tasks": [{"prompt": "transcript"}],
@@ -169,7 +170,7 @@ def test_kill_mid_analysis_then_rerun_repeats_nothing(job, server):
 
     # status: the killed run never finished; the rerun has per-input status, errors and timings
     runs = json.loads(job.command("status", "--json").stdout)
-    assert [r["status"] for r in runs[:2]] == ["failed", "running"]
+    assert [r["status"] for r in runs[:2]] == ["failed", "interrupted"]  # the killed run is seen to be gone
     rows = json.loads(job.command("status", runs[0]["id"], "--json").stdout)
     by_name = {Path(r["uri"]).name: r for r in rows}
     assert by_name["broken.ogg"]["status"] == "failed" and by_name["broken.ogg"]["stage"] == "normalize"
@@ -181,7 +182,7 @@ def test_kill_mid_analysis_then_rerun_repeats_nothing(job, server):
         assert len(row["outputs"]) == 2
 
     # --force transcodes and asks every window again; cache clear forgets the stored answers
-    normalized = {p: p.stat().st_mtime_ns for p in (user_dir() / "normalized").iterdir()}
+    normalized = {p: p.stat().st_mtime_ns for p in (user_dir() / "normalized").glob("*.ogg")}
     assert len(normalized) == len(INPUTS)
     before = len(server.requests)
     forced = job.run("--force")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -74,6 +75,7 @@ class TaskSpec:
 class ChunkingSpec:
     max_seconds: float | None = None
     overlap_seconds: float | None = None
+    parallel: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +180,7 @@ class Pipeline:
                 backend=analyze.get("backend", "auto"),
                 model=analyze.get("model"),
                 backends={k: dict(v) for k, v in analyze.get("backends", {}).items()},
-                chunking=ChunkingSpec(chunking.get("max_seconds"), chunking.get("overlap_seconds")),
+                chunking=ChunkingSpec(chunking.get("max_seconds"), chunking.get("overlap_seconds"), chunking.get("parallel")),
             ),
             postprocess=_named_entries(stages["postprocess"].get("steps")) if "postprocess" in stages else _named_entries(list(DEFAULT_POSTPROCESS)),
             export=ExportSpec(
@@ -205,7 +207,7 @@ class Pipeline:
             analyze["model"] = self.analyze.model
         if self.analyze.backends:
             analyze["backends"] = {k: dict(v) for k, v in self.analyze.backends.items()}
-        chunking = {k: v for k, v in (("max_seconds", self.analyze.chunking.max_seconds), ("overlap_seconds", self.analyze.chunking.overlap_seconds)) if v is not None}
+        chunking = {k: v for k, v in dataclasses.asdict(self.analyze.chunking).items() if v is not None}
         if chunking:
             analyze["chunking"] = chunking
         normalize = {"format": self.normalize.format, "sample_rate": self.normalize.sample_rate, "channels": self.normalize.channels}
