@@ -49,3 +49,14 @@ def test_packaging_lists_every_package():
                 continue
             found.add(".".join([package, *rel.parts]) if rel.parts else package)
     assert found <= listed, f"packages missing from pyproject: {sorted(found - listed)}"
+
+
+def test_the_plugin_testing_example_in_the_readme_runs(tmp_path, monkeypatch):
+    """The README's FakeGemini example is run as written (with the example plugin as my_plugin)."""
+    import runpipe_highlights
+
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme(), re.S) if "def test_my_exporter" in b)
+    namespace = {"my_plugin": runpipe_highlights}
+    exec(compile(block, "README.md", "exec"), namespace)
+    namespace["test_my_exporter"](tmp_path, monkeypatch)
+    assert (tmp_path / "a.csv").read_text().startswith("start,end,speaker")
