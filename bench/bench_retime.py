@@ -22,7 +22,6 @@ import statistics
 import sys
 import tempfile
 import time
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,15 +109,6 @@ def join(clips: list[Clip]) -> tuple[np.ndarray, list[Line]]:
         cursor += piece.samples.size / RATE
     pieces.append(np.zeros(RATE, np.float32))
     return np.concatenate(pieces), lines
-
-
-def write_wav(path: Path, samples: np.ndarray) -> Path:
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(RATE)
-        out.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
 
 
 def drifted_answer(lines: list[Line], duration: float) -> dict:
@@ -238,6 +228,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         os.environ["RUNPIPE_USER_PATH"] = str(work / "user")  # a cold cache: nothing heard before
+        from runpipe.testing import write_wav
+
         audio = write_wav(work / "joined.wav", samples)
         answer = drifted_answer(lines, duration)
         print(f"{len(clips)} clips, {len(lines)} segments, {duration:.1f} s of audio")

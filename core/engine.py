@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from runpipe.errors import BackendUnavailable, PipelineConfigError, PluginError
+from runpipe.errors import BackendUnavailable, PipelineConfigError
 from runpipe.interfaces import Backend, Executor, Exporter, PostProcessor, Prompt, Source
 from runpipe.model import RunResult
 from runpipe.paths import user_dir

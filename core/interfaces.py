@@ -73,8 +73,6 @@ class Backend(ABC):
     """
 
     name: ClassVar[str]
-    #: Environment variables any one of which provides the key (empty: no key needed).
-    key_env_vars: ClassVar[tuple[str, ...]] = ()
     #: True if the backend can take a URL (http(s)/YouTube) without runpipe downloading it.
     accepts_urls: ClassVar[bool] = False
     limits: ClassVar[BackendLimits] = BackendLimits()

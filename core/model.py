@@ -239,7 +239,6 @@ class InputResult:
     failed_stage: str | None = None
     failed_plugin: str | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
-    cached_stages: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

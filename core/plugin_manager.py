@@ -146,9 +146,6 @@ class PluginLoader:
 
         self.pm.add_hookcall_monitoring(before, after)
 
-    def plugin_name_of(self, obj: object) -> str | None:
-        return self.pm.get_name(obj)
-
     def infos(self, registered: dict[str, dict[str, list[str]]]) -> list[PluginInfo]:
         result = []
         for name, plugin in self.pm.list_name_plugin():

@@ -4,7 +4,7 @@ executors), each remembered with the plugin that registered it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Generic, Iterator, TypeVar
+from typing import Generic, Iterator, TypeVar
 
 from runpipe.errors import PipelineConfigError, PluginError
 
@@ -69,10 +69,3 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return list(self._entries)
-
-    def by_plugin(self, plugin: str) -> list[str]:
-        return [r.name for r in self._entries.values() if r.plugin == plugin]
-
-
-def describe_registration(reg: Registration[Any]) -> dict[str, Any]:
-    return {"name": reg.name, "plugin": reg.plugin, "dist": reg.dist, "version": reg.version}

@@ -189,7 +189,3 @@ class RunStore:
                 }
             )
         return result
-
-    def latest_run_id(self) -> str | None:
-        runs = self.runs(limit=1)
-        return runs[0]["id"] if runs else None

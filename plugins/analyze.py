@@ -108,6 +108,11 @@ def _analyze_halves(run: RunContext, backend_name: str, audio: AudioFile, task: 
 def runpipe_analyze(audio: AudioFile, task: Task, run: RunContext) -> Analysis:
     backend_name = run.backend_name(task.backend)
     backend_cls = type(run.backend(backend_name))
+    if audio.path is None and not backend_cls.accepts_urls:
+        raise BackendError(
+            f"backend {backend_name} cannot take a URL ({audio.source.uri}): runpipe does not download; "
+            f"use --backend gemini, or download the media and give the file"
+        )
     span = task.time_range or TimeRange(0.0, audio.duration)
     if audio.duration is not None and span.end is not None:
         span = TimeRange(span.start, min(span.end, audio.duration))

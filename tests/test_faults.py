@@ -58,7 +58,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SAMPLE, ffmpeg, sample_copy
+from conftest import ffmpeg, sample_copy
 from runpipe import hookimpl
 from runpipe.errors import MediaError, PipelineConfigError
 from runpipe.model import AudioFile, MediaItem, TimeRange
@@ -303,7 +303,6 @@ def test_audio_over_9_5_hours_is_chunked(server, tmp_path, monkeypatch):
     long is encoded) goes through the real analyze stage and the real Gemini backend over HTTP:
     windows of at most the backend's preferred length cut in pauses, answers on one timeline."""
     from runpipe import chunking
-    from runpipe.engine import Engine  # noqa: F401  (RunContext needs an engine)
     from runpipe.plugins import analyze as analyze_plugin
     from runpipe.run import RunContext
     from runpipe.tasks import resolve_tasks

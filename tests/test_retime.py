@@ -14,7 +14,7 @@ import pytest
 from conftest import SAMPLE
 from runpipe.model import Segment
 from runpipe.plugins.retime.align import RetimeSettings, TimedWord, retime_segments
-from runpipe.testing import ScriptedBackend, ScriptedBackendPlugin, make_engine
+from runpipe.testing import ScriptedBackend, ScriptedBackendPlugin, make_engine, write_wav
 
 # -- the alignment on synthetic recognised words ---------------------------------------------
 
@@ -162,15 +162,6 @@ def models_missing() -> str | None:
 
     missing = missing_packages()
     return f"needs the offline models ({', '.join(missing)})" if missing else None
-
-
-def write_wav(path: Path, samples: np.ndarray) -> Path:
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(RATE)
-        out.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
 
 
 def from_first_sound(samples: np.ndarray, level: float = 0.02) -> np.ndarray:

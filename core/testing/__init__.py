@@ -5,7 +5,7 @@
 * :func:`make_engine` builds an engine with only the plugins you name (no entry points).
 * :mod:`runpipe.testing.gemini_server` is a local server speaking Gemini's REST protocol, for
   testing against the real ``google-genai`` SDK.
-* :func:`tone_wav` writes a small WAV file.
+* :func:`tone_wav` writes a small WAV file; :func:`write_wav` writes samples you made.
 """
 
 from __future__ import annotations
@@ -70,6 +70,19 @@ def make_engine(plugins: Iterable[object] = (), **kwargs: Any):
     from runpipe.engine import Engine
 
     return Engine(plugins=list(plugins), load_entrypoints=False, **kwargs)
+
+
+def write_wav(path: Path, samples: Any, rate: int = 16000) -> Path:
+    """Write float samples in [-1, 1] (a numpy array) as 16-bit mono PCM WAV."""
+    import numpy as np  # the offline extra's dependency; only tests that build audio need it
+
+    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(pcm.tobytes())
+    return path
 
 
 def tone_wav(path: Path, seconds: float = 1.0, rate: int = 16000, freq: float = 440.0, channels: int = 1) -> Path:

@@ -890,7 +890,7 @@ class FakeGemini:
     def _check_generation_config(self, config: dict) -> None:
         mime = config.get("responseMimeType")
         if mime not in (None, "text/plain", "application/json", "text/x.enum"):
-            raise RequestRejected(400, f"* GenerateContentRequest.generation_config.response_mime_type: allowed mimetypes are `text/plain`, `application/json`, `application/xml`, `application/yaml` and `text/x.enum`.\n")
+            raise RequestRejected(400, "* GenerateContentRequest.generation_config.response_mime_type: allowed mimetypes are `text/plain`, `application/json`, `application/xml`, `application/yaml` and `text/x.enum`.\n")
         has_schema = "responseSchema" in config or "responseJsonSchema" in config
         if "responseSchema" in config and "responseJsonSchema" in config:
             raise RequestRejected(400, "response_schema and response_json_schema cannot both be set.")

@@ -33,7 +33,7 @@ from .request import (
     request_bytes_besides_media,
 )
 from .response import Reply, judge, read_reply, schema_validator
-from .settings import KEY_ENV_VARS, GeminiSettings, find_api_key, missing_key_message
+from .settings import GeminiSettings, find_api_key, missing_key_message
 from .upload_cache import UploadCache
 from .uploads import Uploads
 
@@ -77,7 +77,6 @@ class GeminiBackend(Backend):
     """
 
     name = "gemini"
-    key_env_vars = KEY_ENV_VARS
     accepts_urls = True
     limits = BackendLimits(max_audio_seconds=9.5 * 3600, preferred_chunk_seconds=PREFERRED_CHUNK_SECONDS)
     option_names = tuple(field.name for field in dataclasses.fields(GeminiSettings))
