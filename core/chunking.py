@@ -77,7 +77,7 @@ def plan_windows(audio: AudioFile, span: TimeRange, max_seconds: float | None, o
     ]
 
 
-def _owned(windows: Sequence[TimeRange | None]) -> list[tuple[float, float]]:
+def owned_ranges(windows: Sequence[TimeRange | None]) -> list[tuple[float, float]]:
     """The stretch each window answers for: from the previous cut to the next."""
     bounds = []
     for index, window in enumerate(windows):
@@ -122,7 +122,7 @@ def _shift_item(item: Mapping[str, Any], offset: float) -> tuple[float | None, d
 
 def stitch(analyses: Sequence[Analysis], windows: Sequence[TimeRange | None]) -> Analysis:
     """One answer on the input's timeline from the answers of consecutive windows."""
-    owned = _owned(windows)
+    owned = owned_ranges(windows)
     merged: dict[str, Any] = {}
     summaries = []
     usage = Usage()

@@ -34,6 +34,7 @@ DEFAULT_PLUGINS = (
     "runpipe.plugins.local",
     "runpipe.plugins.html_report",
     "runpipe.plugins.retime",
+    "runpipe.plugins.speakers",
     "runpipe.plugins.dask_executor",
 )
 #: Plugins without which nothing works; ``-p no:...`` cannot block them.

@@ -9,9 +9,10 @@ from typing import Any, Mapping
 
 DEFAULT_MODEL = "gemini-3-flash-preview"
 #: Post-processing when a pipeline has no ``stages.postprocess``: re-time segments against the
-#: audio (the step itself falls back to the backend's times, marked approximate, without the
-#: offline models). A pipeline that lists its own steps gets exactly those.
-DEFAULT_POSTPROCESS = ("retime",)
+#: audio, and keep one label per voice across the windows of long inputs (without the offline
+#: models, retime keeps the backend's times marked approximate and speakers does nothing). A
+#: pipeline that lists its own steps gets exactly those.
+DEFAULT_POSTPROCESS = ("retime", "speakers")
 
 
 def _named_entries(entries: list[Any] | None) -> tuple["NamedOptions", ...]:
