@@ -32,6 +32,10 @@ speakers, languages, translations, emotions, summaries.
 
 Inputs are files, folders, globs or http(s)/YouTube URLs. The backend is Gemini when
 GEMINI_API_KEY (or GOOGLE_API_KEY) is set, else the offline models (`--backend local`).
+
+\b
+Exit codes: 0 all inputs done, 1 some inputs failed (the rest finished),
+2 bad command line or pipeline, 3 nothing could run here, 130 interrupted.
 """
 
 
@@ -111,7 +115,7 @@ def main(verbose: int) -> None:
 @click.option("-c", "--concurrency", type=click.IntRange(1, 256), help="Inputs processed at once.")
 @click.option("--executor", help="Run per-input work on a registered executor (e.g. dask).")
 @click.option("--executor-option", "executor_options", multiple=True, metavar="KEY=VALUE", help="Executor option, e.g. address=tcp://host:8786.")
-@click.option("--force", is_flag=True, help="Ignore stored results: transcode, upload and analyse again.")
+@click.option("--force", is_flag=True, help="Ignore stored results: transcode and analyse again (a still-valid Gemini upload is reused).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("-p", "blocked", multiple=True, metavar="no:NAME", help="Do not load plugin NAME.")
