@@ -133,8 +133,10 @@ class LocalBackend(Backend):
         if audio.path is None:
             raise BackendError(f"the local backend needs a local audio file; {audio.source.uri} was not downloaded")
         settings = self.settings
-        if task.options:
-            merged = {**self.options, **check_options(f"backend {self.name}", task.options, self.option_names)}
+        # The engine's question is for the filler, not a recognition setting.
+        recognition_options = {k: v for k, v in task.options.items() if k != "question"}
+        if recognition_options:
+            merged = {**self.options, **check_options(f"backend {self.name}", recognition_options, self.option_names)}
             settings = settings_from_options(merged)
         start = window.start if window else 0.0
         end = window.end if window else None
@@ -277,7 +279,8 @@ def _fill_description(audio, task, settings, start, end):
     spoken_languages = [language_name(code) for code in dict.fromkeys(languages)]
     data = {
         "description": describe(events, duration, spoken_languages),
-        "answer": QUESTION_NEEDS_GEMINI if "?" in (task.prompt or "") else "",
+        # The engine passes the pipeline's question explicitly; the prompt's wording is not scanned.
+        "answer": QUESTION_NEEDS_GEMINI if task.options.get("question") else "",
         "events": [
             {
                 "timestamp": format_clock(e.start),

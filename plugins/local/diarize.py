@@ -116,15 +116,20 @@ def embed_regions(
     """One embedding per ``window_seconds`` stretch (every ``hop_seconds``) of each region;
     a region shorter than a window gets one embedding. Times are relative to ``samples``;
     ``languages`` (one code per region) are carried along for :func:`cluster_speakers`."""
+    starts_per_region, windows = [], []
+    for start, end in regions:
+        starts, region_windows = _dvector_windows(slice_seconds(samples, start, end))
+        starts_per_region.append(starts)
+        windows.append(region_windows)
+    if not windows:
+        return []
+    # One network call for the whole window: per-region calls cost more in overhead than in maths.
+    all_dvectors = _normalise(embedder.session.run(None, {"mel_window": np.concatenate(windows)})[0])
+    bounds = np.cumsum([0] + [len(starts) for starts in starts_per_region])
     embeddings: list[SpeakerEmbedding] = []
     for index, (start, end) in enumerate(regions):
         language = languages[index] if languages else ""
-        features = log_mel(slice_seconds(samples, start, end))
-        if features.shape[0] < _DVEC_FRAMES:
-            features = np.pad(features, ((0, _DVEC_FRAMES - features.shape[0]), (0, 0)))
-        starts = np.arange(0, features.shape[0] - _DVEC_FRAMES + 1, _DVEC_STRIDE)
-        windows = np.stack([features[s : s + _DVEC_FRAMES] for s in starts])
-        dvectors = _normalise(embedder.session.run(None, {"mel_window": windows})[0])
+        starts, dvectors = starts_per_region[index], all_dvectors[bounds[index] : bounds[index + 1]]
         for unit_start, unit_end in _units(end - start, settings):
             first, last = unit_start * _FRAMES_PER_SECOND, unit_end * _FRAMES_PER_SECOND
             inside = (starts >= first - _DVEC_STRIDE / 2) & (starts + _DVEC_FRAMES <= last + _DVEC_STRIDE / 2)
@@ -132,6 +137,15 @@ def embed_regions(
             vector = _normalise(chosen.mean(axis=0))
             embeddings.append(SpeakerEmbedding(start + unit_start, start + unit_end, vector, language))
     return embeddings
+
+
+def _dvector_windows(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start frames and (n, 80, 40) feature windows the embedder sees for one region."""
+    features = log_mel(samples)
+    if features.shape[0] < _DVEC_FRAMES:
+        features = np.pad(features, ((0, _DVEC_FRAMES - features.shape[0]), (0, 0)))
+    starts = np.arange(0, features.shape[0] - _DVEC_FRAMES + 1, _DVEC_STRIDE)
+    return starts, np.stack([features[s : s + _DVEC_FRAMES] for s in starts])
 
 
 def _units(length: float, settings: DiarizationSettings) -> list[tuple[float, float]]:

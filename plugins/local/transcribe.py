@@ -120,23 +120,46 @@ def detect_region_languages(
     model = whisper.model
     if not model.model.is_multilingual:
         return [RegionLanguage(s, e, "en", 1.0) for s, e in regions]
-    detected = []
     # When every region is short, probe them all rather than none.
     skip_short = any(end - start >= settings.min_probe_seconds for start, end in regions)
-    for start, end in regions:
-        if skip_short and end - start < settings.min_probe_seconds:
-            detected.append(RegionLanguage(start, end, "", 0.0))
-            continue
-        probe = slice_seconds(samples, start, min(end, start + settings.language_probe_seconds))
-        features = model.feature_extractor(probe)[..., :-1]
-        with whisper.lock:
-            # Unpadded: the encoder accepts shorter input, and for language identification
-            # the result matches the padded 30 s pass at a fraction of the cost.
-            encoded = model.encode(np.ascontiguousarray(features, dtype=np.float32))
-            ranked = model.model.detect_language(encoded)[0][:3]
-        candidates = tuple((token[2:-2], float(prob)) for token, prob in ranked)
-        detected.append(RegionLanguage(start, end, candidates[0][0], candidates[0][1], candidates))
+    probed = [i for i, (start, end) in enumerate(regions) if not (skip_short and end - start < settings.min_probe_seconds)]
+    features = [
+        model.feature_extractor(slice_seconds(samples, start, min(end, start + settings.language_probe_seconds)))[..., :-1]
+        for start, end in (regions[i] for i in probed)
+    ]
+    ranked = _probe_languages(whisper, features)
+    detected = [RegionLanguage(start, end, "", 0.0) for start, end in regions]
+    for index, candidates in zip(probed, ranked):
+        start, end = regions[index]
+        detected[index] = RegionLanguage(start, end, candidates[0][0], candidates[0][1], candidates)
     return _settle_unsure(detected, settings.language_confidence)
+
+
+_PROBE_BATCH = 16  # probes encoded per call: enough to amortise the call, small enough for memory
+
+
+def _probe_languages(whisper: LoadedWhisper, features: list[np.ndarray]) -> list[tuple[tuple[str, float], ...]]:
+    """Whisper's top three languages for each (mel bins, frames) probe.
+
+    Unpadded: the encoder accepts shorter input, and for language identification the result
+    matches the padded 30 s pass at a fraction of the cost. Probes of equal length (most
+    regions outlast the probe, so most are) go through the encoder together, which costs
+    less than one call each; nothing is padded, so each result is the one it would get alone.
+    """
+    by_length: dict[int, list[int]] = {}
+    for index, feature in enumerate(features):
+        by_length.setdefault(feature.shape[-1], []).append(index)
+    ranked: list[tuple[tuple[str, float], ...]] = [()] * len(features)
+    for indices in by_length.values():
+        for first in range(0, len(indices), _PROBE_BATCH):
+            batch = indices[first : first + _PROBE_BATCH]
+            stacked = np.ascontiguousarray(np.stack([features[i] for i in batch]), dtype=np.float32)
+            with whisper.lock:
+                encoded = whisper.model.encode(stacked)
+                results = whisper.model.model.detect_language(encoded)
+            for index, result in zip(batch, results):
+                ranked[index] = tuple((token[2:-2], float(prob)) for token, prob in result[:3])
+    return ranked
 
 
 def _settle_unsure(languages: list[RegionLanguage], confidence: float) -> list[RegionLanguage]:
