@@ -90,6 +90,24 @@ class AudioWindow:
         return self.samples.size / SAMPLE_RATE
 
 
+_SHORT_TAIL = 0.25  # a last block under this share of a window is decoded with the window before it
+
+
+def _limited_blocks(path: str | Path, start: float, end: float | None, window_seconds: float) -> Iterator[np.ndarray]:
+    """Blocks of ``window_seconds`` decoded from ``start``, stopping at ``end``."""
+    limit = None if end is None else int(round((end - start) * SAMPLE_RATE))
+    decoded = 0
+    blocks = _decode_blocks(path, start, block_seconds=window_seconds)
+    for block in blocks:
+        if limit is not None:
+            block = block[: max(0, limit - decoded)]
+        decoded += block.size
+        yield block
+        if limit is not None and decoded >= limit:
+            break
+    blocks.close()
+
+
 def stream_windows(
     path: str | Path,
     *,
@@ -107,16 +125,15 @@ def stream_windows(
     vad = vad or VadSettings()
     carry = np.zeros(0, dtype=np.float32)
     carry_offset = start
-    limit = None if end is None else int(round((end - start) * SAMPLE_RATE))
-    decoded = 0
-    blocks = _decode_blocks(path, start, block_seconds=window_seconds)
+    blocks = _limited_blocks(path, start, end, window_seconds)
     block = next(blocks, None)
     while block is not None:
-        if limit is not None:
-            block = block[: max(0, limit - decoded)]
-        decoded += block.size
         # Look one block ahead: the last block is not cut, so its tail is not a window of its own.
-        following = None if limit is not None and decoded >= limit else next(blocks, None)
+        following = next(blocks, None)
+        if following is not None and following.size < _SHORT_TAIL * block.size:
+            # Only the last block is short. It joins this window: a tiny window of its own
+            # would cost a whole padded Whisper pass (recordings a little over a window are common).
+            block, following = np.concatenate([block, following]), None
         buffer = np.concatenate([carry, block]) if carry.size else block
         regions = speech_regions(buffer, vad)
         if following is None or len(regions) < 2:
