@@ -30,9 +30,9 @@ def _list_section(title: str, items: list[Any], document: Document) -> list[str]
             extras.append(document.speaker_name(item["speaker"]) or "")
         if item.get("due"):
             extras.append(f"due: {item['due']}")
-        if item.get("kind"):
+        if item.get("kind") and item["kind"] != text:
             extras.insert(0, item["kind"])
-        stamp = f"[{item['timestamp']}] " if item.get("timestamp") else ""
+        stamp = f"[{item['timestamp']}" + (f"–{item['end_timestamp']}" if item.get("end_timestamp") else "") + "] " if item.get("timestamp") else ""
         lines.append(f"- {stamp}{text}" + (f" ({', '.join(e for e in extras if e)})" if extras else ""))
     if not items:
         lines.append("_None._")
