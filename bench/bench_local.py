@@ -3,10 +3,12 @@ faster-whisper directly on the same audio with the same decoding settings.
 
     python bench/bench_local.py            # the shipped sample and a 10-minute recording
     python bench/bench_local.py --long     # also a 60-minute recording
+    python bench/bench_local.py --only "10m en" --repeat 3
 
 Longer recordings are the sample repeated with pauses between copies (written to a temp
 folder as 16 kHz WAV): "mix" keeps its German turn (a language switch every 40 s), "en"
-drops it. Each measurement runs in a fresh process so peak RSS is its own.
+drops it. Each measurement runs in a fresh process so peak RSS is its own; direct and
+runpipe alternate ``--repeat`` times and each one's fastest run is reported.
 "Direct" is ``WhisperModel.transcribe`` with VAD, word timestamps, beam 5, no conditioning
 on previous text: what a user of faster-whisper would write. The backend does that plus
 per-region language detection, speaker embeddings and clustering, translation of
@@ -106,6 +108,8 @@ def run_child(mode: str, path: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--long", action="store_true", help="also benchmark a 60-minute recording")
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each, alternated; the fastest counts (default 2)")
+    parser.add_argument("--only", help="benchmark only the input with this label (e.g. '10m en')")
     parser.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -119,10 +123,15 @@ def main() -> None:
         ]
         if args.long:
             inputs.append(("60m mix", build_long_audio(60, Path(tmp))))
+        if args.only:
+            inputs = [item for item in inputs if item[0] == args.only]
         print(f"{'input':<8} {'audio':>8} {'direct':>8} {'runpipe':>8} {'RTF':>6} {'ratio':>6} {'peak RSS':>9} {'direct RSS':>10}")
         for label, path in inputs:
-            direct = run_child("direct", path)
-            backend = run_child("backend", path)
+            # Alternate the two and keep each one's fastest run: other jobs on the machine
+            # slow single runs by 10-20 %, which would swamp the difference measured here.
+            runs = [(run_child("direct", path), run_child("backend", path)) for _ in range(args.repeat)]
+            direct = min((d for d, _ in runs), key=lambda r: r["seconds"])
+            backend = min((b for _, b in runs), key=lambda r: r["seconds"])
             rtf = backend["seconds"] / backend["audio_seconds"]
             ratio = backend["seconds"] / direct["seconds"]
             print(

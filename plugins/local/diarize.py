@@ -123,8 +123,7 @@ def embed_regions(
         windows.append(region_windows)
     if not windows:
         return []
-    # One network call for the whole window: per-region calls cost more in overhead than in maths.
-    all_dvectors = _normalise(embedder.session.run(None, {"mel_window": np.concatenate(windows)})[0])
+    all_dvectors = _dvectors(embedder, np.concatenate(windows))
     bounds = np.cumsum([0] + [len(starts) for starts in starts_per_region])
     embeddings: list[SpeakerEmbedding] = []
     for index, (start, end) in enumerate(regions):
@@ -137,6 +136,20 @@ def embed_regions(
             vector = _normalise(chosen.mean(axis=0))
             embeddings.append(SpeakerEmbedding(start + unit_start, start + unit_end, vector, language))
     return embeddings
+
+
+_EMBED_BATCH = 64  # feature windows per network call
+
+
+def _dvectors(embedder: LoadedEmbedder, windows: np.ndarray) -> np.ndarray:
+    """Normalised d-vectors of (n, 80, 40) windows. Batches across regions: one call per
+    region cost more in overhead than in maths. Bounded batches: the LSTM's activations
+    grow with the batch (a whole 10-minute window in one call added about 1 GB)."""
+    chunks = [
+        embedder.session.run(None, {"mel_window": windows[first : first + _EMBED_BATCH]})[0]
+        for first in range(0, len(windows), _EMBED_BATCH)
+    ]
+    return _normalise(np.concatenate(chunks))
 
 
 def _dvector_windows(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
