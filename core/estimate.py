@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from runpipe.errors import RunpipeError, describe
-from runpipe.media import Target, normalize
+from runpipe.media import normalize
 from runpipe.pipeline.spec import Pipeline
 from runpipe.runner import ingest
 from runpipe.tasks import resolve_tasks
@@ -22,14 +22,13 @@ def estimate(engine: Any, pipeline: Pipeline, inputs: list[str], *, backend: str
     locations = inputs or [str(pipeline.base_dir / loc) for loc in pipeline.ingest.inputs]
     items, failures = ingest(engine, run, locations)
     rows: list[dict[str, Any]] = [{"input": f.item.uri, "error": f.error} for f in failures]
-    spec = pipeline.normalize
     prompt_bytes = sum(len(t.prompt.encode()) + len(str(t.schema)) for t in tasks)
     for item in items:
         if item.kind == "url":
             rows.append({"input": item.uri, "duration_s": None, "audio_tokens": None, "request_bytes": prompt_bytes, "delivery": "file_data URL (not downloaded)"})
             continue
         try:
-            audio = normalize(item, Target(spec.format, spec.sample_rate, spec.channels, spec.bitrate))
+            audio = normalize(item, pipeline.normalize)
         except RunpipeError as exc:
             rows.append({"input": item.uri, "error": describe(exc)})
             continue

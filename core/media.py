@@ -23,7 +23,8 @@ from runpipe.paths import cache_dir
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """What normalization produces: format, sample rate, channels, bitrate."""
+    """What normalization produces: format, sample rate, channels, bitrate (a pipeline's
+    ``stages.normalize``)."""
 
     format: str = "ogg"
     sample_rate: int = 16000

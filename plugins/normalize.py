@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 
 from runpipe.hookspecs import hookimpl
-from runpipe.media import Target, normalize
+from runpipe.media import normalize
 from runpipe.model import AudioFile, MediaItem
 from runpipe.run import RunContext
 
@@ -23,5 +23,4 @@ def runpipe_normalize(item: MediaItem, run: RunContext) -> AudioFile:
             duration=None,
             content_hash=hashlib.sha256(item.uri.encode("utf-8")).hexdigest(),
         )
-    spec = run.pipeline.normalize
-    return normalize(item, Target(spec.format, spec.sample_rate, spec.channels, spec.bitrate), force=run.force)
+    return normalize(item, run.pipeline.normalize, force=run.force)

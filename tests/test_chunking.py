@@ -1,7 +1,6 @@
 """Long audio: windows end in silences, answers are stitched onto one timeline without duplicates."""
 
 import json
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ from runpipe.chunking import choose_cuts, find_silences, plan_windows, stitch
 from runpipe.media import Target, normalize
 from runpipe.model import Analysis, TimeRange, Usage
 from runpipe.plugins.sources import _file_item
-from runpipe.testing import ScriptedBackend, ScriptedBackendPlugin, make_engine
+from runpipe.testing import ScriptedBackend, ScriptedBackendPlugin, make_engine, write_wav
 
 
 def tones_with_gaps(path: Path, pattern: list[tuple[str, float]], rate: int = 16000) -> Path:
@@ -20,13 +19,7 @@ def tones_with_gaps(path: Path, pattern: list[tuple[str, float]], rate: int = 16
     for kind, seconds in pattern:
         n = int(seconds * rate)
         pieces.append(0.3 * np.sin(2 * np.pi * 220 * np.arange(n) / rate) if kind == "tone" else np.zeros(n))
-    samples = (np.concatenate(pieces) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(samples.tobytes())
-    return path
+    return write_wav(path, np.concatenate(pieces), rate)
 
 
 def test_cuts_fall_in_silences():

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from runpipe.media import Target  # the normalize stage's settings are its target
+
 DEFAULT_MODEL = "gemini-3-flash-preview"
 #: Post-processing when a pipeline has no ``stages.postprocess``: re-time segments against the
 #: audio, and keep one label per voice across the windows of long inputs (without the offline
@@ -44,14 +46,6 @@ class IngestSpec:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     recursive: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class NormalizeSpec:
-    format: str = "ogg"
-    sample_rate: int = 16000
-    channels: int = 1
-    bitrate: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +111,7 @@ class Pipeline:
     analyze: AnalyzeSpec
     description: str = ""
     ingest: IngestSpec = IngestSpec()
-    normalize: NormalizeSpec = NormalizeSpec()
+    normalize: Target = Target()
     postprocess: tuple[NamedOptions, ...] = ()
     export: ExportSpec = ExportSpec()
     speakers: SpeakersSpec = SpeakersSpec()
@@ -175,7 +169,7 @@ class Pipeline:
                 exclude=tuple(ingest.get("exclude", ())),
                 recursive=ingest.get("recursive", True),
             ),
-            normalize=NormalizeSpec(**normalize),
+            normalize=Target(**normalize),
             analyze=AnalyzeSpec(
                 tasks=tuple(tasks),
                 backend=analyze.get("backend", "auto"),
