@@ -15,55 +15,23 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from runpipe.errors import BackendUnavailable, PipelineConfigError
-from runpipe.interfaces import Backend, Executor, Exporter, PostProcessor, Prompt, Source
+from runpipe.interfaces import Backend, Source
 from runpipe.model import RunResult
 from runpipe.paths import user_dir
 from runpipe.pipeline.loader import load_pipeline, pipeline_from_dict
 from runpipe.pipeline.spec import Pipeline
 from runpipe.plugin_manager import PluginInfo, PluginLoader, env_flag
-from runpipe.registry import Registry
+from runpipe.registry import REGISTRATION_HOOKS, Registries, Registry
 from runpipe.run import ProgressEvent, RunContext
 from runpipe.store import RunStore
 from runpipe.tasks import resolve_tasks
 
 GEMINI, LOCAL = "gemini", "local"
-
-
-@dataclass(frozen=True, slots=True)
-class Registries:
-    sources: Registry[type[Source]]
-    backends: Registry[type[Backend]]
-    prompts: Registry[Prompt]
-    postprocessors: Registry[type[PostProcessor]]
-    exporters: Registry[type[Exporter]]
-    executors: Registry[type[Executor]]
-
-    @classmethod
-    def empty(cls) -> "Registries":
-        return cls(
-            sources=Registry("input source", "name", Source),
-            backends=Registry("backend", "name", Backend),
-            prompts=Registry("prompt", "name", Prompt, classes=False),
-            postprocessors=Registry("post-processing step", "name", PostProcessor),
-            exporters=Registry("export format", "format", Exporter),
-            executors=Registry("executor", "name", Executor),
-        )
-
-
-_REGISTRATION_HOOKS = {
-    "sources": "runpipe_register_sources",
-    "backends": "runpipe_register_backends",
-    "prompts": "runpipe_register_prompts",
-    "postprocessors": "runpipe_register_postprocessors",
-    "exporters": "runpipe_register_exporters",
-    "executors": "runpipe_register_executors",
-}
 
 
 class Engine:
@@ -120,7 +88,7 @@ class Engine:
 
     def _collect_registrations(self, plugin_name: str, plugin: object) -> None:
         dist, version = self._loader.dists.get(plugin_name, (None, None))
-        for kind, hook_name in _REGISTRATION_HOOKS.items():
+        for kind, hook_name in REGISTRATION_HOOKS.items():
             registry: Registry[Any] = getattr(self.registries, kind)
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
                 if impl.plugin is not plugin:
@@ -148,7 +116,7 @@ class Engine:
             module = getattr(plugin, "__name__", None) if hasattr(plugin, "__file__") else type(plugin).__module__
             if module:
                 modules[module] = name
-        for registry in (getattr(self.registries, kind) for kind in _REGISTRATION_HOOKS):
+        for registry in (getattr(self.registries, kind) for kind in REGISTRATION_HOOKS):
             for reg in registry:
                 value = reg.value if isinstance(reg.value, type) else type(reg.value)
                 modules.setdefault(value.__module__, reg.plugin)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Generic, Iterator, TypeVar
 
 from runpipe.errors import PipelineConfigError, PluginError
+from runpipe.interfaces import Backend, Executor, Exporter, PostProcessor, Prompt, Source
 
 T = TypeVar("T")
 
@@ -69,3 +70,34 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return list(self._entries)
+
+
+@dataclass(frozen=True, slots=True)
+class Registries:
+    sources: Registry[type[Source]]
+    backends: Registry[type[Backend]]
+    prompts: Registry[Prompt]
+    postprocessors: Registry[type[PostProcessor]]
+    exporters: Registry[type[Exporter]]
+    executors: Registry[type[Executor]]
+
+    @classmethod
+    def empty(cls) -> "Registries":
+        return cls(
+            sources=Registry("input source", "name", Source),
+            backends=Registry("backend", "name", Backend),
+            prompts=Registry("prompt", "name", Prompt, classes=False),
+            postprocessors=Registry("post-processing step", "name", PostProcessor),
+            exporters=Registry("export format", "format", Exporter),
+            executors=Registry("executor", "name", Executor),
+        )
+
+
+REGISTRATION_HOOKS = {
+    "sources": "runpipe_register_sources",
+    "backends": "runpipe_register_backends",
+    "prompts": "runpipe_register_prompts",
+    "postprocessors": "runpipe_register_postprocessors",
+    "exporters": "runpipe_register_exporters",
+    "executors": "runpipe_register_executors",
+}
