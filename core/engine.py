@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from runpipe.errors import BackendUnavailable, PipelineConfigError
 from runpipe.interfaces import Backend, Source
-from runpipe.model import RunResult
+from runpipe.model import RunResult, Task
 from runpipe.paths import user_dir
 from runpipe.pipeline.loader import load_pipeline, pipeline_from_dict
 from runpipe.pipeline.spec import Pipeline
@@ -191,8 +191,9 @@ class Engine:
         self.check(pipeline)
         return pipeline
 
-    def check(self, pipeline: Pipeline, backend: str | None = None) -> None:
-        """Check that every name the pipeline uses is registered and every option is known."""
+    def check(self, pipeline: Pipeline, backend: str | None = None) -> tuple[Task, ...]:
+        """Check that every name the pipeline uses is registered and every option is known;
+        returns the pipeline's tasks, resolved."""
         where = str(pipeline.source or "<pipeline>")
         tasks = resolve_tasks(pipeline, self.registries.prompts, backend)
         for index, task in enumerate(tasks):
@@ -223,6 +224,7 @@ class Engine:
                 self.registries.backends.get(name)(options)
             except PipelineConfigError as exc:
                 raise PipelineConfigError(f"{where}: stages.analyze.backends.{name}: {exc}") from None
+        return tasks
 
     def subscribe(self, callback: Callable[[ProgressEvent], None]) -> None:
         """Call ``callback(event)`` for every :class:`ProgressEvent` of later runs."""
@@ -253,8 +255,7 @@ class Engine:
 
         if not isinstance(pipeline, Pipeline):
             pipeline = self.load(pipeline)
-        self.check(pipeline, backend)
-        tasks = resolve_tasks(pipeline, self.registries.prompts, backend)
+        tasks = self.check(pipeline, backend)
         for task in tasks:  # a missing key or model fails the run up front, not input by input
             name = self.resolve_backend(task.backend)
             reason = self.registries.backends.get(name).unavailable_reason()

@@ -11,7 +11,7 @@ from runpipe.runner import ingest
 from runpipe.tasks import resolve_tasks
 
 AUDIO_TOKENS_PER_SECOND = 32  # Gemini's documented rate
-INLINE_LIMIT_BYTES = 20 * 1024 * 1024  # whole request, base64 included
+INLINE_LIMIT_BYTES = 20_000_000  # Gemini's limit for a whole request, base64 included
 
 
 def estimate(engine: Any, pipeline: Pipeline, inputs: list[str], *, backend: str | None, count_tokens: bool) -> list[dict[str, Any]]:

@@ -80,13 +80,14 @@ def process_input(engine: "Engine", run: RunContext, item: MediaItem) -> InputRe
             item, "failed", tuple(documents), tuple(artifacts), error=str(error),
             failed_stage=error.stage, failed_plugin=error.plugin, timings=timings,
         )
-    _record(run, result)
+    record_input(run, result)
     hook.runpipe_input_finish(result=result, run=run)
     run.emit(ProgressEvent("input_done", item=item, detail=result.status, data={"error": result.error}))
     return result
 
 
-def _record(run: RunContext, result: InputResult) -> None:
+def record_input(run: RunContext, result: InputResult) -> None:
+    """Store what happened to one input in the run's records (``runpipe status``)."""
     tokens = sum((d.usage.prompt_tokens or 0) + (d.usage.output_tokens or 0) for d in result.documents)
     run.store.record_input(
         run.run_id,
@@ -127,7 +128,7 @@ def run_pipeline(
 ) -> RunResult:
     items, failures = ingest(engine, run, locations)
     for failure in failures:
-        _record(run, failure)
+        record_input(run, failure)
     engine.pm.hook.runpipe_run_start(run=run, items=items)
     run.emit(ProgressEvent("run_start", total=len(items) + len(failures)))
     for failure in failures:

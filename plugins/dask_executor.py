@@ -276,8 +276,9 @@ class DaskExecutor(Executor):
         except Exception as exc:  # the worker died or could not set up: this input failed, the batch goes on
             error = f"{item.name}: executor failed (plugin {PLUGIN_NAME}): {describe(exc)}"
             result = InputResult(item, "failed", error=error, failed_stage="executor", failed_plugin=PLUGIN_NAME)
-            run.store.record_input(run.run_id, {"uri": item.uri, "status": "failed", "stage": "executor",
-                                                "plugin": PLUGIN_NAME, "error": error})
+            from runpipe.runner import record_input  # as process_input: the runner is loaded lazily
+
+            record_input(run, result)
             run.emit(ProgressEvent("input_done", item=item, detail="failed", data={"error": error}))
             return result
         for event in outcome.events:

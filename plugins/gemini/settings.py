@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from runpipe.errors import PipelineConfigError
+from runpipe.estimate import INLINE_LIMIT_BYTES
 
 DEFAULT_MODEL = "gemini-3-flash-preview"
 KEY_ENV_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
@@ -34,7 +35,7 @@ class GeminiSettings:
     concurrency: int = 16  # requests in flight; the run's --concurrency bounds them too
     requests_per_minute: int | None = None  # client-side quota, e.g. 5 on a free tier
     tokens_per_minute: int | None = None  # input tokens (audio at 32/s plus text) per minute
-    inline_limit_bytes: int = 20_000_000  # Google's limit is 20 MB for the whole request
+    inline_limit_bytes: int = INLINE_LIMIT_BYTES  # Google's limit is 20 MB for the whole request
     delete_uploads: bool = True
     request_timeout: float = 600.0
     file_poll_interval: float = 2.0
