@@ -59,15 +59,22 @@ def version() -> str:
     return out.splitlines()[0] if out else "unknown"
 
 
-#: Lines that say *why* ffmpeg failed; its last line is often only "Error opening output files".
-_TELLING = re.compile(r"no decoder found|decoder .*not found|unknown codec|invalid data found|could not find codec", re.IGNORECASE)
+#: Why ffmpeg failed, in runpipe's words: its last line is often only "Error opening output
+#: files", and each build words the cause differently (Debian's 5.1 says "Decoder (codec none)
+#: not found for input stream #0:0", imageio-ffmpeg's 9.0 "Decoding requested, but no decoder
+#: found for: none"), so the message a user sees must not depend on which ffmpeg ran.
+_CAUSES = (
+    (re.compile(r"no decoder found|decoder .*not found|unknown codec|could not find codec", re.IGNORECASE),
+     "no decoder for its codec"),
+    (re.compile(r"invalid data found", re.IGNORECASE), "invalid data found when processing input"),
+)
 
 
-def _last_error_line(stderr: str) -> str:
+def _why(stderr: str) -> str:
     lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
-    telling = [line for line in lines if _TELLING.search(line)]
-    if telling:
-        return re.sub(r"^\[[^\]]*\]\s*", "", telling[0])  # without the "[aist#0:0/none @ 0x...]" prefix
+    for pattern, meaning in _CAUSES:
+        if any(pattern.search(line) for line in lines):
+            return meaning
     return lines[-1] if lines else "no error output"
 
 
@@ -84,9 +91,10 @@ def run(args: list[str], output: Path | None = None) -> str:
     log.debug("ffmpeg: %s", shlex.join(cmd))
     proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
     if proc.returncode != 0:
+        log.debug("ffmpeg failed (exit %s): %s", proc.returncode, proc.stderr.strip())
         if tmp is not None:
             tmp.unlink(missing_ok=True)
-        raise FFmpegError(_last_error_line(proc.stderr), cmd)
+        raise FFmpegError(_why(proc.stderr), cmd)
     if tmp is not None:
         os.replace(tmp, output)
     return proc.stderr
@@ -113,7 +121,7 @@ def _probe_ffprobe(path: Path) -> AudioInfo:
     cmd = [ffprobe_exe(), "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
     if proc.returncode != 0:
-        raise MediaError(f"not readable as audio or video ({_last_error_line(proc.stderr)})")
+        raise MediaError(f"not readable as audio or video ({_why(proc.stderr)})")
     data = json.loads(proc.stdout or "{}")
     streams = data.get("streams", [])
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
@@ -135,7 +143,7 @@ def _probe_ffmpeg(path: Path) -> AudioInfo:
     stderr = subprocess.run(cmd, capture_output=True, text=True, errors="replace").stderr
     stream = _AUDIO_STREAM.search(stderr)
     if "Input #0" not in stderr:
-        raise MediaError(f"not readable as audio or video ({_last_error_line(stderr)})")
+        raise MediaError(f"not readable as audio or video ({_why(stderr)})")
     if stream is None:
         raise MediaError("contains no audio stream")
     duration_match = _DURATION.search(stderr)

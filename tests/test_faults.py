@@ -208,7 +208,7 @@ BAD_MEDIA = {
     "corrupt-flac": r"not readable as audio|cannot decode",
     "text-as-mp3": r"not readable as audio or video",
     "image-as-wav": r"contains no audio stream",
-    "unknown-codec": r"cannot decode the audio.*(no decoder|unknown codec)",
+    "unknown-codec": r"cannot decode the audio \(no decoder for its codec\)",  # whichever ffmpeg build runs
     "subtitles-only": r"contains no audio stream",
 }
 
