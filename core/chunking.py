@@ -158,4 +158,5 @@ def stitch(analyses: Sequence[Analysis], windows: Sequence[TimeRange | None]) ->
             "window_provenance": [a.provenance for a in analyses],
         },
         estimated_fields=tuple(sorted({f for a in analyses for f in a.estimated_fields})),
+        notes=tuple(dict.fromkeys(note for a in analyses for note in a.notes)),
     )

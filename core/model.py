@@ -144,6 +144,9 @@ class Analysis:
     offset: float = 0.0
     provenance: Mapping[str, Any] = field(default_factory=dict)
     estimated_fields: tuple[str, ...] = ()
+    #: What the reader should know about this answer, in plain words (a field the backend could
+    #: not fill, say); every export shows them with the result's notes.
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

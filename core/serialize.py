@@ -42,6 +42,7 @@ def analysis_from_dict(data: Mapping[str, Any]) -> Analysis:
         offset=data.get("offset", 0.0),
         provenance=data.get("provenance", {}),
         estimated_fields=tuple(data.get("estimated_fields", ())),
+        notes=tuple(data.get("notes", ())),
     )
 
 

@@ -138,6 +138,7 @@ def to_document(analysis: Analysis, audio: AudioFile, task: Task, speakers_spec:
     segments, speakers = label_speakers(segments, speakers_spec)
     if analysis.estimated_fields:
         notes.append("estimated, not measured: " + ", ".join(analysis.estimated_fields))
+    notes += analysis.notes
     return Document(
         source=audio.source,
         audio=audio,

@@ -7,6 +7,7 @@ from typing import Any
 
 from runpipe.interfaces import Exporter
 from runpipe.model import Document
+from runpipe.plugins.feelings import event_feelings, mood_phrase
 from runpipe.timecode import format_clock
 
 
@@ -32,6 +33,7 @@ def _list_section(title: str, items: list[Any], document: Document) -> list[str]
             extras.append(f"due: {item['due']}")
         if item.get("kind") and item["kind"] != text:
             extras.insert(0, item["kind"])
+        extras += [f"{label}: {value}" for label, value in event_feelings(item)]
         stamp = f"[{item['timestamp']}" + (f"–{item['end_timestamp']}" if item.get("end_timestamp") else "") + "] " if item.get("timestamp") else ""
         lines.append(f"- {stamp}{text}" + (f" ({', '.join(e for e in extras if e)})" if extras else ""))
     if not items:
@@ -64,8 +66,11 @@ class MarkdownExporter(Exporter):
         out += ["---", "", f"# {title}", ""]
         if document.summary:
             out += ["## Summary", "", document.summary.strip(), ""]
+        overall_mood = mood_phrase(document.fields)
+        if overall_mood:
+            out += [f"**Overall mood:** {overall_mood}", ""]
         for key, value in document.fields.items():
-            if key == "summary":
+            if key in ("summary", "mood", "mood_detail"):
                 continue
             heading = key.replace("_", " ").capitalize()
             if isinstance(value, list):

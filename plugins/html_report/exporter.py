@@ -15,7 +15,8 @@ from .page import esc, fill, script_json, template
 
 
 class HtmlExporter(Exporter):
-    """An interactive report: summary, speaker timeline, transcript, audio player and search.
+    """An interactive report: summary, speaker timeline, sound timeline (a description's events,
+    moods marked on music), transcript, audio player and search.
 
     Options: ``embed_audio`` (default true) puts the normalized audio into the page as a data
     URI; false links to the audio file instead. ``title`` replaces the input's name as heading.
@@ -47,6 +48,7 @@ class HtmlExporter(Exporter):
                 "player": player_html(document.audio, self.embed_audio),
                 "fields": report.fields_html(document),
                 "timeline": report.timeline_html(document, duration),
+                "sounds": report.sound_timeline_html(document, duration),
                 "transcript": report.transcript_html(document, duration),
                 "provenance": report.provenance_html(document, runpipe.__version__),
                 "data": script_json(report.segment_data(document, duration)),

@@ -8,16 +8,18 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from runpipe.model import Document, Segment, Usage
+from runpipe.plugins.feelings import FEELING_KEYS, MUSICAL_KINDS, SPEECH_EMOTIONS, event_feelings, known_mood, mood_phrase
 from runpipe.timecode import parse_clock
 
 from .page import clock, esc, seconds_attr
 
 #: Speaker colours cycle through this many CSS classes (``spk-0`` ... ``spk-7``).
 PALETTE_SIZE = 8
-EMOTIONS = ("happy", "sad", "angry", "neutral")
+EMOTIONS = SPEECH_EMOTIONS
 
 _FIELD_TITLES = {
     "summary": "Summary",
+    "mood": "Overall mood",
     "answer": "Answer",
     "description": "Description",
     "decisions": "Decisions",
@@ -89,10 +91,10 @@ def header_meta(document: Document, title: str) -> str:
 def fields_html(document: Document) -> str:
     """One section per answer field (summary first), skipping empty ones and the segments."""
     known = [name for name in _FIELD_TITLES if name in document.fields]
-    others = [name for name in document.fields if name not in _FIELD_TITLES and name != "segments"]
+    others = [name for name in document.fields if name not in _FIELD_TITLES and name not in ("segments", "mood_detail")]
     sections = []
     for name in known + others:
-        body = _field_body(document, document.fields[name])
+        body = _mood_body(document.fields) if name == "mood" else _field_body(document, document.fields[name])
         if body:
             title = _FIELD_TITLES.get(name) or name.replace("_", " ").capitalize()
             slug = "field-" + re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
@@ -101,6 +103,16 @@ def fields_html(document: Document) -> str:
                 f'<h2 id="{esc(slug)}-h">{esc(title)}</h2>{body}</section>'
             )
     return "\n".join(sections)
+
+
+def _mood_body(fields: Mapping[str, Any]) -> str:
+    phrase = mood_phrase(fields)
+    return f'<p><span class="chip chip-mood{_mood_class(fields.get("mood"))}">{esc(phrase)}</span></p>' if phrase else ""
+
+
+def _mood_class(value: Any) -> str:
+    mood = known_mood(value)
+    return f" mood-{mood}" if mood else ""
 
 
 def _field_body(document: Document, value: Any) -> str:
@@ -122,7 +134,7 @@ def _field_item(document: Document, item: Any) -> str:
     when = _seek_button(item.get("timestamp"), item.get("end_timestamp"))
     meta = []
     for key, value in item.items():
-        if key in (main, "timestamp", "end_timestamp") or value in (None, "", [], {}):
+        if key in (main, "timestamp", "end_timestamp") or key in FEELING_KEYS or value in (None, "", [], {}):
             continue
         text = document.speaker_name(value) if key in ("speaker", "owner") and isinstance(value, str) else value
         if not isinstance(text, str):
@@ -130,6 +142,9 @@ def _field_item(document: Document, item: Any) -> str:
         label = _META_LABELS.get(key, "")
         css = "chip chip-" + re.sub(r"[^a-z0-9]+", "-", str(key).lower())
         meta.append(f'<span class="{esc(css)}">{esc(label + ": ") if label else ""}{esc(text)}</span>')
+    for label, value in event_feelings(item):
+        css = f"chip chip-{label}" + (_mood_class(item.get("mood")) if label == "mood" else "")
+        meta.append(f'<span class="{esc(css)}">{esc(label.capitalize())}: {esc(value)}</span>')
     text = f'<span class="item-text">{esc(item[main])}</span>' if main else ""
     return f'<li class="item">{when}{text}{"".join(meta)}</li>'
 
@@ -158,10 +173,7 @@ def timeline_html(document: Document, duration: float) -> str:
     lane_of = {lane.label: i for i, lane in enumerate(rows)}
     height = _LANE_HEIGHT * len(rows)
     ticks = _ticks(duration)
-    grid = "".join(
-        f'<line x1="{x}" x2="{x}" y1="0" y2="{height}" vector-effect="non-scaling-stroke"/>'
-        for x in (_x(t, duration) for t in ticks)
-    )
+    grid = _grid(ticks, duration, height)
     backgrounds = "".join(
         f'<rect class="lane-bg {lane.css}" x="0" y="{i * _LANE_HEIGHT + 3}" width="{_SVG_WIDTH}" height="{_LANE_HEIGHT - 6}"/>'
         for i, lane in enumerate(rows)
@@ -175,11 +187,7 @@ def timeline_html(document: Document, duration: float) -> str:
         for lane in rows
     )
     long = duration >= 3600
-    axis = "".join(
-        f'<span class="tick{" tick-end" if _x(t, duration) > 0.95 * _SVG_WIDTH else ""}" '
-        f'style="left:{_x(t, duration) / _SVG_WIDTH * 100:.3f}%">{esc(clock(t, long=long))}</span>'
-        for t in ticks
-    )
+    axis = _axis(ticks, duration)
     return f"""<section id="timeline" class="timeline-section" aria-labelledby="timeline-h">
 <h2 id="timeline-h">Speaker timeline</h2>
 <div class="timeline" style="--lanes:{len(rows)}">
@@ -224,6 +232,22 @@ def _legend(document: Document) -> str:
     return f'<p class="legend">{prefix}{"".join(parts)}</p>'
 
 
+def _grid(ticks: list[float], duration: float, height: int) -> str:
+    return "".join(
+        f'<line x1="{x}" x2="{x}" y1="0" y2="{height}" vector-effect="non-scaling-stroke"/>'
+        for x in (_x(t, duration) for t in ticks)
+    )
+
+
+def _axis(ticks: list[float], duration: float) -> str:
+    long = duration >= 3600
+    return "".join(
+        f'<span class="tick{" tick-end" if _x(t, duration) > 0.95 * _SVG_WIDTH else ""}" '
+        f'style="left:{_x(t, duration) / _SVG_WIDTH * 100:.3f}%">{esc(clock(t, long=long))}</span>'
+        for t in ticks
+    )
+
+
 def _x(seconds: float, duration: float) -> float:
     return max(0.0, min(seconds / duration, 1.0)) * _SVG_WIDTH
 
@@ -241,6 +265,125 @@ def _shorten(text: str, limit: int) -> str:
 def _emotion(segment: Segment) -> str | None:
     value = (segment.emotion or "").strip().lower()
     return value if value in EMOTIONS else None
+
+
+# ---------------------------------------------------------------------------
+# Sound timeline: the description's events, one lane per kind, moods marked on music
+# ---------------------------------------------------------------------------
+
+_EVENT_KINDS = ("speech", "singing", "music", "sound", "silence")
+
+
+@dataclass(frozen=True, slots=True)
+class TimedEvent:
+    """One event of a description, with its MM:SS times read; ``item`` is the event as answered."""
+
+    start: float
+    end: float
+    kind: str
+    item: Mapping[str, Any]
+
+
+def timed_events(document: Document) -> list[TimedEvent]:
+    """The events whose start can be read; an event without a readable end lasts until the next."""
+    raw = document.fields.get("events")
+    if not isinstance(raw, list):
+        return []
+    starts = []
+    for item in raw:
+        if isinstance(item, Mapping) and isinstance(item.get("kind"), str):
+            start = _event_seconds(item, "start", "timestamp")
+            if start is not None:
+                starts.append((start, item))
+    events = []
+    for index, (start, item) in enumerate(starts):
+        end = _event_seconds(item, "end", "end_timestamp")
+        if end is None or end <= start:
+            later = [s for s, _ in starts[index + 1 :] if s > start]
+            end = later[0] if later else start
+        events.append(TimedEvent(start, end, item["kind"], item))
+    return events
+
+
+def _event_seconds(item: Mapping[str, Any], number_key: str, clock_key: str) -> float | None:
+    """Seconds from the event: the offline backend gives them as numbers, Gemini as MM:SS."""
+    value = item.get(number_key)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    try:
+        return parse_clock(item[clock_key]) if isinstance(item.get(clock_key), str) else None
+    except ValueError:
+        return None
+
+
+def events_duration(document: Document, duration: float) -> float:
+    return max([duration, *(e.end for e in timed_events(document))])
+
+
+def sound_timeline_html(document: Document, duration: float) -> str:
+    """Lanes of speech, singing, music, sounds and silence; music and singing carry a mark in
+    their mood's colour, speech one in its emotion's, as the speaker timeline does."""
+    events = timed_events(document)
+    duration = events_duration(document, duration)
+    if not events or duration <= 0:
+        return ""
+    kinds = [k for k in _EVENT_KINDS if any(e.kind == k for e in events)]
+    kinds += sorted({e.kind for e in events} - set(kinds))
+    lane_of = {kind: i for i, kind in enumerate(kinds)}
+    height = _LANE_HEIGHT * len(kinds)
+    ticks = _ticks(duration)
+    backgrounds = "".join(
+        f'<rect class="lane-bg kind-{esc(kind)}" x="0" y="{i * _LANE_HEIGHT + 3}" width="{_SVG_WIDTH}" height="{_LANE_HEIGHT - 6}"/>'
+        for i, kind in enumerate(kinds)
+    )
+    bars = "".join(_event_bar(event, lane_of[event.kind], duration) for event in events)
+    labels = "".join(
+        f'<li class="lane-label kind-{esc(kind)}"><span class="swatch" aria-hidden="true"></span><span class="lane-name">{esc(kind.capitalize())}</span></li>'
+        for kind in kinds
+    )
+    return f"""<section id="sound-timeline" class="timeline-section" aria-labelledby="sound-timeline-h">
+<h2 id="sound-timeline-h">Sound timeline</h2>
+<div class="timeline" style="--lanes:{len(kinds)}">
+<ul class="lane-labels" aria-label="Kinds of sound">{labels}</ul>
+<div class="sound-track">
+<svg class="timeline-svg" viewBox="0 0 {_SVG_WIDTH} {height}" preserveAspectRatio="none" role="img" aria-label="What can be heard when, over {esc(clock(duration, long=duration >= 3600))}; the events list has the same events">
+<g class="grid">{_grid(ticks, duration, height)}</g>{backgrounds}{bars}
+</svg>
+<div class="axis" aria-hidden="true">{_axis(ticks, duration)}</div>
+</div>
+</div>
+{_mood_legend(events)}
+</section>"""
+
+
+def _event_bar(event: TimedEvent, row: int, duration: float) -> str:
+    x = _x(event.start, duration)
+    width = max(_x(event.end, duration) - x, 2.0)
+    y = row * _LANE_HEIGHT + 5
+    feelings = ", ".join(f"{label} {value}" for label, value in event_feelings(event.item))
+    description = event.item.get("description") if isinstance(event.item.get("description"), str) else ""
+    tip = f"{clock(event.start)} {event.kind}: {_shorten(description, 90)}" + (f" ({feelings})" if feelings else "")
+    bar = (
+        f'<rect class="event-bar kind-{esc(event.kind)}" data-seek="{seconds_attr(event.start)}" x="{x:.2f}" y="{y}" '
+        f'width="{width:.2f}" height="{_LANE_HEIGHT - 10}"><title>{esc(tip)}</title></rect>'
+    )
+    if event.kind in MUSICAL_KINDS:
+        mood = known_mood(event.item.get("mood"))
+        if mood:
+            bar += f'<rect class="mood-mark mood-{mood}" x="{x:.2f}" y="{y}" width="{width:.2f}" height="4"/>'
+    elif event.kind == "speech":
+        emotion = (event.item.get("emotion") or "").strip().lower() if isinstance(event.item.get("emotion"), str) else ""
+        if emotion in EMOTIONS and emotion != "neutral":
+            bar += f'<rect class="emotion-mark emotion-{emotion}" x="{x:.2f}" y="{y}" width="{width:.2f}" height="4"/>'
+    return bar
+
+
+def _mood_legend(events: list[TimedEvent]) -> str:
+    moods = dict.fromkeys(m for e in events if e.kind in MUSICAL_KINDS and (m := known_mood(e.item.get("mood"))))
+    if not moods:
+        return ""
+    parts = "".join(f'<span class="legend-item"><span class="mood-dot mood-{m}" aria-hidden="true"></span>{m}</span>' for m in moods)
+    return f'<p class="legend">Moods on music: {parts}</p>'
 
 
 # ---------------------------------------------------------------------------
