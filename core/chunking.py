@@ -9,6 +9,7 @@ input's timeline.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import Any, Mapping, Sequence
 
 from runpipe import ffmpeg
@@ -120,11 +121,18 @@ def _shift_item(item: Mapping[str, Any], offset: float) -> tuple[float | None, d
     return start, shifted
 
 
-def stitch(analyses: Sequence[Analysis], windows: Sequence[TimeRange | None]) -> Analysis:
-    """One answer on the input's timeline from the answers of consecutive windows."""
+def stitch(analyses: Sequence[Analysis], windows: Sequence[TimeRange | None], schema: Mapping[str, Any] | None = None) -> Analysis:
+    """One answer on the input's timeline from the answers of consecutive windows.
+
+    Lists are joined (items kept by the window that owns their start), texts concatenated; a
+    field the ``schema`` limits to an ``enum`` (an overall mood, say) takes the value most windows
+    gave, because two joined enum words are no longer a valid answer.
+    """
     owned = owned_ranges(windows)
     merged: dict[str, Any] = {}
     summaries = []
+    properties = (schema or {}).get("properties") or {}
+    votes: dict[str, Counter] = {}
     usage = Usage()
     for analysis, (lo, hi) in zip(analyses, owned):
         usage = usage + analysis.usage
@@ -135,6 +143,8 @@ def stitch(analyses: Sequence[Analysis], windows: Sequence[TimeRange | None]) ->
                     if start is None or lo <= start < hi:
                         merged.setdefault(key, []).append(shifted)
                 merged.setdefault(key, [])
+            elif isinstance(value, str) and "enum" in (properties.get(key) or {}):
+                votes.setdefault(key, Counter())[value] += 1
             elif key == "summary" and isinstance(value, str):
                 if value.strip():
                     summaries.append(value.strip())
@@ -142,6 +152,8 @@ def stitch(analyses: Sequence[Analysis], windows: Sequence[TimeRange | None]) ->
                 merged[key] = value
             elif isinstance(value, str) and value.strip() and value.strip() not in str(merged[key]):
                 merged[key] = f"{merged[key]}\n\n{value.strip()}"
+    for key, counts in votes.items():
+        merged[key] = counts.most_common(1)[0][0]  # ties: the earliest window's value
     if summaries or "summary" in analyses[0].data:
         merged["summary"] = "\n\n".join(summaries)
     first = analyses[0]

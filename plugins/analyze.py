@@ -101,7 +101,7 @@ def _analyze_halves(run: RunContext, backend_name: str, audio: AudioFile, task: 
     for half in halves:
         run.emit(ProgressEvent("message", item=audio.source, stage="analyze", detail=f"split window {half}"))
         analyses.append(_analyze_window(run, backend_name, audio, task, half, overlap))
-    return stitch(analyses, halves)
+    return stitch(analyses, halves, task.schema)
 
 
 @hookimpl(trylast=True)
@@ -134,4 +134,4 @@ def runpipe_analyze(audio: AudioFile, task: Task, run: RunContext) -> Analysis:
     workers = min(len(windows), run.backend(backend_name).parallelism or chunking.parallel or WINDOW_PARALLELISM)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="runpipe-window") as pool:
         analyses = list(pool.map(one, enumerate(windows, start=1)))
-    return stitch(analyses, windows)
+    return stitch(analyses, windows, task.schema)

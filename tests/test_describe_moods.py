@@ -163,3 +163,27 @@ def test_offline_description_says_mood_was_not_estimated(tmp_path):
     assert "mood" not in result and not any("mood" in event for event in result["events"])
     assert any("mood and energy were not estimated" in note for note in result["notes"])
     assert "mood and energy were not estimated" in (tmp_path / "out" / "song.md").read_text()
+
+
+def test_windows_of_a_long_clip_stitch_to_one_valid_mood():
+    """Each window of a long clip answers its own overall mood; joined, two enum words would fail
+    the schema and sink the input, so the stitched answer takes the mood most windows gave."""
+    import jsonschema
+
+    from runpipe.chunking import stitch
+    from runpipe.model import Analysis, TimeRange
+
+    schema = json.loads((ROOT / "schemas" / "description.schema.json").read_text())
+    moods = ["tense", "calm", "calm"]
+    windows = [TimeRange(0.0, 600.0), TimeRange(598.0, 1200.0), TimeRange(1198.0, 1800.0)]
+    analyses = [
+        Analysis(task="description", backend="gemini", model="m", offset=w.start,
+                 data={"description": f"part {i}", "answer": "", "mood": mood,
+                       "events": [{"timestamp": "00:05", "kind": "music", "description": "music", "mood": mood}]})
+        for i, (mood, w) in enumerate(zip(moods, windows))
+    ]
+    stitched = stitch(analyses, windows, schema)
+    jsonschema.validate(stitched.data, schema)
+    assert stitched.data["mood"] == "calm"
+    assert stitched.data["description"] == "part 0\n\npart 1\n\npart 2"
+    assert [e["timestamp"] for e in stitched.data["events"]] == ["00:05", "10:03", "20:03"]
