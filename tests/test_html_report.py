@@ -375,3 +375,30 @@ def test_dark_mode_screenshot(browser, report):
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") != "rgb(247, 247, 245)"
     page.screenshot(path=str(ARTIFACTS / "html-report-dark.png"), full_page=True)
     assert errors == []
+
+
+@pytest.mark.browser
+def test_sound_timeline_bar_seeks_and_shows_moods(browser, tmp_path, wav):
+    """A description (no transcript) gets a sound timeline whose bars play from their event."""
+    events = [
+        {"timestamp": "00:00", "end_timestamp": "00:03", "kind": "music", "description": "Piano", "mood": "calm", "energy": "low"},
+        {"timestamp": "00:03", "end_timestamp": "00:06", "kind": "singing", "description": "A choir", "mood": "triumphant",
+         "energy": "high", "lyrics_language": "Latin"},
+        {"timestamp": "00:06", "end_timestamp": "00:08", "kind": "sound", "description": "Applause"},
+    ]
+    path = tmp_path / "description.html"
+    path.write_text(HtmlExporter().render(make_document(wav, (), description="A concert.", events=events, mood="calm")),
+                    encoding="utf-8")
+    page, errors = _open(browser, path, viewport={"width": 1280, "height": 900})
+    assert page.locator("#sound-timeline .event-bar").count() == 3
+    assert page.locator("#sound-timeline .mood-mark").count() == 2
+    assert page.locator("#transcript").count() == 0  # no empty transcript box under a description
+    page.evaluate("""() => {
+        const player = document.getElementById('player');
+        player.addEventListener('seeked', () => { window.seekedAt = player.currentTime; player.pause(); });
+    }""")
+    page.locator("#sound-timeline .event-bar.kind-singing").click()
+    page.wait_for_function("window.seekedAt !== undefined")
+    assert abs(page.evaluate("window.seekedAt") - 3.0) < 0.05
+    page.screenshot(path=str(ARTIFACTS / "html-report-description.png"), full_page=True)
+    assert errors == []

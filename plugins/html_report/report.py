@@ -392,6 +392,8 @@ def _mood_legend(events: list[TimedEvent]) -> str:
 
 
 def transcript_html(document: Document, duration: float) -> str:
+    if not document.segments and timed_events(document):
+        return ""  # a description: its events and sound timeline are the content
     if not document.segments:
         return (
             '<section id="transcript" aria-labelledby="transcript-h"><h2 id="transcript-h">Transcript</h2>'
