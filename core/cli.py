@@ -90,15 +90,49 @@ def _key_values(pairs: tuple[str, ...], flag: str) -> dict[str, str]:
     return options
 
 
-def _engine(blocked: tuple[str, ...] = ()):
-    from runpipe.engine import Engine
+PLUGIN_ARGS = "runpipe.plugin_args"
 
-    return Engine(blocked=[b.removeprefix("no:") for b in blocked])
+
+def _collect_plugin_arg(ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> None:
+    ctx.find_root().meta.setdefault(PLUGIN_ARGS, []).extend(values)
+
+
+def plugin_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``-p no:NAME`` blocks a plugin, ``-p MODULE`` loads one, as pytest has it. Accepted before
+    the command (``runpipe -p no:retime PIPELINE``) and after it; both places add up."""
+    return click.option(
+        "-p", "plugin_args", multiple=True, metavar="no:NAME|MODULE", expose_value=False, callback=_collect_plugin_arg,
+        help="Block plugin NAME (-p no:retime, -p no:gemini), or load plugin MODULE by import name. Repeatable.",
+    )(func)
+
+
+def _engine():
+    """The engine for this command, with the plugins ``-p`` blocked or loaded."""
+    import importlib
+
+    from runpipe.engine import Engine
+    from runpipe.errors import PluginError
+    from runpipe.plugin_manager import plugin_name
+
+    blocked, modules = [], []
+    for arg in click.get_current_context().find_root().meta.get(PLUGIN_ARGS, []):
+        if arg.startswith("no:"):
+            try:
+                blocked.append(plugin_name(arg.removeprefix("no:")))
+            except PluginError as exc:  # a typo is a bad command line, not a broken plugin
+                raise click.UsageError(str(exc)) from None
+            continue
+        try:
+            modules.append(importlib.import_module(arg))
+        except ImportError as exc:
+            raise PluginError(f"-p {arg}: cannot import plugin module {arg!r}: {exc}") from exc
+    return Engine(modules, blocked=blocked)
 
 
 @click.group(cls=DefaultRunGroup, help=MAIN_HELP, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More log output; tracebacks on errors. -vv for debug.")
 @click.version_option(package_name="runpipe", message="runpipe %(version)s")
+@plugin_option
 def main(verbose: int) -> None:
     level = logging.WARNING if not verbose else (logging.INFO if verbose == 1 else logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -118,15 +152,14 @@ def main(verbose: int) -> None:
 @click.option("--force", is_flag=True, help="Ignore stored results: transcode and analyse again (a still-valid Gemini upload is reused).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-@click.option("-p", "blocked", multiple=True, metavar="no:NAME", help="Do not load plugin NAME.")
+@plugin_option
 @handle_errors
 def run_command(pipeline: str, inputs: tuple[str, ...], output_dir: Path | None, backend: str | None,
-                concurrency: int | None, executor: str | None, executor_options: tuple[str, ...], force: bool, as_json: bool, no_progress: bool,
-                blocked: tuple[str, ...]) -> None:
+                concurrency: int | None, executor: str | None, executor_options: tuple[str, ...], force: bool, as_json: bool, no_progress: bool) -> None:
     """Run PIPELINE (a YAML file or a built-in name) on INPUTS."""
     from runpipe.cli_output import ProgressPrinter, print_summary, summary_dict
 
-    with _engine(blocked) as engine:
+    with _engine() as engine:
         spec = engine.load(pipeline)
         printer = ProgressPrinter(enabled=not (no_progress or as_json) and sys.stderr.isatty())
         engine.subscribe(printer)
@@ -146,6 +179,7 @@ def run_command(pipeline: str, inputs: tuple[str, ...], output_dir: Path | None,
 
 @main.command("validate")
 @click.argument("pipelines", nargs=-1, required=True)
+@plugin_option
 @handle_errors
 def validate_command(pipelines: tuple[str, ...]) -> None:
     """Check pipeline files against the schema and the loaded plugins."""
@@ -165,6 +199,8 @@ def validate_command(pipelines: tuple[str, ...]) -> None:
 @main.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--hook", help="Only plugins implementing this hook.")
+@plugin_option
+@handle_errors
 def plugins_command(as_json: bool, hook: str | None) -> None:
     """List loaded plugins, their versions, hooks and what they registered."""
     with _engine() as engine:
@@ -197,9 +233,11 @@ def plugins_command(as_json: bool, hook: str | None) -> None:
 @click.option("-b", "--backend", help="Backend whose limits apply (default: the pipeline's).")
 @click.option("--count-tokens", is_flag=True, help="Ask the backend's countTokens endpoint (a real API call).")
 @click.option("--json", "as_json", is_flag=True)
+@plugin_option
 @handle_errors
 def estimate_command(pipeline: str, inputs: tuple[str, ...], backend: str | None, count_tokens: bool, as_json: bool) -> None:
-    """Duration, audio tokens (32 per second), request size, inline or upload - without a backend call."""
+    """Duration, and per task what its backend would be sent (Gemini: audio tokens, request size,
+    inline or upload) - without a backend call."""
     from runpipe.estimate import estimate
 
     with _engine() as engine:
@@ -212,8 +250,12 @@ def estimate_command(pipeline: str, inputs: tuple[str, ...], backend: str | None
         if row.get("error"):
             click.secho(f"{row['input']}: {row['error']}", fg="red")
             continue
-        line = (f"{row['input']}: {row['duration_s']:.1f} s, {row['audio_tokens']} audio tokens, "
-                f"{row['request_bytes'] / 1e6:.2f} MB request -> {row['delivery']}")
+        line = f"{row['input']}: {row['duration_s']:.1f} s"
+        if row["audio_tokens"] is not None:
+            line += f", {row['audio_tokens']} audio tokens"
+        if row["request_bytes"] is not None:
+            line += f", {row['request_bytes'] / 1e6:.2f} MB request"
+        line += f" -> {row['delivery']}"
         if row.get("counted_tokens") is not None:
             line += f", countTokens says {row['counted_tokens']}"
         click.echo(line)
@@ -227,6 +269,7 @@ def estimate_command(pipeline: str, inputs: tuple[str, ...], backend: str | None
 @click.option("--rename", multiple=True, metavar="'Speaker 1=Ada'", help="Name a speaker (repeatable).")
 @click.option("--option", "options", multiple=True, metavar="FORMAT.KEY=VALUE", help="Exporter option, e.g. srt.max_line_chars=32.")
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), help="Default: beside each result.")
+@plugin_option
 @handle_errors
 def export_command(results: tuple[Path, ...], formats: str, rename: tuple[str, ...], options: tuple[str, ...], output_dir: Path | None) -> None:
     """Re-export RESULT.json files in other formats, with new speaker names or subtitle

@@ -24,14 +24,12 @@ from runpipe.interfaces import Backend, Source
 from runpipe.model import RunResult, Task
 from runpipe.paths import user_dir
 from runpipe.pipeline.loader import load_pipeline, pipeline_from_dict
-from runpipe.pipeline.spec import Pipeline
+from runpipe.pipeline.spec import NamedOptions, Pipeline
 from runpipe.plugin_manager import PluginInfo, PluginLoader, env_flag
 from runpipe.registry import REGISTRATION_HOOKS, Registries, Registry
 from runpipe.run import ProgressEvent, RunContext
 from runpipe.store import RunStore
 from runpipe.tasks import resolve_tasks
-
-GEMINI, LOCAL = "gemini", "local"
 
 
 class Engine:
@@ -87,20 +85,26 @@ class Engine:
         self._collect_registrations(name, plugin)
 
     def _collect_registrations(self, plugin_name: str, plugin: object) -> None:
+        """Call ``plugin``'s registration hooks through pluggy, crediting what it registers to it.
+
+        Each hook is called on a subset of the plugins: this one plus every wrapper, so tracing
+        (``RUNPIPE_TRACE_HOOKS``) and ``wrapper=True`` implementations see registration too.
+        """
         dist, version = self._loader.dists.get(plugin_name, (None, None))
         for kind, hook_name in REGISTRATION_HOOKS.items():
             registry: Registry[Any] = getattr(self.registries, kind)
-            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
-                if impl.plugin is not plugin:
-                    continue
+            impls = getattr(self.pm.hook, hook_name).get_hookimpls()
+            if not any(impl.plugin is plugin for impl in impls):
+                continue
+            others = [impl.plugin for impl in impls if impl.plugin is not plugin and not (impl.wrapper or impl.hookwrapper)]
 
-                def register(value: Any, _registry: Registry[Any] = registry, _kind: str = kind) -> None:
-                    _registry.add(value, plugin=plugin_name, dist=dist, version=version)
-                    self._registered.setdefault(plugin_name, {}).setdefault(_kind, []).append(
-                        getattr(value, "format", None) or value.name
-                    )
+            def register(value: Any, _registry: Registry[Any] = registry, _kind: str = kind) -> None:
+                _registry.add(value, plugin=plugin_name, dist=dist, version=version)
+                self._registered.setdefault(plugin_name, {}).setdefault(_kind, []).append(
+                    getattr(value, "format", None) or value.name
+                )
 
-                impl.function(**{arg: register for arg in impl.argnames})
+            self.pm.subset_hook_caller(hook_name, remove_plugins=others)(register=register)
 
     def plugins(self) -> list[PluginInfo]:
         return self._loader.infos(self._registered)
@@ -150,19 +154,25 @@ class Engine:
             return instance
 
     def resolve_backend(self, name: str) -> str:
-        """``auto`` -> gemini when its key is set, else the offline ``local`` backend."""
+        """``auto`` -> the highest-ranked backend (``Backend.auto_rank``) that can run here."""
         if name != "auto":
             self.registries.backends.registration(name)  # unknown names fail here, clearly
             return name
+        candidates = sorted(
+            (reg for reg in self.registries.backends if reg.value.auto_rank is not None),
+            key=lambda reg: -reg.value.auto_rank,  # stable: equal ranks keep registration order
+        )
+        if not candidates:
+            raise BackendUnavailable(
+                "no registered backend takes part in `backend: auto`; name one "
+                f"(registered: {', '.join(self.registries.backends.names()) or 'none'})"
+            )
         reasons = []
-        for candidate in (GEMINI, LOCAL):
-            if candidate not in self.registries.backends:
-                reasons.append(f"{candidate}: not installed")
-                continue
-            reason = self.registries.backends.get(candidate).unavailable_reason()
+        for reg in candidates:
+            reason = reg.value.unavailable_reason()
             if reason is None:
-                return candidate
-            reasons.append(f"{candidate}: {reason}")
+                return reg.name
+            reasons.append(f"{reg.name}: {reason}")
         raise BackendUnavailable("no analysis backend can run here:\n  " + "\n  ".join(reasons))
 
     def backend(self, name: str, options: Mapping[str, Any] | None = None) -> Backend:
@@ -171,6 +181,13 @@ class Engine:
         if reason:
             raise BackendUnavailable(f"backend {resolved}: {reason}")
         return self.component("backends", resolved, options or {})
+
+    def postprocess_steps(self, pipeline: Pipeline) -> tuple[NamedOptions, ...]:
+        """The pipeline's own steps, or, when it lists none, every registered step that is on by
+        default (``PostProcessor.on_by_default``), in registration order."""
+        if pipeline.postprocess is not None:
+            return pipeline.postprocess
+        return tuple(NamedOptions(reg.name) for reg in self.registries.postprocessors if reg.value.on_by_default)
 
     @property
     def store(self) -> RunStore:
@@ -203,7 +220,7 @@ class Engine:
                     f"registered: {', '.join(self.registries.backends.names())}"
                 )
         checks = (
-            ("postprocessors", "stages.postprocess.steps", pipeline.postprocess),
+            ("postprocessors", "stages.postprocess.steps", self.postprocess_steps(pipeline)),
             ("exporters", "stages.export.formats", pipeline.export.formats),
         )
         for kind, path, entries in checks:

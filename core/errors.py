@@ -38,6 +38,15 @@ class BackendError(RunpipeError):
         self.raw = raw
 
 
+class AnswerTooLong(BackendError):
+    """The backend answered, but its answer for this much audio does not fit in one response
+    (cut off at the output limit, or stuck repeating itself). Shorter audio is the remedy: the
+    analyze stage splits the window in two and asks for each half."""
+
+    #: A few words on what went wrong, for messages (a backend may say more precisely).
+    reason: str = "too long"
+
+
 class OutputError(RunpipeError):
     """An output cannot be written where the pipeline asks (unwritable, escapes the folder)."""
 

@@ -1,47 +1,60 @@
-"""Preflight: what a run would send, without calling a backend (unless asked to count)."""
+"""Preflight: what a run would send, without calling a backend (unless asked to count).
+
+Inputs go through the same ingest and normalize hooks as a run (so a plugin that replaces or
+wraps a stage is honoured); each task's backend says what its request would cost
+(:meth:`runpipe.interfaces.Backend.estimate`).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from runpipe.errors import RunpipeError, describe
-from runpipe.media import normalize
 from runpipe.pipeline.spec import Pipeline
 from runpipe.runner import ingest
-from runpipe.tasks import resolve_tasks
-
-AUDIO_TOKENS_PER_SECOND = 32  # Gemini's documented rate
-INLINE_LIMIT_BYTES = 20_000_000  # Gemini's limit for a whole request, base64 included
 
 
 def estimate(engine: Any, pipeline: Pipeline, inputs: list[str], *, backend: str | None, count_tokens: bool) -> list[dict[str, Any]]:
+    """One row per input: duration, sizes, and per task what its backend would be sent.
+
+    The row's ``audio_tokens`` is the sum over tasks (each task sends the audio), its
+    ``request_bytes`` and ``delivery`` those of the largest request.
+    """
     from runpipe.run import RunContext
 
-    tasks = resolve_tasks(pipeline, engine.registries.prompts, backend)
+    tasks = engine.check(pipeline, backend)
     run = RunContext(engine, pipeline, tasks, pipeline.base_dir, engine.store, "estimate")
-    locations = inputs or [str(pipeline.base_dir / loc) for loc in pipeline.ingest.inputs]
+    locations = inputs or [str(pipeline.base_dir / loc) if "://" not in loc else loc for loc in pipeline.ingest.inputs]
     items, failures = ingest(engine, run, locations)
     rows: list[dict[str, Any]] = [{"input": f.item.uri, "error": f.error} for f in failures]
-    prompt_bytes = sum(len(t.prompt.encode()) + len(str(t.schema)) for t in tasks)
+    backends = {}
+    for task in tasks:
+        name = engine.resolve_backend(task.backend)
+        options = pipeline.analyze.backends.get(name, {})
+        backends[task.name] = (name, engine.registries.backends.get(name)(options))  # not warmed up: nothing loads
     for item in items:
-        if item.kind == "url":
-            rows.append({"input": item.uri, "duration_s": None, "audio_tokens": None, "request_bytes": prompt_bytes, "delivery": "file_data URL (not downloaded)"})
-            continue
         try:
-            audio = normalize(item, pipeline.normalize)
+            audio = engine.pm.hook.runpipe_normalize(item=item, run=run)
         except RunpipeError as exc:
             rows.append({"input": item.uri, "error": describe(exc)})
             continue
-        request = (audio.bytes_after or 0) * 4 // 3 + prompt_bytes
+        per_task = []
+        for task in tasks:
+            name, instance = backends[task.name]
+            cost = instance.estimate(audio, task)
+            per_task.append({"task": task.name, "backend": name, "audio_tokens": cost.audio_tokens,
+                             "request_bytes": cost.request_bytes, "delivery": cost.delivery})
+        tokens = [t["audio_tokens"] for t in per_task if t["audio_tokens"] is not None]
+        largest = max(per_task, key=lambda t: t["request_bytes"] or 0, default=None)
         row = {
             "input": item.uri,
             "duration_s": audio.duration,
-            "audio_tokens": int(round((audio.duration or 0) * AUDIO_TOKENS_PER_SECOND)),
+            "audio_tokens": sum(tokens) if tokens else None,
             "bytes_before": audio.bytes_before,
             "bytes_after": audio.bytes_after,
-            "request_bytes": request,
-            "delivery": "inline" if request < INLINE_LIMIT_BYTES else "Files API upload",
-            "tasks": len(tasks),
+            "request_bytes": largest["request_bytes"] if largest else None,
+            "delivery": largest["delivery"] if largest else None,
+            "tasks": per_task,
         }
         if count_tokens:
             row["counted_tokens"] = sum(filter(None, (run.backend(t.backend).count_tokens(audio, t) for t in tasks))) or None

@@ -64,6 +64,15 @@ class BackendLimits:
     chunk_overlap_seconds: float = 2.0
 
 
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """What one task on one input would cost a backend, worked out without calling it."""
+
+    audio_tokens: int | None = None  # input tokens the audio costs (None: not counted in tokens)
+    request_bytes: int | None = None  # size of the request body (None: nothing is sent)
+    delivery: str = "local"  # how the audio reaches the backend: "inline", "Files API upload", ...
+
+
 class Backend(ABC):
     """Answers an analysis task about an audio file with JSON conforming to ``task.schema``.
 
@@ -78,16 +87,17 @@ class Backend(ABC):
     limits: ClassVar[BackendLimits] = BackendLimits()
     #: Option names this backend accepts (from ``analyze.options`` and a task's ``options``).
     option_names: ClassVar[tuple[str, ...]] = ()
+    #: Rank for ``backend: auto``: the highest-ranked backend whose :meth:`unavailable_reason`
+    #: is None is chosen. None (the default): only used when a pipeline names it.
+    auto_rank: ClassVar[int | None] = None
 
     def __init__(self, options: Mapping[str, Any] | None = None):
         self.options = check_options(f"backend {self.name}", options or {}, self.option_names)
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
-        """None when the backend can run here, else why not and how to fix it.
-
-        ``backend: auto`` picks Gemini when this returns None for it, else the local backend.
-        """
+        """None when the backend can run here, else why not and how to fix it (``backend:
+        auto`` skips a backend that cannot run and lists these reasons when none can)."""
         return None
 
     def warm_up(self) -> None:
@@ -102,6 +112,12 @@ class Backend(ABC):
     @abstractmethod
     def analyze(self, audio: AudioFile, task: Task, *, window: TimeRange | None = None) -> Analysis:
         """Run ``task`` on ``audio`` (or on ``window`` of it) and return a validated answer."""
+
+    def estimate(self, audio: AudioFile, task: Task) -> Estimate:
+        """What ``task`` on ``audio`` would cost, without a request or loaded models
+        (``runpipe estimate``; called on an instance that was not warmed up). The default: the
+        audio stays on this machine and costs no tokens."""
+        return Estimate()
 
     def count_tokens(self, audio: AudioFile, task: Task) -> int | None:
         """Ask the backend how many input tokens ``task`` on ``audio`` costs (None: cannot tell)."""
@@ -132,6 +148,9 @@ class PostProcessor(ABC):
 
     name: ClassVar[str]
     option_names: ClassVar[tuple[str, ...]] = ()
+    #: Run this step for pipelines that have no ``stages.postprocess`` (a pipeline that lists
+    #: steps gets exactly those). Default steps run in the order their plugins registered.
+    on_by_default: ClassVar[bool] = False
 
     def __init__(self, options: Mapping[str, Any] | None = None):
         self.options = check_options(f"post-processor {self.name}", options or {}, self.option_names)

@@ -13,7 +13,6 @@ import os
 import sys
 from dataclasses import dataclass, field
 from importlib import metadata
-from types import ModuleType
 from typing import Iterable
 
 import pluggy
@@ -37,10 +36,13 @@ DEFAULT_PLUGINS = (
     "runpipe.plugins.speakers",
     "runpipe.plugins.dask_executor",
 )
-#: Plugins without which nothing works; ``-p no:...`` cannot block them.
+#: Plugins without which nothing works; ``-p no:...`` cannot block them. The exporters plugin
+#: is one: a pipeline that names no format gets ``json``, the result every re-export reads.
 ESSENTIAL_PLUGINS = frozenset(
-    {"runpipe.plugins.sources", "runpipe.plugins.normalize", "runpipe.plugins.analyze", "runpipe.plugins.postprocess"}
+    {"runpipe.plugins.sources", "runpipe.plugins.normalize", "runpipe.plugins.analyze", "runpipe.plugins.postprocess",
+     "runpipe.plugins.exporters"}
 )
+BUILTIN_PREFIX = "runpipe.plugins."
 
 log = logging.getLogger("runpipe.plugins")
 
@@ -70,6 +72,29 @@ def _runpipe_version() -> str | None:
         return __version__
 
 
+def _entrypoint_names() -> set[str]:
+    """Names of the plugins in the ``runpipe`` entry-point group, without loading any."""
+    return {ep.name for ep in metadata.entry_points(group=ENTRYPOINT_GROUP)}
+
+
+def plugin_name(name: str) -> str:
+    """The name pluggy knows a plugin by, from what a user typed after ``-p no:``.
+
+    Built-ins answer to their short name (``retime`` -> ``runpipe.plugins.retime``) as well as
+    their full one; entry-point plugins to their entry-point name. Anything else is an error
+    that lists the names there are, so a typo never silently blocks nothing.
+    """
+    if name in DEFAULT_PLUGINS:
+        return name
+    if BUILTIN_PREFIX + name in DEFAULT_PLUGINS:
+        return BUILTIN_PREFIX + name
+    entrypoints = _entrypoint_names()
+    if name in entrypoints:
+        return name
+    known = [p.removeprefix(BUILTIN_PREFIX) for p in DEFAULT_PLUGINS] + sorted(entrypoints)
+    raise PluginError(f"-p no:{name}: no plugin called {name!r}; known plugins: {', '.join(known)}")
+
+
 class PluginLoader:
     """Owns one pluggy manager and knows where each plugin came from."""
 
@@ -79,9 +104,10 @@ class PluginLoader:
         self.failures: list[PluginFailure] = []
         self.dists: dict[str, tuple[str | None, str | None]] = {}  # plugin name -> (dist, version)
         self.builtin: set[str] = set()
-        for name in blocked:
+        for typed in blocked:
+            name = plugin_name(typed)
             if name in ESSENTIAL_PLUGINS:
-                raise PluginError(f"plugin {name} is essential and cannot be blocked")
+                raise PluginError(f"plugin {typed} is essential and cannot be blocked")
             self.pm.set_blocked(name)
 
     def register(self, plugin: object, name: str, *, dist: str | None, version: str | None) -> None:
@@ -150,7 +176,7 @@ class PluginLoader:
     def infos(self, registered: dict[str, dict[str, list[str]]]) -> list[PluginInfo]:
         result = []
         for name, plugin in self.pm.list_name_plugin():
-            if isinstance(plugin, ModuleType) and name is None:
+            if plugin is None:  # blocked: pluggy keeps the name, with no plugin
                 continue
             hooks = tuple(sorted(h.name for h in self.pm.get_hookcallers(plugin) or ()))
             dist, version = self.dists.get(name, (None, None))

@@ -75,6 +75,11 @@ class RunContext:
     def backend_name(self, name: str) -> str:
         return self._engine.resolve_backend(name)
 
+    @property
+    def postprocess_steps(self) -> tuple[NamedOptions, ...]:
+        """The post-processing steps this run applies (the pipeline's, or the default ones)."""
+        return self._engine.postprocess_steps(self.pipeline)
+
     def postprocessor(self, step: NamedOptions) -> PostProcessor:
         return self._engine.component("postprocessors", step.name, step.options)
 

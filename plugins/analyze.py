@@ -2,9 +2,8 @@
 windows, answer each window once (stored in the run store, so a rerun repeats nothing), and
 stitch the answers back onto the input's timeline.
 
-A window whose answer is too long for one request (the backend's error has ``problem``
-``max_tokens`` or ``repetition_loop``, see ``runpipe.plugins.gemini.errors.GeminiAnswerError``)
-is split in two at the silence nearest its middle and each half is asked for on its own, down
+A window whose answer is too long for one request (the backend raises
+:class:`runpipe.errors.AnswerTooLong`: cut off at the output limit, or stuck repeating) is split in two at the silence nearest its middle and each half is asked for on its own, down
 to windows of :data:`MIN_SPLIT_SECONDS`; below that the input fails with the reason. The split
 is stored too, so a rerun goes straight to the halves.
 """
@@ -16,7 +15,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from runpipe.chunking import find_silences, plan_windows, split_in_two, stitch
-from runpipe.errors import BackendError
+from runpipe.errors import AnswerTooLong, BackendError
 from runpipe.hookspecs import hookimpl
 from runpipe.media import slice_audio
 from runpipe.model import Analysis, AudioFile, Task, TimeRange
@@ -28,8 +27,6 @@ log = logging.getLogger("runpipe.analyze")
 
 CACHE_KIND = "analysis"
 SPLIT_KIND = "analysis_split"
-#: Answer problems that mean "too much audio for one answer": a shorter window is the remedy.
-TOO_LONG = frozenset({"max_tokens", "repetition_loop"})
 #: Windows are not split below this many seconds.
 MIN_SPLIT_SECONDS = 60.0
 #: Windows of one input asked for at once, unless the pipeline says (``chunking.parallel``) or
@@ -67,31 +64,28 @@ def _analyze_window(run: RunContext, backend_name: str, audio: AudioFile, task: 
             analysis = dataclasses.replace(analysis, offset=analysis.offset + window.start)
         else:
             analysis = backend.analyze(audio, task, window=window)
-    except Exception as exc:
-        problem = getattr(exc, "problem", None)
-        if problem not in TOO_LONG:
-            raise
-        halves = _halves(audio, window, overlap, problem, exc)
+    except AnswerTooLong as exc:
+        halves = _halves(audio, window, overlap, exc)
         run.store.put(SPLIT_KIND, key, [[h.start, h.end] for h in halves])
-        log.warning("%s: %s; splitting %s in two", audio.source.name, problem, window or "the audio")
+        log.warning("%s: %s; splitting %s in two", audio.source.name, exc.reason, window or "the audio")
         return _analyze_halves(run, backend_name, audio, task, halves, overlap)
     run.store.put(CACHE_KIND, key, analysis_to_dict(analysis))
     return analysis
 
 
-def _halves(audio: AudioFile, window: TimeRange | None, overlap: float, problem: str, exc: Exception) -> list[TimeRange]:
+def _halves(audio: AudioFile, window: TimeRange | None, overlap: float, exc: AnswerTooLong) -> list[TimeRange]:
     span = window or TimeRange(0.0, audio.duration)
     where = f"window {span}" if window is not None else "the whole audio"
     if audio.path is None or span.end is None:
         raise BackendError(
-            f"the answer for {where} is too long for one request ({problem}), and audio of unknown length "
-            f"cannot be split; last error: {exc}", raw=getattr(exc, "raw", None),
+            f"the answer for {where} is too long for one request ({exc.reason}), and audio of unknown length "
+            f"cannot be split; last error: {exc}", raw=exc.raw,
         ) from exc
     length = span.end - span.start
     if length / 2 < MIN_SPLIT_SECONDS:
         raise BackendError(
-            f"the answer for {where} ({length:.0f} s) is still too long for one request ({problem}), and windows "
-            f"are not split below {MIN_SPLIT_SECONDS:g} s; last error: {exc}", raw=getattr(exc, "raw", None),
+            f"the answer for {where} ({length:.0f} s) is still too long for one request ({exc.reason}), and windows "
+            f"are not split below {MIN_SPLIT_SECONDS:g} s; last error: {exc}", raw=exc.raw,
         ) from exc
     return split_in_two(span, find_silences(audio, span=span), overlap)
 

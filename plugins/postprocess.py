@@ -162,7 +162,7 @@ def to_document(analysis: Analysis, audio: AudioFile, task: Task, speakers_spec:
 @hookimpl(trylast=True)
 def runpipe_postprocess(analysis: Analysis, audio: AudioFile, task: Task, run: RunContext) -> Document:
     document = to_document(analysis, audio, task, run.pipeline.speakers)
-    for step in run.pipeline.postprocess:
+    for step in run.postprocess_steps:
         document = run.postprocessor(step).process(document)
     if task.time_range is not None:
         # after the steps: what counts is where a segment really starts once re-timed

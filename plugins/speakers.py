@@ -88,6 +88,7 @@ class SpeakerReconcileStep(PostProcessor):
     are taken for the same voice."""
 
     name = "speakers"
+    on_by_default = True
     option_names = ("threshold",)
 
     def __init__(self, options: dict[str, Any] | None = None):

@@ -48,7 +48,7 @@ def test_plugins_json_lists_builtins_with_hooks():
 def test_estimate_without_backend_call(tmp_path):
     from conftest import SAMPLE
 
-    out = runpipe("estimate", "podcast", str(SAMPLE), "--json", cwd=tmp_path)
+    out = runpipe("estimate", "podcast", str(SAMPLE), "--backend", "gemini", "--json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     (row,) = json.loads(out.stdout)
     assert row["audio_tokens"] == pytest.approx(row["duration_s"] * 32, abs=1)

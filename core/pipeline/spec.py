@@ -9,13 +9,6 @@ from typing import Any, Mapping
 
 from runpipe.media import Target  # the normalize stage's settings are its target
 
-DEFAULT_MODEL = "gemini-3-flash-preview"
-#: Post-processing when a pipeline has no ``stages.postprocess``: re-time segments against the
-#: audio, and keep one label per voice across the windows of long inputs (without the offline
-#: models, retime keeps the backend's times marked approximate and speakers does nothing). A
-#: pipeline that lists its own steps gets exactly those.
-DEFAULT_POSTPROCESS = ("retime", "speakers")
-
 
 def _named_entries(entries: list[Any] | None) -> tuple["NamedOptions", ...]:
     """YAML lists like ``[json, {srt: {max_line_chars: 32}}]`` -> NamedOptions values."""
@@ -112,7 +105,9 @@ class Pipeline:
     description: str = ""
     ingest: IngestSpec = IngestSpec()
     normalize: Target = Target()
-    postprocess: tuple[NamedOptions, ...] = ()
+    #: The steps the pipeline lists; None when it has no ``stages.postprocess``, which means every
+    #: registered step that is on by default (``Engine.postprocess_steps``).
+    postprocess: tuple[NamedOptions, ...] | None = None
     export: ExportSpec = ExportSpec()
     speakers: SpeakersSpec = SpeakersSpec()
     concurrency: int | None = None
@@ -177,7 +172,7 @@ class Pipeline:
                 backends={k: dict(v) for k, v in analyze.get("backends", {}).items()},
                 chunking=ChunkingSpec(chunking.get("max_seconds"), chunking.get("overlap_seconds"), chunking.get("parallel")),
             ),
-            postprocess=_named_entries(stages["postprocess"].get("steps")) if "postprocess" in stages else _named_entries(list(DEFAULT_POSTPROCESS)),
+            postprocess=_named_entries(stages["postprocess"].get("steps")) if "postprocess" in stages else None,
             export=ExportSpec(
                 formats=_named_entries(export.get("formats", ["json"])),
                 output_dir=export.get("output_dir", "out"),
@@ -229,7 +224,7 @@ class Pipeline:
             },
             "normalize": normalize,
             "analyze": analyze,
-            "postprocess": {"steps": [s.to_yaml() for s in self.postprocess]},
+            **({"postprocess": {"steps": [s.to_yaml() for s in self.postprocess]}} if self.postprocess is not None else {}),
             "export": {
                 "formats": [f.to_yaml() for f in self.export.formats],
                 "output_dir": self.export.output_dir,

@@ -13,8 +13,7 @@ import jsonschema
 from google.genai import types
 
 from runpipe.errors import BackendUnavailable
-from runpipe.interfaces import Backend, BackendLimits
-from runpipe.estimate import AUDIO_TOKENS_PER_SECOND
+from runpipe.interfaces import Backend, BackendLimits, Estimate
 from runpipe.model import Analysis, AudioFile, Task, TimeRange, Usage
 from runpipe.paths import user_dir
 from runpipe.store import RunStore
@@ -28,12 +27,13 @@ from .request import (
     first_turn,
     generation_config,
     generation_settings,
+    inline_bytes,
     prompt_text,
     repair_turns,
     request_bytes_besides_media,
 )
 from .response import Reply, judge, read_reply, schema_validator
-from .settings import GeminiSettings, find_api_key, missing_key_message
+from .settings import AUDIO_TOKENS_PER_SECOND, GeminiSettings, find_api_key, missing_key_message
 from .upload_cache import UploadCache
 from .uploads import Uploads
 
@@ -77,6 +77,7 @@ class GeminiBackend(Backend):
     """
 
     name = "gemini"
+    auto_rank = 20  # `backend: auto` prefers Gemini whenever a key is set
     accepts_urls = True
     limits = BackendLimits(max_audio_seconds=9.5 * 3600, preferred_chunk_seconds=PREFERRED_CHUNK_SECONDS)
     option_names = tuple(field.name for field in dataclasses.fields(GeminiSettings))
@@ -197,11 +198,25 @@ class GeminiBackend(Backend):
             if verdict.problem == "max_tokens":
                 answer_tokens = enlarged_budget(answer_tokens, generation)
             request = repair_turns(contents, reply.text, verdict)
-        raise GeminiAnswerError(
+        raise GeminiAnswerError.of(
             client.redact(f"{what}: Gemini gave no usable answer in {attempt} attempt(s); the last one failed because {verdict.detail}"),
             problem=verdict.problem,
             raw=client.redact(reply.text),
         )
+
+    def estimate(self, audio: AudioFile, task: Task) -> Estimate:
+        """Audio tokens at Gemini's documented rate, and the request size that decides inline or upload."""
+        settings = self.settings.for_task(task.name, task.options)
+        other_bytes = request_bytes_besides_media(task, prompt_text(task, task.time_range))
+        if audio.path is None:
+            return Estimate(None, other_bytes, "file_data URL (not downloaded)")
+        span = task.time_range or TimeRange(0.0, audio.duration)
+        end = audio.duration if span.end is None or audio.duration is None else min(span.end, audio.duration)
+        seconds = max(0.0, (end or 0.0) - span.start)
+        share = seconds / audio.duration if audio.duration else 1.0  # a time range is sent cut out
+        request = inline_bytes(int((audio.bytes_after or 0) * share)) + other_bytes
+        delivery = "inline" if request < settings.inline_limit_bytes else "Files API upload"
+        return Estimate(int(round(seconds * AUDIO_TOKENS_PER_SECOND)), request, delivery)
 
     def count_tokens(self, audio: AudioFile, task: Task) -> int | None:
         """Input tokens of ``task`` on ``audio``, from Gemini's countTokens (uploads large audio).

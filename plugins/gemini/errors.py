@@ -10,7 +10,7 @@ from typing import Literal
 
 from google.genai import errors as genai_errors
 
-from runpipe.errors import BackendError, describe
+from runpipe.errors import AnswerTooLong, BackendError, describe
 
 from .retry import RetriesExhausted
 
@@ -27,6 +27,21 @@ class GeminiAnswerError(BackendError):
     def __init__(self, message: str, *, problem: AnswerProblem, raw: str | None):
         super().__init__(message, retryable=False, raw=raw)
         self.problem = problem
+
+    @classmethod
+    def of(cls, message: str, *, problem: AnswerProblem, raw: str | None) -> "GeminiAnswerError":
+        """The error for ``problem``: a :class:`GeminiAnswerTooLong` when shorter audio is the remedy."""
+        too_long = problem in ("max_tokens", "repetition_loop")
+        return (GeminiAnswerTooLong if too_long else cls)(message, problem=problem, raw=raw)
+
+
+class GeminiAnswerTooLong(GeminiAnswerError, AnswerTooLong):
+    """The answer was cut at the output limit or fell into a repetition loop: the core's
+    :class:`~runpipe.errors.AnswerTooLong`, so the analyze stage splits the window."""
+
+    @property
+    def reason(self) -> str:
+        return self.problem
 
 
 def redact(text: str, secret: str | None) -> str:

@@ -8,13 +8,15 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from runpipe.errors import PipelineConfigError
-from runpipe.estimate import INLINE_LIMIT_BYTES
-
 DEFAULT_MODEL = "gemini-3-flash-preview"
 KEY_ENV_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 DEFAULT_ENDPOINT = "https://generativelanguage.googleapis.com/"
 #: Gemini 2.5/3 models write at most 65,536 tokens per answer, thinking included.
 MODEL_OUTPUT_CEILING = 65536
+#: Gemini's documented rate for audio input.
+AUDIO_TOKENS_PER_SECOND = 32
+#: Gemini's limit for a whole inline request, base64 included; above it, audio is uploaded.
+INLINE_LIMIT_BYTES = 20_000_000
 
 
 @dataclass(frozen=True)

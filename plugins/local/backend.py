@@ -110,6 +110,7 @@ class LocalBackend(Backend):
     extractive summary and sound events, from models installed with ``runpipe[local]``."""
 
     name: ClassVar[str] = "local"
+    auto_rank: ClassVar[int] = 10  # `backend: auto` falls back to the offline models
     # Long files are streamed in windows inside the backend; the engine need not chunk them.
     limits: ClassVar[BackendLimits] = BackendLimits()
     option_names: ClassVar[tuple[str, ...]] = tuple(OPTION_DOCS)

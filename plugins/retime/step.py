@@ -134,6 +134,7 @@ class RetimeStep(PostProcessor):
     (true: results of the local backend already carry measured word times and are kept)."""
 
     name = "retime"
+    on_by_default = True
     option_names = ("enabled", "snap_seconds", "fuzzy_ratio", "beam_size", "whisper_model_dir", "trust_local")
 
     def __init__(self, options: dict[str, Any] | None = None):
