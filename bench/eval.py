@@ -86,6 +86,7 @@ class Passage:
     end: float
     language: str | None
     text: str | None  # None: only the language is known
+    onset_known: bool = True  # start is where speech begins (scored as start error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,16 +129,15 @@ def _reference(folder: Path, entry: dict) -> Reference:
         quality = "exact" if all(str(p.get("text_quality", "exact")).startswith(("exact", "high")) for p in truth["passages"]) else "approximate"
     elif truth.get("language_segments"):
         english = truth.get("transcript_en_part")
+        # Their bounds come from pauses, not speech onsets: no start error is scored on them.
         passages = tuple(
-            Passage(s["start"], s["end"], s["language"], english if s["language"] == "en" else None)
+            Passage(s["start"], s["end"], s["language"], english if s["language"] == "en" else None, onset_known=False)
             for s in truth["language_segments"]
         )
         composed = True
     elif "transcript" in truth or language:
         span = truth.get("speech_span") or {}
-        passages = (Passage(span.get("start", 0.0), span.get("end", duration), language, truth.get("transcript")),)
-        if not span:
-            passages = (Passage(float("nan"), duration, language, truth.get("transcript")),)
+        passages = (Passage(span.get("start", 0.0), span.get("end", duration), language, truth.get("transcript"), bool(span)),)
     else:
         passages = ()
     turns = tuple(Turn(t["start"], t["end"], t["speaker"]) for t in truth.get("speaker_turns", ()))
@@ -417,7 +417,7 @@ def score_text(reference: Reference, segments: list[dict]) -> FileScore:
         groups = [pieces]
     for passage, group in zip(passages, groups):
         result = PassageScore()
-        if group and passage.start == passage.start:  # NaN start: no onset known
+        if group and passage.onset_known:
             result.start_error = min(p.start for p in group) - passage.start
         if passage.language and (reference.composed or "language_id" in reference.capabilities):
             heard: dict[str | None, float] = {}

