@@ -164,11 +164,8 @@ def stitch(analyses: Sequence[Analysis], windows: Sequence[TimeRange | None], sc
         model=first.model,
         usage=usage,
         offset=0.0,
-        provenance={
-            **first.provenance,
-            "windows": [[w.start, w.end] for w in windows if w is not None],
-            "window_provenance": [a.provenance for a in analyses],
-        },
+        provenance={**first.provenance, "window_provenance": [a.provenance for a in analyses]},
+        windows=tuple(w for w in windows if w is not None),
         estimated_fields=tuple(sorted({f for a in analyses for f in a.estimated_fields})),
         notes=tuple(dict.fromkeys(note for a in analyses for note in a.notes)),
     )

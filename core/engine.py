@@ -25,7 +25,7 @@ from runpipe.model import RunResult, Task
 from runpipe.paths import user_dir
 from runpipe.pipeline.loader import load_pipeline, pipeline_from_dict
 from runpipe.pipeline.spec import NamedOptions, Pipeline
-from runpipe.plugin_manager import PluginInfo, PluginLoader, env_flag
+from runpipe.plugin_manager import PluginInfo, PluginLoader, env_flag, plugin_of
 from runpipe.registry import REGISTRATION_HOOKS, Registries, Registry
 from runpipe.run import ProgressEvent, RunContext
 from runpipe.store import RunStore
@@ -115,24 +115,7 @@ class Engine:
 
     def plugin_of(self, exc: BaseException) -> str | None:
         """Name of the plugin whose code raised ``exc`` (innermost frame that belongs to one)."""
-        modules: dict[str, str] = {}
-        for name, plugin in self.pm.list_name_plugin():
-            module = getattr(plugin, "__name__", None) if hasattr(plugin, "__file__") else type(plugin).__module__
-            if module:
-                modules[module] = name
-        for registry in (getattr(self.registries, kind) for kind in REGISTRATION_HOOKS):
-            for reg in registry:
-                value = reg.value if isinstance(reg.value, type) else type(reg.value)
-                modules.setdefault(value.__module__, reg.plugin)
-        found = None
-        tb = exc.__traceback__
-        while tb is not None:
-            module = tb.tb_frame.f_globals.get("__name__", "")
-            for prefix, name in modules.items():
-                if module == prefix or module.startswith(prefix + "."):
-                    found = name
-            tb = tb.tb_next
-        return found
+        return plugin_of(self.pm, [getattr(self.registries, kind) for kind in REGISTRATION_HOOKS], exc)
 
     # -- components ---------------------------------------------------------------------
 
@@ -219,6 +202,7 @@ class Engine:
                     f"{where}: stages.analyze.tasks[{index}].backend: unknown backend {task.backend!r}; "
                     f"registered: {', '.join(self.registries.backends.names())}"
                 )
+            self._check_fillable(task, f"{where}: stages.analyze.tasks[{index}]")
         checks = (
             ("postprocessors", "stages.postprocess.steps", self.postprocess_steps(pipeline)),
             ("exporters", "stages.export.formats", pipeline.export.formats),
@@ -242,6 +226,16 @@ class Engine:
             except PipelineConfigError as exc:
                 raise PipelineConfigError(f"{where}: stages.analyze.backends.{name}: {exc}") from None
         return tasks
+
+    def _check_fillable(self, task: Task, where: str) -> None:
+        """A task's schema must be one its backend (with ``auto``: one of the candidates) fills."""
+        backends = self.registries.backends
+        names = [task.backend] if task.backend != "auto" else [r.name for r in backends if r.value.auto_rank is not None]
+        fills = {name: backends.get(name).schemas() for name in names}
+        if not names or any(schemas is None or task.schema_name in schemas for schemas in fills.values()):
+            return
+        which = ", ".join(f"{name} fills {', '.join(sorted(schemas))}" for name, schemas in fills.items())
+        raise PipelineConfigError(f"{where}: no available backend can answer schema {task.schema_name!r} ({which})")
 
     def subscribe(self, callback: Callable[[ProgressEvent], None]) -> None:
         """Call ``callback(event)`` for every :class:`ProgressEvent` of later runs."""

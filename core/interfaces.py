@@ -100,6 +100,13 @@ class Backend(ABC):
         auto`` skips a backend that cannot run and lists these reasons when none can)."""
         return None
 
+    @classmethod
+    def schemas(cls) -> frozenset[str] | None:
+        """Names of the schemas this backend can fill (``transcript``, ...), or None for any JSON
+        Schema (a model told the schema). ``runpipe validate`` rejects a task whose backend,
+        or with ``backend: auto`` every backend that takes part, cannot fill its schema."""
+        return None
+
     def warm_up(self) -> None:
         """Load models / open clients. Called once per engine before first use."""
 

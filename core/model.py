@@ -147,6 +147,8 @@ class Analysis:
     #: What the reader should know about this answer, in plain words (a field the backend could
     #: not fill, say); every export shows them with the result's notes.
     notes: tuple[str, ...] = ()
+    #: The windows this answer was stitched from, on the input's timeline (empty: one piece).
+    windows: tuple[TimeRange, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +208,11 @@ class Document:
     usage: Usage = field(default_factory=Usage)
     provenance: Mapping[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    #: The windows the analysis was made of (empty: the audio was analysed in one piece); a
+    #: backend labels speakers afresh in each, which the ``speakers`` step reconciles.
+    windows: tuple[TimeRange, ...] = ()
+    #: The task's time range, when it had one: only segments starting inside it are kept.
+    time_range: TimeRange | None = None
 
     @property
     def summary(self) -> str | None:

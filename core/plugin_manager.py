@@ -13,7 +13,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Iterable
+from typing import Any, Iterable
 
 import pluggy
 
@@ -184,6 +184,29 @@ class PluginLoader:
                 PluginInfo(name, dist, version, hooks, name in self.builtin, registered.get(name, {}))
             )
         return sorted(result, key=lambda p: (not p.builtin, p.name))
+
+
+def plugin_of(pm: pluggy.PluginManager, registries: Iterable[Iterable[Any]], exc: BaseException) -> str | None:
+    """Name of the plugin whose code raised ``exc``: the innermost traceback frame in a module of
+    a registered plugin, or of a component class a plugin registered."""
+    modules: dict[str, str] = {}
+    for name, plugin in pm.list_name_plugin():
+        module = getattr(plugin, "__name__", None) if hasattr(plugin, "__file__") else type(plugin).__module__
+        if module:
+            modules[module] = name
+    for registry in registries:
+        for reg in registry:
+            value = reg.value if isinstance(reg.value, type) else type(reg.value)
+            modules.setdefault(value.__module__, reg.plugin)
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        for prefix, name in modules.items():
+            if module == prefix or module.startswith(prefix + "."):
+                found = name
+        tb = tb.tb_next
+    return found
 
 
 def env_flag(name: str) -> bool:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
-from runpipe.model import Analysis, AudioFile, AudioInfo, Document, MediaItem, Segment, Speaker, Usage, Word
+from runpipe.model import Analysis, AudioFile, AudioInfo, Document, MediaItem, Segment, Speaker, TimeRange, Usage, Word
 
 RESULT_FORMAT = "runpipe.result/1"
 
@@ -28,8 +28,17 @@ def usage_from_dict(data: Mapping[str, Any] | None) -> Usage:
     return Usage(**{k: v for k, v in (data or {}).items() if k in Usage.__dataclass_fields__})
 
 
+def _range_to_list(window: TimeRange) -> list[float | None]:
+    return [window.start, window.end]
+
+
+def _range_from_list(pair: Sequence[float | None]) -> TimeRange:
+    start, end = pair
+    return TimeRange(start, end)
+
+
 def analysis_to_dict(analysis: Analysis) -> dict[str, Any]:
-    return _plain(analysis)
+    return {**_plain(analysis), "windows": [_range_to_list(w) for w in analysis.windows]}
 
 
 def analysis_from_dict(data: Mapping[str, Any]) -> Analysis:
@@ -43,6 +52,7 @@ def analysis_from_dict(data: Mapping[str, Any]) -> Analysis:
         provenance=data.get("provenance", {}),
         estimated_fields=tuple(data.get("estimated_fields", ())),
         notes=tuple(data.get("notes", ())),
+        windows=tuple(_range_from_list(w) for w in data.get("windows", ())),
     )
 
 
@@ -80,11 +90,13 @@ def document_to_dict(document: Document) -> dict[str, Any]:
         **{k: _plain(v) for k, v in document.fields.items() if k != "segments"},
         "segments": [segment_to_dict(s) for s in document.segments],
         "notes": list(document.notes),
+        "windows": [_range_to_list(w) for w in document.windows],
+        "time_range": _range_to_list(document.time_range) if document.time_range else None,
         "provenance": _plain(document.provenance),
     }
 
 
-_DOC_KEYS = {"format", "task", "schema", "input", "media", "backend", "model", "usage", "speakers", "segments", "notes", "provenance"}
+_DOC_KEYS = {"format", "task", "schema", "input", "media", "backend", "model", "usage", "speakers", "segments", "notes", "windows", "time_range", "provenance"}
 
 
 def document_from_dict(data: Mapping[str, Any]) -> Document:
@@ -121,4 +133,6 @@ def document_from_dict(data: Mapping[str, Any]) -> Document:
         usage=usage_from_dict(data.get("usage")),
         provenance=data.get("provenance", {}),
         notes=tuple(data.get("notes", ())),
+        windows=tuple(_range_from_list(w) for w in data.get("windows", ())),
+        time_range=_range_from_list(data["time_range"]) if data.get("time_range") else None,
     )

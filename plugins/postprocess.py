@@ -150,11 +150,9 @@ def to_document(analysis: Analysis, audio: AudioFile, task: Task, speakers_spec:
         segments=segments,
         speakers=speakers,
         usage=analysis.usage,
-        provenance={
-            **analysis.provenance,
-            "estimated_fields": list(analysis.estimated_fields),
-            **({"time_range": [task.time_range.start, task.time_range.end]} if task.time_range else {}),
-        },
+        provenance={**analysis.provenance, "estimated_fields": list(analysis.estimated_fields)},
+        windows=analysis.windows,
+        time_range=task.time_range,
         notes=tuple(notes),
     )
 

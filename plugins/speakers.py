@@ -18,7 +18,7 @@ from runpipe.chunking import owned_ranges
 from runpipe.errors import PipelineConfigError
 from runpipe.hookspecs import hookimpl
 from runpipe.interfaces import PostProcessor
-from runpipe.model import Document, Segment, Speaker, TimeRange
+from runpipe.model import Document, Segment, Speaker
 
 #: Longest stretch of one segment used to hear its voice (more adds cost, not certainty).
 SECONDS_PER_SEGMENT = 8.0
@@ -101,7 +101,7 @@ class SpeakerReconcileStep(PostProcessor):
     def process(self, document: Document) -> Document:
         from runpipe.plugins.local.models import missing_packages
 
-        windows = [TimeRange(a, b) for a, b in document.provenance.get("windows", ())]
+        windows = document.windows
         if len(windows) < 2 or document.audio.path is None or missing_packages():
             return document
         owned = owned_ranges(windows)

@@ -55,7 +55,7 @@ def test_stitch_shifts_and_removes_overlap_duplicates():
     assert [(s["timestamp"], s["content"]) for s in merged.data["segments"]] == [("00:01", "a"), ("00:09", "b"), ("00:11", "c")]
     assert merged.data["summary"] == "Part one.\n\nPart two."
     assert merged.usage.output_tokens == 12 and merged.usage.requests == 2
-    assert merged.offset == 0 and merged.provenance["windows"] == [[0, 11], [9, 21]]
+    assert merged.offset == 0 and merged.windows == (TimeRange(0, 11), TimeRange(9, 21))
 
 
 def test_long_audio_is_chunked_end_to_end_and_resumes(tmp_path):

@@ -561,10 +561,10 @@ def test_too_long_answer_splits_the_window_at_a_silence(server, tmp_path, monkey
     whole, repair, *halves = server.requests_to("generateContent")
     assert len(halves) == 2 and "fileData" not in json.dumps(whole.body)
     document = results[audio.name].documents[0]
-    windows = document.provenance["windows"]
-    assert len(windows) == 2 and 12 < windows[0][1] < 28 and windows[1][1] == pytest.approx(document.audio.duration, abs=0.01)
+    windows = document.windows
+    assert len(windows) == 2 and 12 < windows[0].end < 28 and windows[1].end == pytest.approx(document.audio.duration, abs=0.01)
     assert [s.content for s in document.segments] == ["first", "second"]
-    assert document.segments[1].start == pytest.approx(windows[1][0] + 3, abs=0.01)  # on the input's timeline
+    assert document.segments[1].start == pytest.approx(windows[1].start + 3, abs=0.01)  # on the input's timeline
     assert document.fields["summary"] == "One.\n\nTwo."
     # a rerun goes straight to the stored halves: nothing is asked again
     with make_engine() as engine:

@@ -125,6 +125,10 @@ class LocalBackend(Backend):
             return f"the local backend needs {', '.join(missing)}; install with: {models.INSTALL_HINT}"
         return None
 
+    @classmethod
+    def schemas(cls) -> frozenset[str]:
+        return frozenset(_FILLERS)
+
     def warm_up(self) -> None:
         models.require_packages()
         models.whisper_model(self.settings.whisper_model_dir, self.settings.compute_type, self.settings.cpu_threads)

@@ -131,7 +131,8 @@ def _cached_listen(path: Path, content_hash: str, start: float, end: float | Non
 class RetimeStep(PostProcessor):
     """Options: ``enabled`` (true), ``snap_seconds`` (0.5), ``fuzzy_ratio`` (0.75),
     ``beam_size`` (1), ``whisper_model_dir`` (the offline backend's model), ``trust_local``
-    (true: results of the local backend already carry measured word times and are kept)."""
+    (true: a document whose every segment carries word times measured on the audio, as the
+    offline backend's do, is kept as it is)."""
 
     name = "retime"
     on_by_default = True
@@ -154,13 +155,13 @@ class RetimeStep(PostProcessor):
         if not self.enabled or not document.segments:
             return document
         duration = document.audio.duration or max((s.end or s.start) for s in document.segments)
-        if self.trust_local and document.backend == "local" and all(s.words for s in document.segments):
-            return document  # the offline backend's times are measured on this very audio
+        if self.trust_local and all(s.timing == "aligned" for s in document.segments):
+            return document  # every segment carries word times measured on this very audio
         reason = self._cannot_align(document)
         if reason:
             return self._approximate(document, duration, reason)
-        window = document.provenance.get("time_range")
-        start, end = (max(0.0, window[0] - 5.0), None if window[1] is None else window[1] + 5.0) if window else (0.0, None)
+        window = document.time_range
+        start, end = (max(0.0, window.start - 5.0), None if window.end is None else window.end + 5.0) if window else (0.0, None)
         heard = _cached_listen(document.audio.path, document.audio.content_hash, start, end, self.beam_size,
                                self.options.get("whisper_model_dir"))
         segments, stats = retime_segments(document.segments, heard.words, heard.regions, duration, self.settings)
