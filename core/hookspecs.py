@@ -1,6 +1,7 @@
 """Every hook runpipe calls. Plugins implement them with ``@runpipe.hookimpl``.
 
-Hook names start with ``runpipe_``. Implementations declare only the arguments they use
+Hook names start with ``runpipe_``; docs/hooks.md documents each (signature, when it is
+called, what it returns, an example), and a test fails when the two disagree. Implementations declare only the arguments they use
 (pluggy passes the rest by name), so new arguments can be added without breaking plugins.
 
 Stage hooks are ``firstresult``: the built-in implementation is registered ``trylast``, so a
@@ -45,6 +46,8 @@ def runpipe_register_backends(register: Callable[[type[Backend]], None]) -> None
 
     :param register: call ``register(BackendClass)``; ``BackendClass.name`` is what pipelines
         write as ``backend:``. Two plugins registering the same name is an error naming both.
+
+    A backend with an ``auto_rank`` competes for ``backend: auto`` like the built-ins do.
     """
 
 
@@ -62,7 +65,8 @@ def runpipe_register_postprocessors(register: Callable[[type[PostProcessor]], No
     """Register post-processing steps (:class:`runpipe.interfaces.PostProcessor` subclasses).
 
     :param register: call ``register(StepClass)``; pipelines list ``StepClass.name`` under
-        ``stages.postprocess.steps``.
+        ``stages.postprocess.steps``. A step with ``on_by_default = True`` also runs for
+        pipelines that have no ``stages.postprocess``.
     """
 
 
