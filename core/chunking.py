@@ -13,7 +13,7 @@ from collections import Counter
 from typing import Any, Mapping, Sequence
 
 from runpipe import ffmpeg
-from runpipe.model import Analysis, AudioFile, TimeRange, Usage
+from runpipe.model import Analysis, AudioFile, ModelUse, TimeRange, Usage
 from runpipe.timecode import format_clock, parse_clock
 
 _SILENCE_START = re.compile(r"silence_start: (-?\d+(?:\.\d+)?)")
@@ -167,5 +167,15 @@ def stitch(analyses: Sequence[Analysis], windows: Sequence[TimeRange | None], sc
         provenance={**first.provenance, "window_provenance": [a.provenance for a in analyses]},
         windows=tuple(w for w in windows if w is not None),
         estimated_fields=tuple(sorted({f for a in analyses for f in a.estimated_fields})),
+        models=_summed_models(analyses),
         notes=tuple(dict.fromkeys(note for a in analyses for note in a.notes)),
     )
+
+
+def _summed_models(analyses: Sequence[Analysis]) -> tuple[ModelUse, ...]:
+    """Each (role, model) once, with its usage over all windows."""
+    usages: dict[tuple[str, str], Usage] = {}
+    for analysis in analyses:
+        for use in analysis.models:
+            usages[(use.role, use.model)] = usages.get((use.role, use.model), Usage()) + use.usage
+    return tuple(ModelUse(role, model, usage) for (role, model), usage in usages.items())

@@ -17,7 +17,7 @@ from runpipe.runner import ingest
 def estimate(engine: Any, pipeline: Pipeline, inputs: list[str], *, backend: str | None, count_tokens: bool) -> list[dict[str, Any]]:
     """One row per input: duration, sizes, and per task what its backend would be sent.
 
-    The row's ``audio_tokens`` is the sum over tasks (each task sends the audio), its
+    The row's ``audio_tokens`` and ``requests`` are sums over tasks (each request sends the audio), its
     ``request_bytes`` and ``delivery`` those of the largest request.
     """
     from runpipe.run import RunContext
@@ -43,13 +43,14 @@ def estimate(engine: Any, pipeline: Pipeline, inputs: list[str], *, backend: str
             name, instance = backends[task.name]
             cost = instance.estimate(audio, task)
             per_task.append({"task": task.name, "backend": name, "audio_tokens": cost.audio_tokens,
-                             "request_bytes": cost.request_bytes, "delivery": cost.delivery})
+                             "request_bytes": cost.request_bytes, "delivery": cost.delivery, "requests": cost.requests})
         tokens = [t["audio_tokens"] for t in per_task if t["audio_tokens"] is not None]
         largest = max(per_task, key=lambda t: t["request_bytes"] or 0, default=None)
         row = {
             "input": item.uri,
             "duration_s": audio.duration,
             "audio_tokens": sum(tokens) if tokens else None,
+            "requests": sum(t["requests"] for t in per_task),
             "bytes_before": audio.bytes_before,
             "bytes_after": audio.bytes_after,
             "request_bytes": largest["request_bytes"] if largest else None,

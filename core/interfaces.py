@@ -71,6 +71,7 @@ class Estimate:
     audio_tokens: int | None = None  # input tokens the audio costs (None: not counted in tokens)
     request_bytes: int | None = None  # size of the request body (None: nothing is sent)
     delivery: str = "local"  # how the audio reaches the backend: "inline", "Files API upload", ...
+    requests: int = 1  # requests the task costs on one input (a timeline from a second model: 2)
 
 
 class Backend(ABC):

@@ -104,6 +104,9 @@ class Task:
     time_range: TimeRange | None = None
     generation: Mapping[str, Any] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)  # backend-specific options
+    #: Names and terms the audio is likely to contain (the pipeline's ``vocabulary`` and the
+    #: speakers' names): hints for recognisers that take custom vocabulary.
+    vocabulary: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +131,16 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelUse:
+    """One model's share of an answer that several models gave: ``role`` ``"timeline"`` (segment
+    times, words, speakers, languages) or ``"understanding"`` (everything else), and its usage."""
+
+    role: str
+    model: str
+    usage: Usage = field(default_factory=Usage)
+
+
+@dataclass(frozen=True, slots=True)
 class Analysis:
     """A backend's validated structured answer to one task.
 
@@ -144,6 +157,7 @@ class Analysis:
     offset: float = 0.0
     provenance: Mapping[str, Any] = field(default_factory=dict)
     estimated_fields: tuple[str, ...] = ()
+    models: tuple[ModelUse, ...] = ()  # when more than one model answered; ``usage`` is their sum
     #: What the reader should know about this answer, in plain words (a field the backend could
     #: not fill, say); every export shows them with the result's notes.
     notes: tuple[str, ...] = ()
@@ -213,6 +227,7 @@ class Document:
     windows: tuple[TimeRange, ...] = ()
     #: The task's time range, when it had one: only segments starting inside it are kept.
     time_range: TimeRange | None = None
+    models: tuple[ModelUse, ...] = ()  # see Analysis.models
 
     @property
     def summary(self) -> str | None:

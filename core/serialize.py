@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from runpipe.model import Analysis, AudioFile, AudioInfo, Document, MediaItem, Segment, Speaker, TimeRange, Usage, Word
+from runpipe.model import Analysis, AudioFile, AudioInfo, Document, MediaItem, ModelUse, Segment, Speaker, TimeRange, Usage, Word
 
 RESULT_FORMAT = "runpipe.result/1"
 
@@ -37,6 +37,10 @@ def _range_from_list(pair: Sequence[float | None]) -> TimeRange:
     return TimeRange(start, end)
 
 
+def models_from_list(data: Any) -> tuple[ModelUse, ...]:
+    return tuple(ModelUse(m["role"], m["model"], usage_from_dict(m.get("usage"))) for m in data or ())
+
+
 def analysis_to_dict(analysis: Analysis) -> dict[str, Any]:
     return {**_plain(analysis), "windows": [_range_to_list(w) for w in analysis.windows]}
 
@@ -51,6 +55,7 @@ def analysis_from_dict(data: Mapping[str, Any]) -> Analysis:
         offset=data.get("offset", 0.0),
         provenance=data.get("provenance", {}),
         estimated_fields=tuple(data.get("estimated_fields", ())),
+        models=models_from_list(data.get("models")),
         notes=tuple(data.get("notes", ())),
         windows=tuple(_range_from_list(w) for w in data.get("windows", ())),
     )
@@ -86,6 +91,7 @@ def document_to_dict(document: Document) -> dict[str, Any]:
         "backend": document.backend,
         "model": document.model,
         "usage": _plain(document.usage),
+        **({"models": _plain(document.models)} if document.models else {}),
         "speakers": [_plain(s) for s in document.speakers],
         **{k: _plain(v) for k, v in document.fields.items() if k != "segments"},
         "segments": [segment_to_dict(s) for s in document.segments],
@@ -96,7 +102,7 @@ def document_to_dict(document: Document) -> dict[str, Any]:
     }
 
 
-_DOC_KEYS = {"format", "task", "schema", "input", "media", "backend", "model", "usage", "speakers", "segments", "notes", "windows", "time_range", "provenance"}
+_DOC_KEYS = {"format", "task", "schema", "input", "media", "backend", "model", "usage", "models", "speakers", "segments", "notes", "windows", "time_range", "provenance"}
 
 
 def document_from_dict(data: Mapping[str, Any]) -> Document:
@@ -135,4 +141,5 @@ def document_from_dict(data: Mapping[str, Any]) -> Document:
         notes=tuple(data.get("notes", ())),
         windows=tuple(_range_from_list(w) for w in data.get("windows", ())),
         time_range=_range_from_list(data["time_range"]) if data.get("time_range") else None,
+        models=models_from_list(data.get("models")),
     )

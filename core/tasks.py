@@ -60,6 +60,13 @@ def speaker_hint(speakers: SpeakersSpec) -> str:
     return " ".join(parts)
 
 
+def vocabulary(pipeline: Pipeline) -> tuple[str, ...]:
+    """The pipeline's vocabulary and the speakers' names, each once."""
+    names = pipeline.speakers.names
+    named = tuple(names) if isinstance(names, tuple) else tuple((names or {}).values())
+    return tuple(dict.fromkeys((*pipeline.vocabulary, *named)))
+
+
 def speaker_options(speakers: SpeakersSpec) -> dict[str, Any]:
     options = {"num_speakers": speakers.count, "min_speakers": speakers.min, "max_speakers": speakers.max}
     return {k: v for k, v in options.items() if v is not None}
@@ -97,6 +104,7 @@ def resolve_task(spec: TaskSpec, index: int, pipeline: Pipeline, prompts: Regist
         time_range=time_range,
         generation=dict(spec.generation),
         options={**speaker_options(pipeline.speakers), **({"question": spec.question} if spec.question else {})},
+        vocabulary=vocabulary(pipeline),
     )
 
 

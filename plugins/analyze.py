@@ -40,6 +40,7 @@ def _window_key(run: RunContext, backend_name: str, audio: AudioFile, task: Task
         "analysis/1", audio.content_hash, audio.path.name if audio.path else audio.source.uri,
         backend_name, run.plugin_version("backends", backend_name), dict(backend.options),
         task.prompt, task.schema, task.model, task.system_instruction, dict(task.generation), dict(task.options),
+        list(task.vocabulary),
         [window.start, window.end] if window else None,
     )
 

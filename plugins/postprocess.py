@@ -154,6 +154,7 @@ def to_document(analysis: Analysis, audio: AudioFile, task: Task, speakers_spec:
         windows=analysis.windows,
         time_range=task.time_range,
         notes=tuple(notes),
+        models=analysis.models,
     )
 
 

@@ -136,7 +136,8 @@ def test_upload_waits_while_processing(server, backends, tmp_path):
     server.script(Answer(GOOD))
     backends(inline_limit_bytes=0).analyze(local_audio(tmp_path), transcript_task())
     endpoints = [r.endpoint for r in server.requests]
-    assert endpoints == ["upload.start", "upload.chunk", *["files.get"] * 5, "generateContent"]
+    # the timeline request hears the same uploaded file
+    assert endpoints == ["upload.start", "upload.chunk", *["files.get"] * 5, "generateContent", "transcribe"]
 
 
 def test_failed_upload_is_a_clear_error_and_nothing_is_generated(server, backends, tmp_path):

@@ -112,6 +112,7 @@ class Pipeline:
     speakers: SpeakersSpec = SpeakersSpec()
     concurrency: int | None = None
     cache: bool = True
+    vocabulary: tuple[str, ...] = ()  # terms the audio is likely to contain (recognition hints)
     source: Path | None = field(default=None, compare=False)  # the YAML file, when loaded from one
 
     @property
@@ -152,6 +153,7 @@ class Pipeline:
             description=data.get("description", ""),
             concurrency=data.get("concurrency"),
             cache=data.get("cache", True),
+            vocabulary=tuple(data.get("vocabulary", ())),
             speakers=SpeakersSpec(
                 count=speakers.get("count"),
                 min=speakers.get("min"),
@@ -210,6 +212,8 @@ class Pipeline:
             data["concurrency"] = self.concurrency
         if not self.cache:
             data["cache"] = False
+        if self.vocabulary:
+            data["vocabulary"] = list(self.vocabulary)
         speakers = {k: v for k, v in (("count", self.speakers.count), ("min", self.speakers.min), ("max", self.speakers.max)) if v is not None}
         if self.speakers.names:
             speakers["names"] = list(self.speakers.names) if isinstance(self.speakers.names, tuple) else dict(self.speakers.names)

@@ -38,6 +38,9 @@ What it implements, as observed from google-genai 3.4's source and traffic (not 
   ``batches.get`` polls. Each inlined request is checked like a ``generateContent`` body and answered
   from the same scripts (see :meth:`FakeGemini.script_for` for answers keyed by request content).
 
+* The transcription model ``gemini-3.5-transcribe`` (``server.transcribe``), see
+  :mod:`runpipe.testing.fake_transcribe`.
+
 Not implemented (yet): ``streamGenerateContent``, batch input from a JSONL file, cached contents,
 model listing.
 """
@@ -204,7 +207,8 @@ class FileLifecycle:
 class RecordedRequest:
     """One request as the server received it.
 
-    ``endpoint`` is one of ``generateContent``, ``countTokens``, ``upload.start``, ``upload.chunk``,
+    ``endpoint`` is one of ``generateContent``, ``transcribe`` (generateContent on a transcription
+    model), ``countTokens``, ``upload.start``, ``upload.chunk``,
     ``files.get``, ``files.list``, ``files.delete``, ``batches.create``, ``batches.get``,
     ``batches.list``, ``batches.cancel``, ``batches.delete`` or ``unknown``. ``headers`` are lower-cased,
     with the API key replaced by ``"<redacted>"``; ``authenticated`` says whether the right key was
@@ -497,6 +501,10 @@ class FakeGemini:
         self._uploads: dict[str, _UploadSession] = {}
         self._ids = itertools.count(1)
         self._init_batches()
+        from runpipe.testing.fake_transcribe import Transcriptions  # it builds on this module
+
+        #: The transcription model (gemini-3.5-transcribe): scripts and access, see fake_transcribe.
+        self.transcribe = Transcriptions()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -647,7 +655,7 @@ class FakeGemini:
                 return f"files.{'get' if method == 'GET' else 'delete'}", version, f"files/{file_id}"
         match = re.fullmatch(rf"/{_VERSION}/models/([^/:]+):(generateContent|countTokens)", path)
         if match and method == "POST":
-            return match.group(3), match.group(1), match.group(2)
+            return self.transcribe.endpoint(match.group(3), match.group(2)), match.group(1), match.group(2)
         return "unknown", None, None
 
     def _check_key(self, sent_key: str | None) -> None:
@@ -670,7 +678,7 @@ class FakeGemini:
     def _handle(self, endpoint, target, version, query, headers, raw, handler):
         if endpoint.startswith("batches."):
             return self._handle_batches(endpoint, target, version, query, raw)
-        if endpoint == "generateContent":
+        if endpoint in ("generateContent", "transcribe"):
             return self._generate_content(target, raw, handler)
         if endpoint == "countTokens":
             return self._count_tokens(target, raw, handler)
@@ -924,6 +932,8 @@ class FakeGemini:
     def _generate_content(self, model: str, raw: bytes, handler: _Handler):
         request = self._parse_model_request(model, raw, _GENERATE_CONTENT_REQUEST)
         media = self._check_generate_request(request)
+        if self.transcribe.claims(model, request, media):
+            return 200, self.transcribe.answer(model, ModelRequest(request, tuple(media)), handler), {}
         response = self._scripted_generate(ModelRequest(request, tuple(media)))
         _wait_or_fail(response, handler)
         answer = response.as_text() if isinstance(response, Answer) else response

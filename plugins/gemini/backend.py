@@ -34,6 +34,7 @@ from .request import (
 )
 from .response import Reply, judge, read_reply, schema_validator
 from .settings import AUDIO_TOKENS_PER_SECOND, GeminiSettings, find_api_key, missing_key_message
+from .transcribe import TranscribedTimeline
 from .upload_cache import UploadCache
 from .uploads import Uploads
 
@@ -88,6 +89,7 @@ class GeminiBackend(Backend):
         self._session: _Session | None = None
         self._session_lock = threading.Lock()
         self._validators: dict[str, jsonschema.protocols.Validator] = {}
+        self._timeline = TranscribedTimeline(self.settings)
 
     @property
     def parallelism(self) -> int | None:
@@ -147,7 +149,7 @@ class GeminiBackend(Backend):
         seconds = (window.end - window.start) if window and window.end is not None else (audio.duration or 0.0)
         input_tokens = int(seconds * AUDIO_TOKENS_PER_SECOND) + len(prompt_text(task, window)) // 4
         outcome = self._answer(session, what, model, task, generation, contents, settings.repair_attempts, input_tokens)
-        return Analysis(
+        analysis = Analysis(
             task=task.name,
             data=outcome.data,
             backend=self.name,
@@ -156,6 +158,10 @@ class GeminiBackend(Backend):
             offset=media.offset,
             provenance=_provenance(outcome, media),
         )
+        if self._timeline.applies(task):
+            analysis = self._timeline.lay(analysis, client=session.client, stager=session.stager, audio=audio, media=media,
+                                          window=window, task=task, what=what)
+        return analysis
 
     def _answer(
         self,
@@ -216,7 +222,9 @@ class GeminiBackend(Backend):
         share = seconds / audio.duration if audio.duration else 1.0  # a time range is sent cut out
         request = inline_bytes(int((audio.bytes_after or 0) * share)) + other_bytes
         delivery = "inline" if request < settings.inline_limit_bytes else "Files API upload"
-        return Estimate(int(round(seconds * AUDIO_TOKENS_PER_SECOND)), request, delivery)
+        # the timeline's requests hear the same audio again
+        requests = 1 + (self._timeline.requests(seconds) if self._timeline.applies(task) else 0)
+        return Estimate(int(round(seconds * AUDIO_TOKENS_PER_SECOND)) * (2 if requests > 1 else 1), request, delivery, requests)
 
     def count_tokens(self, audio: AudioFile, task: Task) -> int | None:
         """Input tokens of ``task`` on ``audio``, from Gemini's countTokens (uploads large audio).

@@ -47,6 +47,10 @@ class GeminiSettings:
     batch_max_wait: float = 48 * 3600.0  # Google expires a job still unfinished after 48 hours
     batch_settle: float = 1.0  # submit once no request has arrived for this long
     batch_max_requests: int = 256
+    # Segment times, words, speakers and languages from Gemini's transcription model (for tasks
+    # whose answer has segments); off, or the model out of reach: the general model's own.
+    transcribe_timeline: bool = True
+    transcribe_model: str = "gemini-3.5-transcribe"
 
     #: Options a task may override in its ``options``: they change one request, not the client.
     PER_TASK = ("model", "max_output_tokens", "thinking_budget", "temperature", "repair_attempts", "inline_limit_bytes")

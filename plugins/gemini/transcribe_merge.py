@@ -1,0 +1,105 @@
+"""Laying the general model's understanding onto Gemini 3.5 Transcribe's timeline: pure functions.
+
+The transcript decides the segments: one per utterance (a speaker turn), with its text, start,
+end, words, speaker and language. The general model's segments carry what the transcript does
+not (translation, emotion, any other field the task's schema asks for); they are aligned by text
+to the transcript's words with the re-timing aligner (so how far their MM:SS timestamps drifted
+does not matter), and each goes to the utterance it overlaps most. An utterance takes the other
+fields of the general segment that overlaps it most, and the translations of all the general
+segments that went to it, in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from runpipe.model import Segment
+from runpipe.plugins.local.languages import language_name
+from runpipe.plugins.retime.align import TimedWord, retime_segments
+from runpipe.timecode import format_clock, parse_clock
+
+
+@dataclass(frozen=True, slots=True)
+class Utterance:
+    """One speaker turn of the transcript, in seconds on the timeline of the analysed audio."""
+
+    text: str
+    start: float
+    end: float
+    speaker: str | None  # "spk_1", ... (with diarization)
+    language_code: str | None  # BCP-47 as the model gives it, e.g. "en-US"
+    words: tuple[TimedWord, ...]
+
+
+def wants_timeline(schema: Mapping[str, Any]) -> bool:
+    """Whether answers of ``schema`` have transcript segments a timeline can replace."""
+    segments = (schema.get("properties") or {}).get("segments") or {}
+    items = segments.get("items") or {}
+    return (
+        segments.get("type") == "array"
+        and "content" in (items.get("properties") or {})
+        and items.get("additionalProperties", True) is not False  # start, end and words go alongside
+    )
+
+
+def _span(item: Mapping[str, Any]) -> float:
+    try:
+        return parse_clock(str(item.get("timestamp", "")))
+    except ValueError:
+        return 0.0
+
+
+def _overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
+    return min(a[1], b[1]) - max(a[0], b[0])
+
+
+def _closest(span: tuple[float, float], utterances: Sequence[Utterance]) -> int:
+    """The utterance ``span`` overlaps most; failing any overlap, the nearest one."""
+    return max(range(len(utterances)), key=lambda i: _overlap(span, (utterances[i].start, utterances[i].end)))
+
+
+def _plainest(field: Mapping[str, Any]) -> str:
+    choices = field.get("enum") or ["neutral"]
+    return "neutral" if "neutral" in choices else str(choices[0])
+
+
+def merge(understanding: Mapping[str, Any], utterances: Sequence[Utterance], schema: Mapping[str, Any], duration: float) -> dict[str, Any]:
+    """The general model's answer with its segments rebuilt on the transcript's timeline."""
+    general = list(understanding.get("segments") or [])
+    properties = ((schema.get("properties") or {}).get("segments") or {}).get("items", {}).get("properties") or {}
+    words = [w for u in utterances for w in u.words]
+    spans: list[tuple[float, float]] = []
+    if general and words:
+        placed, _ = retime_segments(
+            [Segment(start=_span(g), end=None, content=str(g.get("content", ""))) for g in general],
+            words, [(u.start, u.end) for u in utterances], duration,
+        )
+        spans = [(s.start, s.end if s.end is not None else s.start) for s in placed]
+    owner = [_closest(span, utterances) for span in spans]
+    segments = []
+    for index, utterance in enumerate(utterances):
+        here = (utterance.start, utterance.end)
+        best = max(range(len(spans)), key=lambda j: _overlap(spans[j], here), default=None)
+        item: dict[str, Any] = dict(general[best]) if best is not None else {}
+        mine = [general[j] for j, o in enumerate(owner) if o == index] or ([general[best]] if best is not None else [])
+        iso = utterance.language_code.split("-")[0].lower() if utterance.language_code else item.get("language_code")
+        item.update(
+            content=utterance.text,
+            timestamp=format_clock(utterance.start),
+            start=round(utterance.start, 3),
+            end=round(utterance.end, 3),
+            words=[{"text": w.text, "start": round(w.start, 3), "end": round(w.end, 3)} for w in utterance.words],
+        )
+        if utterance.speaker or "speaker" in properties:
+            item["speaker"] = utterance.speaker or item.get("speaker") or ""
+        if iso and "language_code" in properties:
+            item["language_code"] = iso
+        if iso and "language" in properties:
+            item["language"] = language_name(iso)
+        if "translation" in properties:
+            item["translation"] = " ".join(t for t in (str(g.get("translation") or "").strip() for g in mine) if t)
+        if "emotion" in properties and "emotion" not in item:
+            item["emotion"] = _plainest(properties["emotion"])  # no general segment to judge it by
+        segments.append(item)
+    return {**understanding, "segments": segments}
