@@ -33,7 +33,7 @@ import collections
 import threading
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence, Union
+from typing import Any, Callable, Iterable, Mapping, Sequence, Union
 
 from runpipe.testing import gemini_server as server
 from runpipe.testing.gemini_server import ModelRequest
@@ -204,3 +204,25 @@ def _part(utterance: Utterance, *, words: bool, speakers: bool) -> dict:
             {"word": w.text, "startOffset": duration_string(w.start), "endOffset": duration_string(w.end)} for w in utterance.words
         ]
     return {"text": utterance.text, "audioTranscription": transcription}
+
+
+def general_answer(transcript: Transcript, *, drift: float, summary: str = "",
+                   fields: Callable[[int, Utterance], Mapping[str, Any]] = lambda index, utterance: {}) -> dict:
+    """What a general model answers for the transcript task about the same speech: one segment
+    per utterance, its MM:SS timestamp ``drift`` seconds late (as the general models' drift),
+    plus ``fields(index, utterance)`` (translation, emotion, ...)."""
+    from runpipe.timecode import format_clock
+
+    return {
+        "summary": summary,
+        "segments": [
+            {
+                "speaker": f"Speaker {u.speaker.rsplit('_', 1)[-1]}",
+                "timestamp": format_clock(max(0.0, u.words[0].start + drift)),
+                "content": u.text,
+                "language_code": u.language_code.split("-")[0],
+                **fields(i, u),
+            }
+            for i, u in enumerate(transcript.utterances)
+        ],
+    }
