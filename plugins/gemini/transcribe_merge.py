@@ -67,7 +67,8 @@ def _plainest(field: Mapping[str, Any]) -> str:
 def merge(understanding: Mapping[str, Any], utterances: Sequence[Utterance], schema: Mapping[str, Any], duration: float) -> dict[str, Any]:
     """The general model's answer with its segments rebuilt on the transcript's timeline."""
     general = list(understanding.get("segments") or [])
-    properties = ((schema.get("properties") or {}).get("segments") or {}).get("items", {}).get("properties") or {}
+    items = ((schema.get("properties") or {}).get("segments") or {}).get("items") or {}
+    properties, required = items.get("properties") or {}, set(items.get("required") or ())
     words = [w for u in utterances for w in u.words]
     spans: list[tuple[float, float]] = []
     if general and words:
@@ -99,7 +100,7 @@ def merge(understanding: Mapping[str, Any], utterances: Sequence[Utterance], sch
             item["language"] = language_name(iso)
         if "translation" in properties:
             item["translation"] = " ".join(t for t in (str(g.get("translation") or "").strip() for g in mine) if t)
-        if "emotion" in properties and "emotion" not in item:
+        if "emotion" in required and "emotion" not in item:
             item["emotion"] = _plainest(properties["emotion"])  # no general segment to judge it by
         segments.append(item)
     return {**understanding, "segments": segments}
