@@ -51,7 +51,8 @@ def test_estimate_without_backend_call(tmp_path):
     out = runpipe("estimate", "podcast", str(SAMPLE), "--backend", "gemini", "--json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     (row,) = json.loads(out.stdout)
-    assert row["audio_tokens"] == pytest.approx(row["duration_s"] * 32, abs=1)
+    # two requests hear the audio: the transcript task and its timeline (Gemini 3.5 Transcribe)
+    assert row["requests"] == 2 and row["audio_tokens"] == pytest.approx(row["duration_s"] * 32 * 2, abs=2)
     assert row["delivery"] == "inline" and row["request_bytes"] > row["bytes_after"]
 
 
