@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
 
 from runpipe.interfaces import Backend, Exporter, PostProcessor, Source
 from runpipe.model import MediaItem, Task
@@ -44,6 +44,7 @@ class RunContext:
         *,
         force: bool = False,
         emit: Callable[[ProgressEvent], None] = lambda event: None,
+        output_names: Mapping[str, str] | None = None,
     ):
         self._engine = engine
         self.pipeline = pipeline
@@ -53,6 +54,9 @@ class RunContext:
         self.run_id = run_id
         self.force = force  # ignore stored results and redo every stage
         self._emit = emit
+        # input uri -> what its output names get appended so no two inputs of the batch write
+        # the same file; planned by the runner after ingest (outputs.plan_output_names)
+        self.output_names: Mapping[str, str] = dict(output_names or {})
 
     @property
     def use_cache(self) -> bool:

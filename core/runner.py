@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from runpipe.errors import OutputError, RunpipeError, StageError, describe
 from runpipe.model import Artifact, Document, InputResult, MediaItem, RunResult
-from runpipe.outputs import check_outputs, write_index
+from runpipe.outputs import check_outputs, plan_output_names, write_index
 from runpipe.run import ProgressEvent, RunContext
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -129,6 +129,7 @@ def run_pipeline(
     items, failures = ingest(engine, run, locations)
     for failure in failures:
         record_input(run, failure)
+    run.output_names = plan_output_names(run, items)  # before any work: no input overwrites another's outputs
     engine.pm.hook.runpipe_run_start(run=run, items=items)
     run.emit(ProgressEvent("run_start", total=len(items) + len(failures)))
     for failure in failures:

@@ -111,6 +111,7 @@ class WorkerJob:
     run_id: str
     output_dir: str
     force: bool
+    output_names: tuple[tuple[str, str], ...]  # RunContext.output_names, planned on the driver
 
     @classmethod
     def of(cls, engine: "Engine", run: RunContext) -> "WorkerJob":
@@ -123,6 +124,7 @@ class WorkerJob:
             run_id=run.run_id,
             output_dir=str(run.output_dir),
             force=run.force,
+            output_names=tuple(run.output_names.items()),
         )
 
 
@@ -191,7 +193,7 @@ def process_on_worker(job: WorkerJob, item: MediaItem) -> WorkerOutcome:
     pipeline = Pipeline.from_dict(json.loads(job.pipeline), source=source)
     events: list[ProgressEvent] = []
     run = RunContext(engine, pipeline, job.tasks, Path(job.output_dir), engine.store, job.run_id,
-                     force=job.force, emit=events.append)
+                     force=job.force, emit=events.append, output_names=dict(job.output_names))
     result = process_input(engine, run, item)
     return WorkerOutcome(result, tuple(events))
 

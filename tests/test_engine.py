@@ -7,8 +7,9 @@ import pytest
 from answers import TRANSCRIPT
 from conftest import sample_copy
 from runpipe import Engine, hookimpl
-from runpipe.errors import PluginError
+from runpipe.errors import PipelineConfigError, PluginError
 from runpipe.interfaces import Exporter, PostProcessor
+from runpipe.pipeline.spec import Pipeline
 from runpipe.run import ProgressEvent
 from runpipe.testing import ScriptedBackend, ScriptedBackendPlugin, make_engine, tone_wav
 
@@ -188,8 +189,10 @@ def test_blocked_plugins_do_not_load():
 def test_template_escape_is_refused(tmp_path):
     pipeline = {**PODCAST, "stages": {**PODCAST["stages"], "export": {"formats": ["json"], "template": "../{stem}"}}}
     with make_engine([ScriptedBackendPlugin()]) as engine:
-        result = engine.run(engine.load_dict(pipeline), [str(tone_wav(tmp_path / "a.wav"))], output_dir=tmp_path / "out")
-    assert "escapes the output folder" in result.inputs[0].error
+        with pytest.raises(PipelineConfigError, match="would put outputs outside the output folder"):
+            engine.load_dict(pipeline)
+        result = engine.run(Pipeline.from_dict(pipeline), [str(tone_wav(tmp_path / "a.wav"))], output_dir=tmp_path / "out")
+    assert "would put outputs outside the output folder" in result.inputs[0].error
     assert not (tmp_path / "a.json").exists()
 
 

@@ -41,6 +41,19 @@ answer too long (max_tokens / repetition loop, issue 9)    test_too_long_answer_
                                                            test_splitting_stops_at_the_floor_and_fails_clearly
 process killed mid-upload and mid-analysis, then rerun     test_resume.py (real CLI in a subprocess, kill -9)
 =========================================================  ===================================================
+
+Issue 14 (round two):
+
+=========================================================  ===================================================
+Issue 14 case                                              Test
+=========================================================  ===================================================
+1. output names colliding (a.mp3/a.wav/sub/a.mp3, long     test_colliding_output_names_are_made_unique
+   names cut alike, new\\nline vs new_line, index)
+3. outputs written 0600; a rerun resets a user's chmod     test_outputs_have_normal_permissions_and_keep_a_users_chmod
+5. YAML alias bomb; huge values quoted in errors           test_alias_bomb_is_refused, test_errors_quote_values_short
+7. validate passes templates the run refuses               test_validate_refuses_templates_the_run_refuses[...];
+   (../, absolute, {unknown}, {stem, {stem.__class__})    test_template_escape_is_refused_before_any_request
+=========================================================  ===================================================
 """
 
 from __future__ import annotations
@@ -410,16 +423,22 @@ def test_hostile_file_name(backend, server, tmp_path, monkeypatch):
 
 
 def test_template_escape_is_refused_before_any_request(server, tmp_path):
+    """Refused when the pipeline loads (so `runpipe validate` says so too); a pipeline built
+    without the loader (embedding) is still refused by the run, input by input, before any request."""
+    from runpipe.pipeline.spec import Pipeline
+
     folder = tmp_path / "in"
     folder.mkdir()
     inputs = [tone_wav(folder / "a.wav", 1), tone_wav(folder / "b.wav", 1)]
     out = tmp_path / "deep" / "out"
     with make_engine() as engine:
-        results = check_batch(engine, pipeline(server, template="../../{stem}"), inputs, out,
-                              bad={"a.wav": "escapes the output folder", "b.wav": "escapes the output folder"})
+        with pytest.raises(PipelineConfigError, match=r"stages\.export\.template: '\.\./\.\./\{stem\}': '\.\.' would put outputs outside"):
+            engine.load_dict(pipeline(server, template="../../{stem}"))
+        result = engine.run(Pipeline.from_dict(pipeline(server, template="../../{stem}")), [str(p) for p in inputs], output_dir=out)
+    assert [(r.status, r.failed_stage) for r in result.inputs] == [("failed", "export")] * 2
+    assert all("would put outputs outside the output folder" in r.error for r in result.inputs)
     assert not list(tmp_path.rglob("*.json")) and not list(tmp_path.rglob("*.srt"))
     assert server.requests == []  # found before anything was paid for
-    assert results["a.wav"].failed_stage == "export"
 
 
 def test_unwritable_output_folder_is_found_before_any_request(server, tmp_path):
@@ -588,3 +607,137 @@ def test_splitting_stops_at_the_floor_and_fails_clearly(server, tmp_path, monkey
                                      r"and windows are not split below 15 s; last error: .*cut off at the output token limit"},
                     stage="analyze")
     assert len(server.requests_to("generateContent")) == 3
+
+
+# -- issue 14: what a demanding user broke -------------------------------------------------------
+
+SCRIPTED = {"name": "faults", "stages": {"analyze": {"backend": "scripted", "tasks": [{"prompt": "transcript"}]},
+                                          "export": {"formats": ["json", "srt"]}}}
+
+
+def scripted_engine():
+    from runpipe.testing import ScriptedBackendPlugin
+
+    return make_engine([ScriptedBackendPlugin()])
+
+
+def test_colliding_output_names_are_made_unique(tmp_path):
+    """Inputs whose outputs would share a file (same stem, a control character that becomes
+    ``_``, long names cut to the same length, the batch page's own name) each keep their own
+    outputs; the names are the same on a rerun, and the run says which inputs were renamed."""
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    long_a, long_b = "x" * 246 + "1.wav", "x" * 246 + "2.wav"
+    names = ["a.mp3", "a.wav", "sub/a.mp3", "new\nline.wav", "new_line.wav", long_a, long_b, "index.wav", "solo.wav"]
+    inputs = [tone_wav(folder / name, 1, freq=200 + 50 * n) for n, name in enumerate(names)]
+    spec = {**SCRIPTED, "stages": {**SCRIPTED["stages"], "export": {"formats": ["json", "html"]}}}
+    out = tmp_path / "out"
+    messages = []
+    with scripted_engine() as engine:
+        engine.subscribe(lambda e: messages.append(e) if e.kind == "message" else None)
+        result = engine.run(engine.load_dict(spec), [str(p) for p in inputs], output_dir=out)
+        first = {r.item.uri: sorted(a.path.name for a in r.artifacts) for r in result.inputs}
+        assert all(r.status == "done" for r in result.inputs), [r.error for r in result.inputs]
+        again = engine.run(engine.load_dict(spec), [str(p) for p in inputs], output_dir=out)
+    assert {r.item.uri: sorted(a.path.name for a in r.artifacts) for r in again.inputs} == first  # deterministic
+    jsons = sorted(out.glob("*.json"))
+    assert len(jsons) == len(inputs)  # one result each, none overwritten
+    assert sorted(json.loads(p.read_text())["input"]["uri"] for p in jsons) == sorted(str(p.resolve()) for p in inputs)
+    written = {p.name for p in out.iterdir()}
+    assert {"a.wav.json", "solo.json", "index.html"} <= written  # a suffix tells a.wav apart; solo keeps its name
+    assert "index.json" not in written and not [n for n in written if len(n.encode()) > 255]
+    assert (out / "index.html").read_text().count('class="input-row"') == len(inputs)
+    assert len([n for n in written if n.endswith(".html")]) == len(inputs) + 1
+    renamed = [e.item.uri for e in messages if "written as" in (e.detail or "")]
+    assert sorted(renamed) == sorted([str(p.resolve()) for p in inputs[:5] + inputs[7:8]] * 2)  # both runs say so
+    assert not [e for e in messages if e.item and e.item.name in (long_a, long_b, "solo.wav")]
+
+
+def test_outputs_have_normal_permissions_and_keep_a_users_chmod(tmp_path):
+    """Atomic writes give what a plain write would (0666 less the umask), and a rerun keeps the
+    mode a user set; the same for `runpipe export` and the batch page."""
+    audio = tone_wav(tmp_path / "a.wav", 1)
+    out = tmp_path / "out"
+    spec = {**SCRIPTED, "stages": {**SCRIPTED["stages"], "export": {"formats": ["json", "srt", "html"]}}}
+    old = os.umask(0o002)
+    try:
+        with scripted_engine() as engine:
+            engine.run(engine.load_dict(spec), [str(audio)], output_dir=out)
+            modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()}
+            assert modes == {"a.json": 0o664, "a.srt": 0o664, "a.html": 0o664, "index.html": 0o664}
+            (out / "a.srt").chmod(0o600)
+            (out / "index.html").chmod(0o640)
+            os.umask(0o077)
+            engine.run(engine.load_dict(spec), [str(audio)], output_dir=out)
+        assert {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()} == {**modes, "a.srt": 0o600, "index.html": 0o640}
+        os.umask(0o022)
+        cli = subprocess.run([sys.executable, "-m", "runpipe", "export", str(out / "a.json"), "-f", "vtt,md", "-o", str(tmp_path / "re")],
+                             capture_output=True, text=True, timeout=120)
+        assert cli.returncode == 0, cli.stderr
+        assert {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "re").iterdir()} == {"a.vtt": 0o644, "a.md": 0o644}
+    finally:
+        os.umask(old)
+
+
+def runpipe_cli(*args, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "runpipe", *map(str, args)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "RUNPIPE_DISABLE_PLUGIN_AUTOLOAD": "1", **(env or {})}, **kwargs)
+
+
+def test_alias_bomb_is_refused(tmp_path):
+    """Nine levels of nine aliases inside an allowed field (9**7 = 4.8 million strings once
+    expanded): refused from the YAML's shape, before the schema check quotes the value."""
+    levels = ['a: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    levels += [f"a{n}: &l{n} [{', '.join([f'*l{n - 1}'] * 9)}]" for n in range(1, 7)]
+    body = "\n".join(f"  {line}" for line in levels)
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(f"name: bomb\nx-anchors:\n{body}\nstages:\n  analyze:\n    tasks: [{{prompt: *l6}}]\n")
+    out = runpipe_cli("validate", bomb)
+    assert out.returncode == 2, out.stderr
+    assert "aliases here expand to more than 1,000,000" in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr) < 500
+    recursive = tmp_path / "loop.yaml"
+    recursive.write_text("name: loop\nstages:\n  analyze:\n    tasks: &t [{prompt: *t}]\n")
+    out = runpipe_cli("validate", recursive)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    # an ordinary use of anchors still loads
+    shared = tmp_path / "shared.yaml"
+    shared.write_text("name: shared\nstages:\n  analyze:\n    tasks:\n      - {prompt: transcript, schema: &s transcript}\n"
+                      "      - {name: again, prompt: transcript, schema: *s}\n")
+    assert load_pipeline_file(shared).name == "shared"
+
+
+def load_pipeline_file(path: Path):
+    with make_engine() as engine:
+        return engine.load(path)
+
+
+def test_errors_quote_values_short(tmp_path):
+    """A long value in the wrong place is quoted by its beginning and its length, not whole."""
+    big = tmp_path / "big.yaml"
+    big.write_text("name: big\nstages:\n  analyze:\n    tasks: [{prompt: [" + ", ".join(["word"] * 50_000) + "]}]\n")
+    with pytest.raises(PipelineConfigError) as caught:
+        load_pipeline_file(big)
+    message = str(caught.value)
+    assert "stages.analyze.tasks[0].prompt: ['word', 'word'" in message and len(message) < 600, message[:1000]
+
+
+@pytest.mark.parametrize("template, problem", [
+    ("../{stem}", "'..' would put outputs outside the output folder"),
+    ("/tmp/{stem}", "an absolute path"),
+    ("{unknown}", "unknown field(s) unknown"),
+    ("{stem", "a brace that is not part of a field"),
+    ("{stem.__class__}", "a brace that is not part of a field"),
+    ("{stem!r}", "a brace that is not part of a field"),
+])
+def test_validate_refuses_templates_the_run_refuses(template, problem, tmp_path):
+    spec = tmp_path / "p.yaml"
+    spec.write_text(json.dumps({"name": "t", "stages": {"analyze": {"tasks": [{"prompt": "transcript"}]},
+                                                         "export": {"template": template}}}))
+    out = runpipe_cli("validate", spec)
+    assert out.returncode == 2 and "ok:" not in out.stdout, out.stdout
+    assert f"p.yaml:1: stages.export.template: {template!r}: {problem}" in out.stderr, out.stderr
+    audio = tone_wav(tmp_path / "a.wav", 1)
+    run = runpipe_cli(spec, audio, "-o", tmp_path / "out", env={"GEMINI_API_KEY": "unused"})
+    assert run.returncode == 2 and problem in run.stderr, run.stderr
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob("*stem*"))

@@ -7,6 +7,7 @@ expected, and the line where the YAML says it.
 from __future__ import annotations
 
 import json
+import reprlib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -15,8 +16,16 @@ import jsonschema
 import yaml
 
 from runpipe.errors import PipelineConfigError
+from runpipe.outputs import template_problem
 from runpipe.paths import builtin_pipelines_dir, builtin_schemas_dir
 from runpipe.pipeline.spec import Pipeline
+
+#: How big a pipeline may get once its aliases are expanded, in nodes plus characters of text.
+#: Real pipelines (long prompts included) stay far below; an alias bomb (a list of nine aliases
+#: of a list of nine aliases of ...) passes it after a few hundred bytes of YAML.
+MAX_EXPANDED_SIZE = 1_000_000
+#: Characters of a value an error message quotes; the rest is elided.
+MAX_QUOTED_CHARS = 120
 
 
 @lru_cache(maxsize=1)
@@ -53,6 +62,50 @@ def _line_of(root: yaml.Node | None, path: Iterable[Any]) -> int | None:
     return line
 
 
+def _clip(text: str, limit: int = MAX_QUOTED_CHARS) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _quote(value: Any) -> str:
+    """``repr(value)``, cut short without building the whole text of a huge value."""
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = MAX_QUOTED_CHARS
+    return _clip(short.repr(value))
+
+
+def _check_expansion(root: yaml.Node | None, source: str) -> None:
+    """Refuse a document whose aliases expand past :data:`MAX_EXPANDED_SIZE`, or refer to
+    themselves, before anything (schema check, error message) walks the expanded value."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise PipelineConfigError(f"{source}:{node.start_mark.line + 1}: an alias refers to the value that contains it")
+        open_nodes.add(key)
+        if isinstance(node, yaml.ScalarNode):
+            total = 1 + len(node.value)
+        else:
+            children = node.value if isinstance(node, yaml.SequenceNode) else [n for pair in node.value for n in pair]
+            total = 1
+            for child in children:
+                total += size(child)
+                if total > MAX_EXPANDED_SIZE:
+                    raise PipelineConfigError(
+                        f"{source}:{node.start_mark.line + 1}: the YAML aliases here expand to more than "
+                        f"{MAX_EXPANDED_SIZE:,} values and characters; a pipeline is never that big (an alias bomb?)"
+                    )
+        open_nodes.discard(key)
+        sizes[key] = total
+        return total
+
+    if root is not None:
+        size(root)
+
+
 def _explain(error: jsonschema.ValidationError) -> str:
     """Say what was expected in words rather than in schema jargon."""
     if error.validator == "additionalProperties":
@@ -62,19 +115,17 @@ def _explain(error: jsonschema.ValidationError) -> str:
     if error.validator == "required":
         return error.message.replace("is a required property", "is required here")
     if error.validator == "oneOf":
-        return f"{error.instance!r} is not valid here: {error.schema.get('description', 'see the pipeline schema')}"
+        return f"{_quote(error.instance)} is not valid here: {error.schema.get('description', 'see the pipeline schema')}"
     if error.validator in ("enum", "type", "pattern", "minimum", "maximum", "minItems", "minLength", "exclusiveMinimum"):
         hint = error.schema.get("description")
-        return error.message + (f" ({hint})" if hint else "")
-    return error.message
+        return _clip(error.message, 3 * MAX_QUOTED_CHARS) + (f" ({hint})" if hint else "")
+    return _clip(error.message, 3 * MAX_QUOTED_CHARS)
 
 
 def validate_data(data: Any, *, source: str, root: yaml.Node | None = None) -> None:
     """Raise :class:`PipelineConfigError` listing every schema violation in ``data``."""
     validator = jsonschema.Draft202012Validator(pipeline_schema())
     errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
-    if not errors:
-        return
     lines = []
     for error in errors:
         path = list(error.absolute_path)
@@ -85,6 +136,14 @@ def validate_data(data: Any, *, source: str, root: yaml.Node | None = None) -> N
         line = _line_of(root, line_path)
         where = f"{source}:{line}" if line else source
         lines.append(f"{where}: {format_path(path)}: {_explain(error)}")
+    if not errors:  # the run refuses such a template; validate says so too
+        template = data.get("stages", {}).get("export", {}).get("template", "{stem}")
+        problem = template_problem(template)
+        if problem is None:
+            return
+        path = ["stages", "export", "template"]
+        line = _line_of(root, path)
+        lines.append(f"{f'{source}:{line}' if line else source}: {format_path(path)}: {_quote(template)}: {problem}")
     raise PipelineConfigError("invalid pipeline\n  " + "\n  ".join(lines))
 
 
@@ -111,6 +170,7 @@ def load_pipeline(location: str | Path) -> Pipeline:
         raise PipelineConfigError(f"{path}: cannot read pipeline: {exc}") from exc
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+        _check_expansion(root, str(path))
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
