@@ -50,6 +50,11 @@ Options (under ``stages.analyze.backends.gemini`` in a pipeline; the per-task su
     ``batch_max_requests`` requests or would exceed 20 MB (the job is one request). Inline audio
     fills that fast: with long inputs, lower ``inline_limit_bytes`` so that audio is uploaded and
     a job holds only file references.
+``transcribe_timeline`` (true) / ``transcribe_model`` (``gemini-3.5-transcribe``)
+    For tasks whose answer has transcript segments, take segment times, words, speakers and
+    languages from the transcription model (a second request, always direct, of the same audio;
+    pieces of at most 30 minutes) and lay the general model's answer on them. A key that cannot
+    use it keeps the general model's times, and the result's notes say why.
 """
 
 from runpipe.hookspecs import hookimpl
