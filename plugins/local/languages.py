@@ -1,8 +1,6 @@
-"""English names of the languages Whisper knows, and text-based language checks."""
+"""English names of the languages Whisper knows."""
 
 from __future__ import annotations
-
-import functools
 
 # Whisper's language codes (ISO 639-1 where one exists) and their English names.
 LANGUAGE_NAMES = {
@@ -33,25 +31,3 @@ def language_name(code: str | None) -> str:
     if not code:
         return ""
     return LANGUAGE_NAMES.get(code, code)
-
-
-@functools.lru_cache(maxsize=1)
-def _text_identifier():
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
-
-    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-
-
-def text_language(text: str, candidates: tuple[str, ...]) -> tuple[str, float] | None:
-    """The most likely of ``candidates`` for ``text`` by py3langid's bundled model, with its
-    probability renormalised over the candidates; None when the text is too short to judge
-    or py3langid knows none of the candidates."""
-    if len(text.split()) < 4:
-        return None
-    # rank() scores every language without mutating the shared model (set_languages would).
-    scores = {code: score for code, score in _text_identifier().rank(text) if code in candidates}
-    total = sum(scores.values())
-    if not scores or total <= 0:
-        return None
-    code = max(scores, key=scores.get)
-    return code, scores[code] / total

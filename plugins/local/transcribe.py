@@ -3,52 +3,52 @@
 Whisper's own language detection looks once at the first 30 s, so a recording that switches
 language loses every later passage (base Whisper "translates" or drops it). Here:
 
-1. each speech region's language is detected on that region alone, with an *unpadded*
-   encoder pass (about a tenth of the cost of a padded 30 s pass);
-2. consecutive regions of one language, apart by short pauses, form one stretch, so
-   decoding costs about what a whole-file pass costs (separate clips per region would each
-   take a padded 30 s window, and an unfinished last sentence yet another);
-3. each run of same-language stretches is decoded by one faster-whisper ``transcribe`` call
-   with the stretches as ``clip_timestamps``, so its 30 s window walk (an unfinished
-   sentence carries into the next window), temperature fallback, no-speech /
-   log-probability gates and word alignment apply unchanged;
-4. the hallucination guards in :mod:`.guards` clean the result.
+1. each speech region's language is detected on that region's own audio, whole and
+   unpadded (a fraction of the cost of a padded 30 s pass, and as accurate on clear
+   speech); where that probe is unsure, Whisper's own padded 30 s pass decides;
+2. the regions of each language are packed into one clip, as faster-whisper's
+   ``vad_filter`` packs speech (regions of one language apart by short pauses stay
+   joined, pause included), and decoded by one ``transcribe`` call in that language: a
+   language switch costs no extra padded windows, and on one-language audio the decode is
+   the bare engine's own;
+3. the hallucination guards in :mod:`.guards` clean the result.
 
 Every time here is in seconds from the start of the ``samples`` array passed in.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
 
-from runpipe.plugins.local.audio import Region, slice_seconds, speech_overlap
+from runpipe.plugins.local.audio import SAMPLE_RATE, Region, slice_seconds, speech_overlap
 from runpipe.plugins.local.guards import collapse_repeats, is_stock_phrase
-from runpipe.plugins.local.languages import text_language
 from runpipe.plugins.local.models import LoadedWhisper
 
 
 @dataclass(frozen=True, slots=True)
 class DecodingSettings:
-    """How Whisper decodes. The defaults are the guarded ones: no conditioning on previous
-    text (a wrong sentence cannot seed the next window), gates on no-speech probability and
-    average log-probability, and skipping of invented words over long silences."""
+    """How Whisper decodes: the bare engine's defaults (no conditioning on previous text, so
+    a wrong sentence cannot seed the next window; gates on no-speech probability and average
+    log-probability), plus how languages are judged and regions packed."""
 
     beam_size: int = 5
     language: str | None = None  # force one language instead of detecting per region
     no_speech_threshold: float = 0.6
     log_prob_threshold: float = -1.0
     compression_ratio_threshold: float = 2.4
-    hallucination_silence_threshold: float | None = 2.0
-    # Below this a region's detected language is "unsure" and it takes its neighbours'. High,
-    # because a false switch costs twice: a wrong language token and an extra decoding clip
-    # (measured: 1.7 s of English detected as Finnish at 0.5+).
-    language_confidence: float = 0.8
-    min_probe_seconds: float = 1.5  # shorter regions are not probed; they take their neighbours' language
-    max_gap_seconds: float = 2.0  # a longer pause starts a new stretch (it is not decoded)
-    language_probe_seconds: float = 3.0  # how much of a region the language detector hears (cost grows with it)
+    # An unpadded probe under this probability is redone with Whisper's padded 30 s pass
+    # (measured on 65 dev regions: the unpadded probe is wrong only below it).
+    sure_language: float = 0.8
+    min_probe_seconds: float = 0.5  # shorter regions are too short to judge: they take their neighbours' language
+    max_gap_seconds: float = 2.0  # same-language regions apart by at most this are decoded with the pause between them
+    # Extra audio decoded around each stretch (the bare engine's VAD pads 0.4 s): the VAD's
+    # edges can clip a quiet first or last syllable, and Whisper then drops the word.
+    context_seconds: float = 0.3
+    translate_beam_size: int = 1  # the translation is rough either way; greedy halves its cost
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,43 +109,46 @@ class Stretch:
 def detect_region_languages(
     samples: np.ndarray, regions: Sequence[Region], whisper: LoadedWhisper, settings: DecodingSettings = DecodingSettings()
 ) -> list[RegionLanguage]:
-    """Detect the language of every region on its own audio.
+    """The language of every region, detected on that region's own audio.
 
-    A region too short or too unclear to judge (probability under
-    ``settings.language_confidence``) takes the language of its nearest sure neighbour, so a
-    two-word interjection does not become a language switch.
+    Only a region shorter than ``settings.min_probe_seconds`` (unless all are) takes the
+    language of its nearest judged neighbour; every other region keeps its own detection,
+    whatever its neighbours say.
     """
     if settings.language:
         return [RegionLanguage(s, e, settings.language, 1.0) for s, e in regions]
     model = whisper.model
     if not model.model.is_multilingual:
         return [RegionLanguage(s, e, "en", 1.0) for s, e in regions]
-    # When every region is short, probe them all rather than none.
-    skip_short = any(end - start >= settings.min_probe_seconds for start, end in regions)
-    probed = [i for i, (start, end) in enumerate(regions) if not (skip_short and end - start < settings.min_probe_seconds)]
-    features = [
-        model.feature_extractor(slice_seconds(samples, start, min(end, start + settings.language_probe_seconds)))[..., :-1]
-        for start, end in (regions[i] for i in probed)
-    ]
+    judged = [i for i, (s, e) in enumerate(regions) if e - s >= settings.min_probe_seconds] or list(range(len(regions)))
+    frames = model.feature_extractor.nb_max_frames
+    features = [model.feature_extractor(slice_seconds(samples, *regions[i]))[..., :frames] for i in judged]
     ranked = _probe_languages(whisper, features)
-    detected = [RegionLanguage(start, end, "", 0.0) for start, end in regions]
-    for index, candidates in zip(probed, ranked):
-        start, end = regions[index]
-        detected[index] = RegionLanguage(start, end, candidates[0][0], candidates[0][1], candidates)
-    return _settle_unsure(_doubt_lone_switches(detected, settings), settings.language_confidence)
+    # Unsure: ask again the way Whisper itself asks, the region padded to a 30 s window.
+    unsure = [k for k, candidates in enumerate(ranked) if candidates[0][1] < settings.sure_language]
+    if unsure:
+        from faster_whisper.audio import pad_or_trim
+
+        for k, candidates in zip(unsure, _probe_languages(whisper, [pad_or_trim(features[k], frames) for k in unsure])):
+            ranked[k] = candidates
+    detected = {index: candidates for index, candidates in zip(judged, ranked)}
+    middles = np.array([(regions[i][0] + regions[i][1]) / 2 for i in judged])
+    languages = []
+    for index, (start, end) in enumerate(regions):
+        source = index if index in detected else judged[int(np.argmin(np.abs(middles - (start + end) / 2)))]
+        candidates = detected[source]
+        probability = candidates[0][1] if source == index else 0.0  # 0: not judged, borrowed
+        languages.append(RegionLanguage(start, end, candidates[0][0], probability, candidates))
+    return languages
 
 
 _PROBE_BATCH = 16  # probes encoded per call: enough to amortise the call, small enough for memory
 
 
 def _probe_languages(whisper: LoadedWhisper, features: list[np.ndarray]) -> list[tuple[tuple[str, float], ...]]:
-    """Whisper's top three languages for each (mel bins, frames) probe.
-
-    Unpadded: the encoder accepts shorter input, and for language identification the result
-    matches the padded 30 s pass at a fraction of the cost. Probes of equal length (most
-    regions outlast the probe, so most are) go through the encoder together, which costs
-    less than one call each; nothing is padded, so each result is the one it would get alone.
-    """
+    """Whisper's top three languages for each (mel bins, frames) probe. Probes of equal
+    length go through the encoder together (nothing is padded, so each result is the one
+    it would get alone)."""
     by_length: dict[int, list[int]] = {}
     for index, feature in enumerate(features):
         by_length.setdefault(feature.shape[-1], []).append(index)
@@ -162,42 +165,6 @@ def _probe_languages(whisper: LoadedWhisper, features: list[np.ndarray]) -> list
     return ranked
 
 
-def _doubt_lone_switches(languages: list[RegionLanguage], settings: DecodingSettings) -> list[RegionLanguage]:
-    """Mark unsure a short region whose sure language no sure neighbour shares.
-
-    On a short region the detector hears little, and even at high confidence it is wrong
-    now and then (measured: 1.7 s of robotic English as Finnish at 0.85). Left alone, such a
-    region becomes a one-region "switch" that base Whisper decodes as gibberish in the wrong
-    language, often through every fallback temperature. A real switch lasts longer than the
-    probe or goes on into the next region, so it survives this.
-    """
-    sure = [i for i, lang in enumerate(languages) if lang.probability >= settings.language_confidence]
-    doubted = list(languages)
-    for position, index in enumerate(sure):
-        lang = languages[index]
-        if lang.end - lang.start >= settings.language_probe_seconds:
-            continue
-        neighbours = [languages[sure[p]].code for p in (position - 1, position + 1) if 0 <= p < len(sure)]
-        if neighbours and lang.code not in neighbours:
-            doubted[index] = replace(lang, probability=0.0)
-    return doubted
-
-
-def _settle_unsure(languages: list[RegionLanguage], confidence: float) -> list[RegionLanguage]:
-    sure = [lang for lang in languages if lang.probability >= confidence]
-    if not sure:  # nothing sure: the most probable detection speaks for every region
-        sure = [max(languages, key=lambda lang: lang.probability)] if languages else []
-    settled = []
-    for lang in languages:
-        if lang.probability >= confidence:
-            settled.append(lang)
-            continue
-        middle = (lang.start + lang.end) / 2
-        nearest = min(sure, key=lambda other: abs((other.start + other.end) / 2 - middle))
-        settled.append(replace(lang, code=nearest.code))
-    return settled
-
-
 def plan_stretches(languages: Sequence[RegionLanguage], settings: DecodingSettings = DecodingSettings()) -> list[Stretch]:
     """Join consecutive same-language regions into stretches, starting a new one at a
     language change or a pause longer than ``max_gap_seconds``."""
@@ -210,6 +177,46 @@ def plan_stretches(languages: Sequence[RegionLanguage], settings: DecodingSettin
                 continue
         stretches.append(Stretch(lang.start, lang.end, lang.code, ((lang.start, lang.end),)))
     return stretches
+
+
+@dataclass(frozen=True, slots=True)
+class PackedClip:
+    """Stretches of a recording laid end to end (as faster-whisper's ``vad_filter`` lays
+    out speech), and the way back: ``spans[i]`` of the recording starts at ``origins[i]``
+    of ``samples``."""
+
+    samples: np.ndarray
+    spans: tuple[Region, ...]
+    origins: tuple[float, ...]
+
+    @classmethod
+    def pack(cls, samples: np.ndarray, spans: Sequence[Region], gap_seconds: float = 0.0) -> "PackedClip":
+        pieces, origins, at = [], [], 0.0
+        silence = np.zeros(int(gap_seconds * SAMPLE_RATE), dtype=np.float32)
+        for start, end in spans:
+            piece = slice_seconds(samples, start, end)
+            origins.append(at)
+            pieces += [piece, silence]
+            at += (piece.size + silence.size) / SAMPLE_RATE
+        return cls(np.concatenate(pieces) if pieces else np.zeros(0, np.float32), tuple(spans), tuple(origins))
+
+    def span_of(self, t: float) -> int:
+        return max(0, bisect_right(self.origins, t) - 1)
+
+    def to_recording(self, t: float, span: int) -> float:
+        start, end = self.spans[span]
+        return start + min(max(t - self.origins[span], 0.0), end - start)
+
+
+def _padded_spans(stretches: Sequence[Stretch], duration: float, pad: float) -> list[Region]:
+    """Each stretch widened by ``pad`` on both sides, never into its neighbours' halves of
+    the pauses between them."""
+    spans = []
+    for index, stretch in enumerate(stretches):
+        before = stretches[index - 1].end if index else 0.0
+        after = stretches[index + 1].start if index + 1 < len(stretches) else duration
+        spans.append((max(stretch.start - pad, (before + stretch.start) / 2, 0.0), min(stretch.end + pad, (stretch.end + after) / 2, duration)))
+    return spans
 
 
 # ---------------------------------------------------------------------------
@@ -226,8 +233,9 @@ def transcribe_regions(
     languages: Sequence[RegionLanguage] | None = None,
 ) -> list[RecognizedSegment]:
     """Recognise the speech in ``regions`` of ``samples`` (16 kHz mono float32), with word
-    timestamps and the language of each passage. Audio outside the regions is never decoded,
-    so silence and noise between them cannot produce text.
+    timestamps and the language of each passage: each passage is decoded in its own
+    language, all passages of one language in one call. Audio far from the regions is never
+    decoded, so silence and noise between them cannot produce text.
 
     ``languages`` (from :func:`detect_region_languages`) may be passed to reuse a detection;
     otherwise it is run here. Returns segments in time order.
@@ -235,80 +243,59 @@ def transcribe_regions(
     if not regions:
         return []
     languages = list(languages) if languages is not None else detect_region_languages(samples, regions, whisper, settings)
+    stretches = plan_stretches(languages, settings)
+    spans = _padded_spans(stretches, samples.size / SAMPLE_RATE, settings.context_seconds)
     segments: list[RecognizedSegment] = []
-    for run in _language_runs(plan_stretches(languages, settings)):
-        for segment in _decode_run(samples, run, whisper, settings, task="transcribe"):
+    for code in dict.fromkeys(s.language for s in stretches):
+        packed = PackedClip.pack(samples, [span for span, s in zip(spans, stretches) if s.language == code])
+        for segment in _decode(packed, code, whisper, settings):
             cleaned = _guard(snap_to_speech(segment, regions), regions)
             if cleaned is not None:
-                segments.append(_settle_language(cleaned, languages, settings))
-    return segments
+                segments.append(_with_confidence(cleaned, languages))
+    return sorted(segments, key=lambda s: s.start)
 
 
-def _language_runs(stretches: list[Stretch]) -> list[list[Stretch]]:
-    runs: list[list[Stretch]] = []
-    for stretch in stretches:
-        if runs and runs[-1][-1].language == stretch.language:
-            runs[-1].append(stretch)
-        else:
-            runs.append([stretch])
-    return runs
-
-
-def _decode_run(
-    samples: np.ndarray,
-    run: Sequence[Stretch],
-    whisper: LoadedWhisper,
-    settings: DecodingSettings,
-    *,
-    task: str,
-    with_timestamps: bool = True,
-) -> list[RecognizedSegment]:
-    """Decode the stretches of ``run`` (one language) in one faster-whisper call."""
-    origin = run[0].start
-    clip = slice_seconds(samples, origin, run[-1].end)
-    clip_timestamps = [t - origin for w in run for t in (w.start, w.end)]
+def _decode(packed: PackedClip, language: str, whisper: LoadedWhisper, settings: DecodingSettings) -> list[RecognizedSegment]:
+    """Decode ``packed`` in ``language`` with the bare engine's settings; results are on the
+    recording's timeline, a segment split where it runs from one packed span into another."""
     with whisper.lock:
         raw_segments, _info = whisper.model.transcribe(
-            clip,
-            language=run[0].language,
-            task=task,
+            packed.samples,
+            language=language,
+            task="transcribe",
             beam_size=settings.beam_size,
-            # Translations are marked rough anyway: no temperature fallback, which on base
-            # Whisper's translate task fires often and can triple the cost of a segment.
-            temperature=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0] if with_timestamps else 0.0,
             condition_on_previous_text=False,
             no_speech_threshold=settings.no_speech_threshold,
             log_prob_threshold=settings.log_prob_threshold,
             compression_ratio_threshold=settings.compression_ratio_threshold,
-            word_timestamps=with_timestamps,
-            without_timestamps=not with_timestamps,
-            hallucination_silence_threshold=settings.hallucination_silence_threshold if with_timestamps else None,
-            clip_timestamps=clip_timestamps,
-            vad_filter=False,  # the clips already are the speech regions
+            word_timestamps=True,
+            vad_filter=False,  # the clip already is the speech
         )
         raw_segments = list(raw_segments)  # the generator decodes lazily: consume under the lock
     recognized = []
     for seg in raw_segments:
-        words = tuple(
-            RecognizedWord(w.word.strip(), origin + w.start, origin + w.end, float(w.probability))
-            for w in (seg.words or ())
-            if w.word.strip()
-        )
-        # Word times are aligned to the audio; segment timestamp tokens are coarser and
-        # often start in the pause before the speech.
-        start, end = (words[0].start, words[-1].end) if words else (origin + seg.start, origin + seg.end)
-        recognized.append(
-            RecognizedSegment(
-                start=start,
-                end=end,
-                text=seg.text.strip(),
-                language=run[0].language,
-                language_probability=1.0,
-                words=words,
-                avg_logprob=float(seg.avg_logprob),
-                no_speech_prob=float(seg.no_speech_prob),
+        by_span: dict[int, list] = {}
+        for word in seg.words or ():
+            if word.word.strip():
+                by_span.setdefault(packed.span_of((word.start + word.end) / 2), []).append(word)
+        for span, words in by_span.items():
+            timed = tuple(
+                RecognizedWord(w.word.strip(), packed.to_recording(w.start, span), packed.to_recording(w.end, span), float(w.probability))
+                for w in words
             )
-        )
+            recognized.append(
+                RecognizedSegment(
+                    start=timed[0].start,
+                    end=timed[-1].end,
+                    # Whisper's words carry their own spacing (none in Chinese or Japanese).
+                    text="".join(w.word for w in words).strip() if len(by_span) > 1 else seg.text.strip(),
+                    language=language,
+                    language_probability=1.0,
+                    words=timed,
+                    avg_logprob=float(seg.avg_logprob),
+                    no_speech_prob=float(seg.no_speech_prob),
+                )
+            )
     return recognized
 
 
@@ -361,22 +348,10 @@ def _guard(segment: RecognizedSegment, regions: Sequence[Region]) -> RecognizedS
     return segment
 
 
-def _settle_language(segment: RecognizedSegment, languages: Sequence[RegionLanguage], settings: DecodingSettings) -> RecognizedSegment:
-    """Give ``segment`` the detection confidence of the regions under it; where Whisper was
-    unsure, let the text's language (py3langid, restricted to Whisper's own candidates for
-    those regions) settle the label."""
-    under = [lang for lang in languages if lang.start < segment.end and lang.end > segment.start]
-    if not under:
-        return segment
-    probability = min(lang.probability for lang in under)
-    segment = replace(segment, language_probability=probability)
-    if probability >= settings.language_confidence:
-        return segment
-    candidates = tuple(sorted({code for lang in under for code, _ in lang.candidates}))
-    verdict = text_language(segment.text, candidates) if len(candidates) > 1 else None
-    if verdict and verdict[1] >= 0.9 and verdict[0] != segment.language:
-        return replace(segment, language=verdict[0])
-    return segment
+def _with_confidence(segment: RecognizedSegment, languages: Sequence[RegionLanguage]) -> RecognizedSegment:
+    """``segment`` with the lowest detection probability of the regions under it."""
+    under = [lang.probability for lang in languages if lang.start < segment.end and lang.end > segment.start]
+    return replace(segment, language_probability=min(under)) if under else segment
 
 
 def translate_spans(
@@ -387,21 +362,36 @@ def translate_spans(
 ) -> list[str]:
     """English translations of ``spans`` ``[(start, end, language), ...]`` with Whisper's
     translate task (base Whisper: a rough translation, to be marked as such). One string per
-    span, "" where Whisper produced nothing."""
-    translations = [""] * len(spans)
-    order = sorted(range(len(spans)), key=lambda i: spans[i][0])
-    # Group consecutive spans of one language into a single call, one clip per span.
-    groups: list[list[int]] = []
-    for index in order:
-        if groups and spans[groups[-1][-1]][2] == spans[index][2]:
-            groups[-1].append(index)
-        else:
-            groups.append([index])
-    for group in groups:
-        run = [Stretch(spans[i][0], spans[i][1], spans[i][2], ((spans[i][0], spans[i][1]),)) for i in group]
-        pieces = _decode_run(samples, run, whisper, settings, task="translate", with_timestamps=False)
-        for index in group:
-            start, end, _ = spans[index]
-            texts = [p.text for p in pieces if start - 0.05 <= p.start < end]
-            translations[index] = " ".join(t for t in texts if t and not is_stock_phrase(t)).strip()
-    return translations
+    span, "" where Whisper produced nothing.
+
+    The spans of one language are packed into one clip, a pause between them so Whisper
+    ends a sentence at each, and translated greedily in one call without temperature
+    fallback (it fires often on base Whisper's translate task and can triple the cost);
+    each translated segment goes to the span it overlaps most."""
+    translations: list[list[str]] = [[] for _ in spans]
+    for code in dict.fromkeys(language for _, _, language in spans):
+        members = sorted((i for i, span in enumerate(spans) if span[2] == code), key=lambda i: spans[i][0])
+        packed = PackedClip.pack(samples, [spans[i][:2] for i in members], gap_seconds=1.0)
+        with whisper.lock:
+            pieces, _info = whisper.model.transcribe(
+                packed.samples,
+                language=code,
+                task="translate",
+                beam_size=settings.translate_beam_size,
+                temperature=0.0,
+                condition_on_previous_text=False,
+                no_speech_threshold=settings.no_speech_threshold,
+                log_prob_threshold=settings.log_prob_threshold,
+                vad_filter=False,
+            )
+            pieces = list(pieces)
+        for piece in pieces:
+            text = piece.text.strip()
+            if not text or is_stock_phrase(text):
+                continue
+            overlaps = [
+                min(piece.end, origin + end - start) - max(piece.start, origin)
+                for origin, (start, end) in zip(packed.origins, packed.spans)
+            ]
+            translations[members[int(np.argmax(overlaps))]].append(text)
+    return [" ".join(parts) for parts in translations]
