@@ -48,6 +48,9 @@ class DecodingSettings:
     # Extra audio decoded around each stretch (the bare engine's VAD pads 0.4 s): the VAD's
     # edges can clip a quiet first or last syllable, and Whisper then drops the word.
     context_seconds: float = 0.3
+    # Silence between packed stretches: Whisper ends a sentence at it instead of running one
+    # speaker's first words into the last words of a stretch it has not heard in between.
+    pack_gap_seconds: float = 0.5
     translate_beam_size: int = 1  # the translation is rough either way; greedy halves its cost
 
 
@@ -247,7 +250,7 @@ def transcribe_regions(
     spans = _padded_spans(stretches, samples.size / SAMPLE_RATE, settings.context_seconds)
     segments: list[RecognizedSegment] = []
     for code in dict.fromkeys(s.language for s in stretches):
-        packed = PackedClip.pack(samples, [span for span, s in zip(spans, stretches) if s.language == code])
+        packed = PackedClip.pack(samples, [span for span, s in zip(spans, stretches) if s.language == code], gap_seconds=settings.pack_gap_seconds)
         for segment in _decode(packed, code, whisper, settings):
             cleaned = _guard(snap_to_speech(segment, regions), regions)
             if cleaned is not None:

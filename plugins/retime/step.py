@@ -94,7 +94,6 @@ def listen(path: Path, start: float, end: float | None, *, beam_size: int, model
     models.require_packages()
     whisper = models.whisper_model(model_dir)
     vad = VadSettings()
-    # Anchors need words, not polished text: greedy decoding is enough and twice as fast.
     decoding = DecodingSettings(beam_size=beam_size)
     regions: list[Region] = []
     words: list[TimedWord] = []
@@ -130,7 +129,7 @@ def _cached_listen(path: Path, content_hash: str, start: float, end: float | Non
 
 class RetimeStep(PostProcessor):
     """Options: ``enabled`` (true), ``snap_seconds`` (0.5), ``fuzzy_ratio`` (0.75),
-    ``beam_size`` (1), ``whisper_model_dir`` (the offline backend's model), ``trust_local``
+    ``beam_size`` (5), ``whisper_model_dir`` (the offline backend's model), ``trust_local``
     (true: a document whose every segment carries word times measured on the audio, as the
     offline backend's do, is kept as it is)."""
 
@@ -145,7 +144,8 @@ class RetimeStep(PostProcessor):
                 snap_seconds=float(self.options.get("snap_seconds", 0.5)),
                 fuzzy_ratio=float(self.options.get("fuzzy_ratio", 0.75)),
             )
-            self.beam_size = int(self.options.get("beam_size", 1))
+            # Beam 5: greedy decoding of the packed language clips misheard a turn's first words.
+            self.beam_size = int(self.options.get("beam_size", 5))
         except (TypeError, ValueError) as exc:
             raise PipelineConfigError(f"post-processor retime: {exc}") from None
         self.enabled = bool(self.options.get("enabled", True))
