@@ -673,7 +673,7 @@ def report(references: list[Reference], bare: dict | None, runpipe: dict | None)
         print(f"{'DER over files with turns (runpipe)':<44} {_pct(der_errors / der_scored)}")
     if emotions:
         labels = [label for label, _ in emotions]
-        majority = max(set(labels), key=labels.count)
+        majority = max(sorted(set(labels)), key=labels.count)  # ties: the first label alphabetically
         right = sum(label == said for label, said in emotions)
         estimated = sum(said is not None for _, said in emotions)
         print(
