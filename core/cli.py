@@ -39,7 +39,38 @@ Exit codes: 0 all inputs done, 1 some inputs failed (the rest finished),
 """
 
 
-class DefaultRunGroup(click.Group):
+VERBOSITY = "runpipe.verbosity"
+
+
+def _add_verbosity(ctx: click.Context, _param: click.Parameter, count: int) -> None:
+    root = ctx.find_root()
+    root.meta[VERBOSITY] = root.meta.get(VERBOSITY, 0) + (count or 0)
+    verbose = root.meta[VERBOSITY]
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger().setLevel(logging.WARNING if not verbose else (logging.INFO if verbose == 1 else logging.DEBUG))
+
+
+def _verbosity() -> int:
+    return click.get_current_context().find_root().meta.get(VERBOSITY, 0)
+
+
+VERBOSE_OPTION = click.Option(
+    ["-v", "--verbose"], count=True, expose_value=False, callback=_add_verbosity,
+    help="More log output; tracebacks on errors. -vv for debug. Before or after the command.",
+)
+
+
+class VerboseGroup(click.Group):
+    """Every command of the group takes ``-v`` too, so it works before and after the command."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str):
+        command = super().get_command(ctx, cmd_name)
+        if command is not None and VERBOSE_OPTION not in command.params:
+            command.params.append(VERBOSE_OPTION)
+        return command
+
+
+class DefaultRunGroup(VerboseGroup):
     """``runpipe PIPELINE ...`` means ``runpipe run PIPELINE ...``."""
 
     def resolve_command(self, ctx: click.Context, args: list[str]):
@@ -59,7 +90,7 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        verbose = click.get_current_context().find_root().params.get("verbose", 0)
+        verbose = _verbosity()
         try:
             return func(*args, **kwargs)
         except KeyboardInterrupt:
@@ -129,13 +160,11 @@ def _engine():
     return Engine(modules, blocked=blocked)
 
 
-@click.group(cls=DefaultRunGroup, help=MAIN_HELP, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", count=True, help="More log output; tracebacks on errors. -vv for debug.")
+@click.group(cls=DefaultRunGroup, help=MAIN_HELP, params=[VERBOSE_OPTION], context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="runpipe", message="runpipe %(version)s")
 @plugin_option
-def main(verbose: int) -> None:
-    level = logging.WARNING if not verbose else (logging.INFO if verbose == 1 else logging.DEBUG)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+def main() -> None:
+    pass
 
 
 # ---------------------------------------------------------------------------------------
@@ -285,7 +314,8 @@ def export_command(results: tuple[Path, ...], formats: str, rename: tuple[str, .
 @main.command("status")
 @click.argument("run_id", required=False)
 @click.option("--json", "as_json", is_flag=True)
-@click.option("-n", "--limit", default=10, show_default=True)
+@click.option("-n", "--limit", default=10, show_default=True, type=click.IntRange(min=1), help="How many recent runs.")
+@handle_errors
 def status_command(run_id: str | None, as_json: bool, limit: int) -> None:
     """Show recent runs, or what happened to each input of RUN_ID."""
     from runpipe.paths import user_dir
@@ -296,26 +326,32 @@ def status_command(run_id: str | None, as_json: bool, limit: int) -> None:
         data: Any = store.run_inputs(run_id) if run_id else store.runs(limit)
     finally:
         store.close()
+    if data is None:
+        _fail(f"no run {run_id!r} in {store.path}; `runpipe status` lists the recent runs", EXIT_CONFIG)
     if as_json:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
     if run_id:
         for row in data:
-            line = f"{row['status']:7} {row['uri']}"
+            line = f"{row['status']:11} {row['uri']}"
             if row["error"]:
-                line += f"\n        {row['error']}"
+                line += f"\n            {row['error']}"
             click.echo(line)
     else:
         for row in data:
-            click.echo(f"{row['id']}  {row['pipeline']:12} {row['status']:8} {row['done'] or 0} done, {row['failed'] or 0} failed")
+            line = f"{row['id']}  {row['pipeline']:12} {row['status']:11} {row['done']} done, {row['failed']} failed"
+            if row["unfinished"]:
+                line += f", {row['unfinished']} not finished"
+            click.echo(line)
 
 
-@main.group("cache")
+@main.group("cache", cls=VerboseGroup)
 def cache_group() -> None:
     """Inspect or clear stored stage results and normalized audio."""
 
 
 @cache_group.command("info")
+@handle_errors
 def cache_info() -> None:
     from runpipe.paths import cache_dir, user_dir
     from runpipe.store import RunStore
@@ -332,6 +368,7 @@ def cache_info() -> None:
 
 @cache_group.command("clear")
 @click.option("--kind", multiple=True, help="Only this kind of stored result (e.g. analysis).")
+@handle_errors
 def cache_clear(kind: tuple[str, ...]) -> None:
     import shutil
 

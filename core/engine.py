@@ -273,12 +273,12 @@ class Engine:
             if reason:
                 raise BackendUnavailable(f"backend {name}: {reason}")
         out = Path(output_dir) if output_dir is not None else Path(pipeline.export.output_dir)
-        run = RunContext(self, pipeline, tasks, out, self.store, self.store.start_run(pipeline.name), force=force, emit=self._emit)
         locations = [str(i) for i in inputs] if inputs else [
             str(pipeline.base_dir / loc) if "://" not in loc else loc for loc in pipeline.ingest.inputs
         ]
-        if not locations:
+        if not locations:  # before the run is recorded: nothing ran, so `runpipe status` shows nothing
             raise PipelineConfigError("no inputs: give files, folders, globs or URLs on the command line or in stages.ingest.inputs")
+        run = RunContext(self, pipeline, tasks, out, self.store, self.store.start_run(pipeline.name), force=force, emit=self._emit)
         return run_pipeline(self, run, locations, concurrency=concurrency or pipeline.concurrency,
                             executor=executor, executor_options=dict(executor_options or {}))
 

@@ -47,6 +47,11 @@ class AnswerTooLong(BackendError):
     reason: str = "too long"
 
 
+class StateError(RunpipeError):
+    """runpipe's own folder or run store cannot be used (a file in the way, a full disk); says
+    what is wrong and how to fix it."""
+
+
 class OutputError(RunpipeError):
     """An output cannot be written where the pipeline asks (unwritable, escapes the folder)."""
 

@@ -129,6 +129,7 @@ def run_pipeline(
     items, failures = ingest(engine, run, locations)
     for failure in failures:
         record_input(run, failure)
+    run.store.set_total(run.run_id, len(items) + len(failures))
     run.output_names = plan_output_names(run, items)  # before any work: no input overwrites another's outputs
     engine.pm.hook.runpipe_run_start(run=run, items=items)
     run.emit(ProgressEvent("run_start", total=len(items) + len(failures)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -16,6 +17,10 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any, Iterable, Mapping
+
+from runpipe.errors import StateError
+
+log = logging.getLogger("runpipe.store")
 
 MIGRATIONS = (
     """
@@ -50,6 +55,8 @@ MIGRATIONS = (
     """,
     # the process that runs a run: a run whose process is gone was interrupted (Ctrl-C, kill -9)
     "ALTER TABLE runs ADD COLUMN pid INTEGER;",
+    # how many inputs ingest found: an interrupted run's unstarted inputs have no record of their own
+    "ALTER TABLE runs ADD COLUMN total INTEGER;",
 )
 
 
@@ -71,21 +78,75 @@ def cache_key(*parts: Any) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+#: What sqlite's terse errors at open mean for the user.
+_HINTS = {
+    "disk I/O error": "is the disk full?",
+    "database or disk is full": "the disk is full",
+    "unable to open database file": "is its folder writable?",
+    "attempt to write a readonly database": "the file or its folder is read-only",
+    "database is locked": "another runpipe is holding it",
+}
+
+
 class RunStore:
+    """Opening it never ends in a traceback: a store that is not a database (damaged, or some
+    other file) is set aside beside itself and a new one made; a store that cannot be opened
+    (full disk, no permission, a folder in the way) raises :class:`StateError` saying so."""
+
     def __init__(self, path: Path):
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=30, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._migrate()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateError(f"cannot create the run store's folder {path.parent}: {exc.strerror or exc}") from None
+        try:
+            self._db = self._open()
+        except sqlite3.OperationalError as exc:  # the file system's fault, not the store's
+            raise StateError(self._cannot_open(exc)) from None
+        except sqlite3.DatabaseError as exc:  # "file is not a database", "disk image is malformed"
+            aside = self._set_aside()
+            log.warning("run store %s is damaged (%s); moved it to %s and started a new one "
+                        "(earlier stored results are not reused)", path, exc, aside.name)
+            try:
+                self._db = self._open()
+            except sqlite3.Error as again:
+                raise StateError(self._cannot_open(again)) from None
 
-    def _migrate(self) -> None:
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _cannot_open(self, exc: sqlite3.Error) -> str:
+        hint = _HINTS.get(str(exc))
+        return (f"cannot use the run store {self.path}: {exc}{f' ({hint})' if hint else ''}; "
+                "make room or fix its folder, or point RUNPIPE_USER_PATH at another folder")
+
+    def _set_aside(self) -> Path:
+        """Rename the damaged store (and its WAL files) out of the way; keep it for a post-mortem."""
+        aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                os.replace(f"{self.path}{suffix}", f"{aside}{suffix}")
+            except FileNotFoundError:  # no WAL files, or another process moved it first
+                pass
+            except OSError as exc:
+                raise StateError(f"run store {self.path} is damaged and cannot be moved aside ({exc.strerror or exc}); "
+                                 "delete it, or point RUNPIPE_USER_PATH at another folder") from None
+        return aside
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
         with self._lock:
-            current = self._db.execute("PRAGMA user_version").fetchone()[0]
+            current = db.execute("PRAGMA user_version").fetchone()[0]
             for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
-                self._db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+                db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
 
     def close(self) -> None:
         with self._lock:
@@ -131,6 +192,10 @@ class RunStore:
             )
         return run_id
 
+    def set_total(self, run_id: str, total: int) -> None:
+        with self._lock:
+            self._db.execute("UPDATE runs SET total = ? WHERE id = ?", (total, run_id))
+
     def record_input(self, run_id: str, record: Mapping[str, Any]) -> None:
         with self._lock:
             self._db.execute(
@@ -158,22 +223,28 @@ class RunStore:
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT r.id, r.pipeline, r.started, r.finished, r.status, r.pid,"
-                " SUM(i.status = 'done'), SUM(i.status = 'failed'), COUNT(i.uri)"
+                "SELECT r.id, r.pipeline, r.started, r.finished, r.status, r.pid, r.total,"
+                " COALESCE(SUM(i.status = 'done'), 0), COALESCE(SUM(i.status = 'failed'), 0), COUNT(i.uri)"
                 " FROM runs r LEFT JOIN run_inputs i ON i.run_id = r.id"
                 " GROUP BY r.id ORDER BY r.started DESC LIMIT ?",
                 (limit,),
             ).fetchall()
-        keys = ("id", "pipeline", "started", "finished", "status", "pid", "done", "failed", "inputs")
+        keys = ("id", "pipeline", "started", "finished", "status", "pid", "total", "done", "failed", "inputs")
         runs = [dict(zip(keys, row)) for row in rows]
         for run in runs:
-            if run["status"] == "running" and not _alive(run.pop("pid")):
+            pid, total = run.pop("pid"), run.pop("total")
+            if run["status"] == "running" and not _alive(pid):
                 run["status"] = "interrupted"
-            run.pop("pid", None)
+            run["inputs"] = max(run["inputs"], total or 0)
+            # neither done nor failed: interrupted mid-way, or never started
+            run["unfinished"] = run["inputs"] - run["done"] - run["failed"]
         return runs
 
-    def run_inputs(self, run_id: str) -> list[dict[str, Any]]:
+    def run_inputs(self, run_id: str) -> list[dict[str, Any]] | None:
+        """What happened to each input of ``run_id``; None when there is no such run."""
         with self._lock:
+            if self._db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+                return None
             rows = self._db.execute(
                 "SELECT uri, status, stage, plugin, error, timings, cached, tokens, outputs FROM run_inputs"
                 " WHERE run_id = ? ORDER BY recorded",

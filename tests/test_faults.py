@@ -50,9 +50,15 @@ Issue 14 case                                              Test
 1. output names colliding (a.mp3/a.wav/sub/a.mp3, long     test_colliding_output_names_are_made_unique
    names cut alike, new\\nline vs new_line, index)
 3. outputs written 0600; a rerun resets a user's chmod     test_outputs_have_normal_permissions_and_keep_a_users_chmod
+4. run store: full disk at PRAGMA journal_mode=WAL,        test_run_store_on_a_full_disk_is_one_line_exit_3[status|cache info|run]
+   damaged runs.sqlite, RUNPIPE_USER_PATH at a file        (real EFBIG: RLIMIT_FSIZE 0), test_damaged_run_store_is_set_aside_and_rebuilt,
+                                                           test_user_path_pointing_at_a_file
 5. YAML alias bomb; huge values quoted in errors           test_alias_bomb_is_refused, test_errors_quote_values_short
 7. validate passes templates the run refuses               test_validate_refuses_templates_the_run_refuses[...];
    (../, absolute, {unknown}, {stem, {stem.__class__})    test_template_escape_is_refused_before_any_request
+7. status nosuchrun; -n -5                                 test_status_of_an_unknown_run_and_a_negative_limit
+7. podcast with no inputs leaves a phantom run             test_no_inputs_leaves_no_phantom_run
+7. -v only before the command                              test_verbose_flag_before_or_after_the_command
 =========================================================  ===================================================
 """
 
@@ -741,3 +747,73 @@ def test_validate_refuses_templates_the_run_refuses(template, problem, tmp_path)
     run = runpipe_cli(spec, audio, "-o", tmp_path / "out", env={"GEMINI_API_KEY": "unused"})
     assert run.returncode == 2 and problem in run.stderr, run.stderr
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob("*stem*"))
+
+
+def _full_disk() -> None:
+    """In the child: every file write past 0 bytes fails with EFBIG, as on a full disk
+    (sqlite reports it as "disk I/O error" at PRAGMA journal_mode=WAL)."""
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write instead of killing the process
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))
+
+
+@pytest.mark.parametrize("command", [["status"], ["cache", "info"], ["podcast", "a.wav", "-b", "local"]])
+def test_run_store_on_a_full_disk_is_one_line_exit_3(command, tmp_path):
+    tone_wav(tmp_path / "a.wav", 1)
+    out = runpipe_cli(*command, env={"RUNPIPE_USER_PATH": str(tmp_path / "state")}, preexec_fn=_full_disk, cwd=tmp_path)
+    assert out.returncode == 3, out.stderr
+    assert out.stderr.strip() == (f"error: cannot use the run store {tmp_path / 'state' / 'runs.sqlite'}: disk I/O error "
+                                  "(is the disk full?); make room or fix its folder, or point RUNPIPE_USER_PATH at another folder")
+
+
+def test_damaged_run_store_is_set_aside_and_rebuilt(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "runs.sqlite").write_bytes(b"this is not a database, just some bytes\n" * 100)
+    out = runpipe_cli("status", env={"RUNPIPE_USER_PATH": str(state)})
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    (aside,) = state.glob("runs.sqlite.damaged-*")
+    assert aside.read_bytes().startswith(b"this is not a database")
+    assert f"run store {state / 'runs.sqlite'} is damaged (file is not a database); moved it to {aside.name}" in out.stderr
+    # the new store works: a run is recorded and listed
+    audio = tone_wav(tmp_path / "a.wav", 1)
+    spec = tmp_path / "p.json"
+    spec.write_text(json.dumps(SCRIPTED))
+    with scripted_engine() as engine:
+        engine.run(engine.load(spec), [str(audio)], output_dir=tmp_path / "out")
+    assert json.loads(runpipe_cli("status", "--json").stdout)[0]["done"] == 1
+
+
+def test_user_path_pointing_at_a_file(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    for command in (["status"], ["cache", "clear"], ["estimate", "podcast", str(blocker)]):
+        out = runpipe_cli(*command, env={"RUNPIPE_USER_PATH": str(blocker / "sub")})
+        assert out.returncode == 3, (command, out.stderr)
+        assert out.stderr.strip() == f"error: RUNPIPE_USER_PATH={blocker / 'sub'}: {blocker} is a file, not a folder; point RUNPIPE_USER_PATH at a folder"
+    assert blocker.read_text() == "x"
+
+
+def test_status_of_an_unknown_run_and_a_negative_limit(tmp_path):
+    out = runpipe_cli("status", "nosuchrun")
+    assert out.returncode == 2 and "error: no run 'nosuchrun' in " in out.stderr and "`runpipe status` lists" in out.stderr
+    out = runpipe_cli("status", "-n", "-5")
+    assert out.returncode == 2 and "-5 is not in the range x>=1" in out.stderr
+
+
+def test_no_inputs_leaves_no_phantom_run(tmp_path):
+    out = runpipe_cli("podcast", "-b", "local")
+    assert out.returncode == 2 and "no inputs" in out.stderr, out.stderr
+    assert json.loads(runpipe_cli("status", "--json").stdout) == []
+
+
+def test_verbose_flag_before_or_after_the_command(tmp_path):
+    """-v gives the traceback before and after the command; without it, one line."""
+    for args in (["-v", "status", "nosuchrun"], ["status", "nosuchrun", "-v"], ["validate", "-v", str(tmp_path / "gone.yaml")]):
+        out = runpipe_cli(*args)
+        assert out.returncode == 2, (args, out.stderr)
+    quiet, before, after = (runpipe_cli(*a, str(tmp_path / "gone.yaml")) for a in (["run"], ["-v", "run"], ["run", "-vv"]))
+    assert "Traceback" not in quiet.stderr and quiet.returncode == 2
+    assert "Traceback" in before.stderr and "Traceback" in after.stderr
