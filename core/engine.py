@@ -41,6 +41,8 @@ class Engine:
         (comma-separated distribution names) limits which are loaded.
     :param blocked: plugin names not to load (``-p no:NAME`` on the CLI).
     :param store_path: the SQLite run store (default: ``user_dir()/runs.sqlite``).
+    :param default_postprocess: run the steps that are on by default for pipelines that list no
+        ``stages.postprocess`` (``runpipe.testing.make_engine`` turns this off unless asked).
     """
 
     def __init__(
@@ -50,6 +52,7 @@ class Engine:
         load_entrypoints: bool | None = None,
         blocked: Iterable[str] = (),
         store_path: Path | None = None,
+        default_postprocess: bool = True,
     ):
         self._loader = PluginLoader(blocked)
         self.pm = self._loader.pm
@@ -61,6 +64,7 @@ class Engine:
         self._components_lock = threading.Lock()
         self._subscribers: list[Callable[[ProgressEvent], None]] = []
         self._store_path = store_path
+        self.default_postprocess = default_postprocess
         self._store: RunStore | None = None
 
         self._loader.load_builtins()
@@ -170,6 +174,8 @@ class Engine:
         default (``PostProcessor.on_by_default``), in registration order."""
         if pipeline.postprocess is not None:
             return pipeline.postprocess
+        if not self.default_postprocess:
+            return ()
         return tuple(NamedOptions(reg.name) for reg in self.registries.postprocessors if reg.value.on_by_default)
 
     @property

@@ -64,6 +64,7 @@ class EngineRecipe:
     imported: tuple[tuple[str, str], ...]  # (registered name, import path) of the extra ones
     store_path: str
     user_path: str | None  # RUNPIPE_USER_PATH: where the normalized-audio cache lives
+    default_postprocess: bool  # whether pipelines without steps get the default ones
 
     @classmethod
     def of(cls, engine: "Engine") -> "EngineRecipe":
@@ -74,6 +75,7 @@ class EngineRecipe:
             imported=tuple((name, _import_path(name, engine.pm.get_plugin(name))) for name in names if name in extras),
             store_path=str(engine.store.path),
             user_path=os.environ.get("RUNPIPE_USER_PATH"),
+            default_postprocess=engine.default_postprocess,
         )
 
     def build(self) -> "Engine":
@@ -82,7 +84,8 @@ class EngineRecipe:
         wanted = set(self.plugin_names)
         installed = [ep.name for ep in metadata.entry_points(group=ENTRYPOINT_GROUP)]
         blocked = [name for name in (*DEFAULT_PLUGINS, *installed) if name not in wanted]
-        engine = Engine(load_entrypoints=True, blocked=blocked, store_path=Path(self.store_path))
+        engine = Engine(load_entrypoints=True, blocked=blocked, store_path=Path(self.store_path),
+                        default_postprocess=self.default_postprocess)
         for name, path in self.imported:
             engine.register(_import_object(name, path), name)
         loaded = {name for name, _ in engine.pm.list_name_plugin()}

@@ -1,4 +1,5 @@
-"""Shared fixtures. Every test gets its own runpipe user folder (run store, caches)."""
+"""Shared fixtures. Every test gets its own runpipe user folder (run store, caches), from
+runpipe.testing.fixtures."""
 
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "podcast_sample.ogg"
 
 
+#: The fixtures plugin authors use: a user folder (run store, caches) per test, no API keys.
+pytest_plugins = ["runpipe.testing.fixtures"]
+
+
 @pytest.fixture(autouse=True)
-def isolated_user_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("RUNPIPE_USER_PATH", str(tmp_path / "runpipe-user"))
-    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "RUNPIPE_TRACE_HOOKS"):
-        monkeypatch.delenv(name, raising=False)
+def fresh_shared_script():
+    """Tests that use ScriptedBackend's class-level script start from an empty one."""
     ScriptedBackend.reset()
     yield
     ScriptedBackend.reset()

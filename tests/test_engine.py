@@ -38,7 +38,7 @@ def test_end_to_end_with_scripted_backend(tmp_path):
     ScriptedBackend.queue(TRANSCRIPT)
     audio = sample_copy(tmp_path / "in")
     events: list[ProgressEvent] = []
-    with make_engine([ScriptedBackendPlugin()]) as engine:
+    with make_engine([ScriptedBackendPlugin()], postprocess=True) as engine:
         engine.subscribe(events.append)
         result = engine.run(engine.load_dict(PODCAST), [str(audio)], output_dir=tmp_path / "out")
     (item,) = result.inputs

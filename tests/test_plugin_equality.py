@@ -95,19 +95,19 @@ class ShoutPlugin:
 
 
 def test_default_steps_come_from_the_registry_in_registration_order():
-    with make_engine([ShoutPlugin()]) as engine:
+    with make_engine([ShoutPlugin()], postprocess=True) as engine:
         pipeline = engine.load_dict({"name": "t", "stages": {"analyze": {"tasks": [{"prompt": "transcript"}]}}})
         assert [s.name for s in engine.postprocess_steps(pipeline)] == ["retime", "speakers", "shout"]
         listed = engine.load_dict({"name": "t", "stages": {"analyze": {"tasks": [{"prompt": "transcript"}]}, "postprocess": {"steps": []}}})
         assert engine.postprocess_steps(listed) == ()
-    with make_engine([ShoutPlugin()], blocked=["retime", "speakers"]) as engine:
+    with make_engine([ShoutPlugin()], postprocess=True, blocked=["retime", "speakers"]) as engine:
         assert [s.name for s in engine.postprocess_steps(pipeline)] == ["shout"]
 
 
 def test_a_third_party_default_step_runs_for_a_pipeline_that_names_no_step(tmp_path):
     ScriptedBackend.queue(TRANSCRIPT)
     spec = {"name": "t", "stages": {"analyze": {"backend": "scripted", "tasks": [{"prompt": "transcript"}]}}}
-    with make_engine([ScriptedBackendPlugin(), ShoutPlugin()], blocked=["retime", "speakers"]) as engine:
+    with make_engine([ScriptedBackendPlugin(), ShoutPlugin()], postprocess=True, blocked=["retime", "speakers"]) as engine:
         result = engine.run(engine.load_dict(spec), [str(tone_wav(tmp_path / "a.wav", 2))], output_dir=tmp_path / "out")
     assert result.inputs[0].documents[0].notes[-1] == "shouted"
 

@@ -222,7 +222,7 @@ def run(tmp_path: Path, audio: Path, analyze: dict, postprocess: dict | None = N
     stages = {"analyze": analyze, "export": {"formats": ["json"]}}
     if postprocess is not None:
         stages["postprocess"] = postprocess
-    with make_engine(plugins) as engine:
+    with make_engine(plugins, postprocess=True) as engine:
         result = engine.run(engine.load_dict({"name": "retime", "stages": stages}), [str(audio)], output_dir=tmp_path / "out")
     (item,) = result.inputs
     assert item.status == "done", item.error

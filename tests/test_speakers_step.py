@@ -62,7 +62,7 @@ def test_windows_of_the_sample_keep_one_label_per_voice(tmp_path):
              "content": t["text"], "language": "English", "language_code": "en", "translation": "", "emotion": "neutral"}
             for t in inside]})
     ScriptedBackend.queue(*answers)
-    with make_engine([ScriptedBackendPlugin()]) as engine:
+    with make_engine([ScriptedBackendPlugin()], postprocess=True) as engine:
         result = engine.run(engine.load_dict(pipeline), [str(SAMPLE)], output_dir=tmp_path / "out")
     (document,) = result.inputs[0].documents
     labels = {t["voice"]: set() for t in english}

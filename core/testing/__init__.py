@@ -1,8 +1,13 @@
 """Helpers for testing runpipe plugins (and runpipe itself).
 
-* :class:`ScriptedBackend` answers tasks from a queue of prepared answers, so a test can run a
-  whole pipeline without a model.
-* :func:`make_engine` builds an engine with only the plugins you name (no entry points).
+* :class:`ScriptedBackendPlugin` registers a :class:`ScriptedBackend` that answers tasks from its
+  own queue of prepared answers, so a test can run a whole pipeline without a model.
+* :func:`make_engine` builds an engine with only the plugins you name (no entry points) and no
+  default post-processing unless asked; :func:`make_document` builds a Document to render.
+* :mod:`runpipe.testing.contracts`: :class:`~runpipe.testing.contracts.ExporterContract` and
+  :class:`~runpipe.testing.contracts.BackendContract`, test classes a plugin's suite subclasses.
+* :mod:`runpipe.testing.fixtures` (``pytest_plugins = ["runpipe.testing.fixtures"]``): a run
+  store and caches of its own for every test, and no API keys from the environment.
 * :mod:`runpipe.testing.gemini_server` is a local server speaking Gemini's REST protocol, for
   testing against the real ``google-genai`` SDK.
 * :func:`tone_wav` writes a small WAV file; :func:`write_wav` writes samples you made.
@@ -20,15 +25,25 @@ from typing import Any, Iterable, Mapping
 
 from runpipe.hookspecs import hookimpl
 from runpipe.interfaces import Backend, BackendLimits
-from runpipe.model import Analysis, AudioFile, Task, TimeRange, Usage
+from runpipe.model import Analysis, AudioFile, Document, MediaItem, Segment, Speaker, Task, TimeRange, Usage
 
 
 class ScriptedBackend(Backend):
     """A backend that returns queued answers (dicts matching the task's schema) in order.
 
-    Queue answers with ``ScriptedBackend.queue(answer, ...)``; an exception instance in the
-    queue is raised instead. With an empty queue it answers with an empty transcript.
-    Calls are recorded in ``ScriptedBackend.calls`` as (audio, task, window).
+    Its script (the queue and the record of calls) belongs to the :class:`ScriptedBackendPlugin`
+    that registered it, so two engines never share answers::
+
+        plugin = ScriptedBackendPlugin(answer_one, answer_two)
+        with make_engine([plugin]) as engine: ...
+        audio, task, window = plugin.calls[0]
+
+    An exception instance in the queue is raised instead of answered. With an empty queue it
+    answers an empty transcript.
+
+    The classmethods :meth:`queue` and :meth:`reset` and the class's ``calls`` are the script of
+    plugins made without answers of their own (``ScriptedBackendPlugin()``), shared in one
+    process: the older style, which ``tests/conftest.py`` resets around every test.
     """
 
     name = "scripted"
@@ -58,18 +73,69 @@ class ScriptedBackend(Backend):
 
 
 class ScriptedBackendPlugin:
-    """Registers :class:`ScriptedBackend`; pass an instance to ``Engine(plugins=[...])``."""
+    """Registers a :class:`ScriptedBackend`; pass an instance to ``Engine(plugins=[...])``.
+
+    Given answers (or :meth:`queue`), the plugin owns its script: ``plugin.answers`` and
+    ``plugin.calls`` belong to it alone. ``name`` registers the backend under another name.
+    """
+
+    def __init__(self, *answers: Mapping[str, Any] | BaseException, name: str = "scripted"):
+        self._own = bool(answers) or name != "scripted"
+        if self._own:
+            script = {"answers": deque(answers), "calls": [], "_lock": threading.Lock(), "name": name}
+            self.backend: type[ScriptedBackend] = type("ScriptedBackend", (ScriptedBackend,), script)
+        else:
+            self.backend = ScriptedBackend
+
+    @property
+    def answers(self) -> deque:
+        return self.backend.answers
+
+    @property
+    def calls(self) -> list[tuple[AudioFile, Task, TimeRange | None]]:
+        return self.backend.calls
+
+    def queue(self, *answers: Mapping[str, Any] | BaseException) -> None:
+        if not self._own:
+            raise TypeError("this plugin shares ScriptedBackend's class-level script; give it answers: ScriptedBackendPlugin(answer, ...)")
+        self.backend.answers.extend(answers)
 
     @hookimpl
     def runpipe_register_backends(self, register):
-        register(ScriptedBackend)
+        register(self.backend)
 
 
-def make_engine(plugins: Iterable[object] = (), **kwargs: Any):
-    """An engine with the built-ins plus ``plugins`` and no entry-point plugins."""
+def make_engine(plugins: Iterable[object] = (), *, postprocess: bool = False, **kwargs: Any):
+    """An engine with the built-ins plus ``plugins``, no entry-point plugins, and no default
+    post-processing (``postprocess=True`` turns on the steps that are on by default; a
+    pipeline's own ``stages.postprocess`` always runs). Keyword arguments go to ``Engine``."""
     from runpipe.engine import Engine
 
-    return Engine(plugins=list(plugins), load_entrypoints=False, **kwargs)
+    return Engine(plugins=list(plugins), load_entrypoints=False, default_postprocess=postprocess, **kwargs)
+
+
+def make_document(
+    segments: Iterable[Segment] = (),
+    *,
+    fields: Mapping[str, Any] | None = None,
+    name: str = "talk.wav",
+    duration: float | None = None,
+    **changes: Any,
+) -> Document:
+    """A :class:`Document` for an exporter or post-processor test, without audio or a run.
+
+    ``segments`` may be :class:`Segment` values or ``(start, end, content)`` / ``(start, end,
+    content, speaker)`` tuples; ``changes`` set any other Document field (``speakers``, ``notes``...).
+    """
+    typed = tuple(s if isinstance(s, Segment) else Segment(s[0], s[1], s[2], *s[3:]) for s in segments)
+    end = duration if duration is not None else max((s.end or s.start for s in typed), default=0.0)
+    item = MediaItem(uri=f"/media/{name}", kind="file", name=name)
+    audio = AudioFile(source=item, path=None, mime_type="audio/ogg", duration=end, content_hash="0" * 64)
+    speakers = tuple(Speaker(label) for label in dict.fromkeys(s.speaker for s in typed if s.speaker))
+    values = dict(source=item, audio=audio, task="transcript", schema_name="transcript", backend="scripted",
+                  model="scripted-1", fields=dict(fields if fields is not None else {"summary": ""}), segments=typed,
+                  speakers=speakers)
+    return Document(**{**values, **changes})
 
 
 def write_wav(path: Path, samples: Any, rate: int = 16000) -> Path:
