@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
+
+import jsonschema
 
 from runpipe.errors import PipelineConfigError
 from runpipe.model import Artifact, Document, Speaker
 from runpipe.outputs import output_path, write_output
-from runpipe.serialize import document_from_dict
+from runpipe.paths import builtin_schemas_dir
+from runpipe.pipeline.loader import clip, format_path
+from runpipe.serialize import RESULT_FORMAT, document_from_dict
+
+log = logging.getLogger("runpipe.reexport")
 
 
 def parse_renames(pairs: Iterable[str]) -> dict[str, str]:
@@ -49,11 +57,36 @@ def parse_options(pairs: Iterable[str]) -> dict[str, dict[str, Any]]:
     return options
 
 
-def reexport(engine: Any, result_path: Path, formats: list[str], renames: Iterable[str], option_pairs: Iterable[str], output_dir: Path | None) -> list[Artifact]:
+@lru_cache(maxsize=1)
+def _result_validator() -> jsonschema.Draft202012Validator:
+    schema = json.loads((builtin_schemas_dir() / "result.schema.json").read_text(encoding="utf-8"))
+    return jsonschema.Draft202012Validator(schema)
+
+
+def read_result(path: Path) -> Document:
+    """The Document in a JSON result, checked against the result format first
+    (``schemas/result.schema.json``), so that a damaged or hand-edited file fails here with
+    the place and the reason instead of somewhere inside an exporter."""
     try:
-        document = document_from_dict(json.loads(result_path.read_text(encoding="utf-8")))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise PipelineConfigError(f"{result_path}: not a runpipe JSON result ({exc})") from None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise PipelineConfigError(f"{path}: not a runpipe JSON result (cannot read it as JSON: {exc})") from None
+    if not isinstance(data, dict) or data.get("format") != RESULT_FORMAT:
+        found = f"format {data.get('format')!r}" if isinstance(data, dict) else f"a JSON {type(data).__name__}"
+        raise PipelineConfigError(f"{path}: not a runpipe JSON result ({found}; expected an object with format {RESULT_FORMAT!r})")
+    error = jsonschema.exceptions.best_match(_result_validator().iter_errors(data))
+    if error is not None:
+        where = format_path(error.absolute_path)
+        raise PipelineConfigError(f"{path}: not a valid runpipe result: {where}: {clip(error.message, 200)}")
+    return document_from_dict(data)
+
+
+def reexport(engine: Any, result_path: Path, formats: list[str], renames: Iterable[str], option_pairs: Iterable[str], output_dir: Path | None) -> list[Artifact]:
+    document = read_result(result_path)
+    audio = document.audio.path
+    if "html" in formats and audio is not None and not audio.is_file():
+        log.warning("%s: the normalized audio %s is gone (cache cleared?), so the HTML report has no player; "
+                    "run the pipeline on the input again to bring it back", result_path, audio)
     document = rename_speakers(document, parse_renames(renames))
     options = parse_options(option_pairs)
     folder = output_dir or result_path.parent

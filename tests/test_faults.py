@@ -56,6 +56,10 @@ Issue 14 case                                              Test
 5. YAML alias bomb; huge values quoted in errors           test_alias_bomb_is_refused, test_errors_quote_values_short
 7. validate passes templates the run refuses               test_validate_refuses_templates_the_run_refuses[...];
    (../, absolute, {unknown}, {stem, {stem.__class__})    test_template_escape_is_refused_before_any_request
+6. export: JSON array, string start, null speaker or      test_export_checks_results_against_their_format[array|string-start|
+   content, no segments (checked against                   null-speaker|null-content|no-segments|unknown-segment-key]
+   schemas/result.schema.json)
+7. export HTML when the normalized audio is gone           test_export_html_says_when_the_normalized_audio_is_gone
 7. status nosuchrun; -n -5                                 test_status_of_an_unknown_run_and_a_negative_limit
 7. podcast with no inputs leaves a phantom run             test_no_inputs_leaves_no_phantom_run
 7. -v only before the command                              test_verbose_flag_before_or_after_the_command
@@ -817,3 +821,67 @@ def test_verbose_flag_before_or_after_the_command(tmp_path):
     quiet, before, after = (runpipe_cli(*a, str(tmp_path / "gone.yaml")) for a in (["run"], ["-v", "run"], ["run", "-vv"]))
     assert "Traceback" not in quiet.stderr and quiet.returncode == 2
     assert "Traceback" in before.stderr and "Traceback" in after.stderr
+
+
+def _exported_result(tmp_path: Path, formats=("json",)) -> Path:
+    audio = tone_wav(tmp_path / "a.wav", 1)
+    from runpipe.testing import ScriptedBackend
+
+    ScriptedBackend.queue({"summary": "Hi.", "segments": [{**SEGMENT, "timestamp": "00:00"}]})
+    spec = {**SCRIPTED, "stages": {**SCRIPTED["stages"], "export": {"formats": list(formats)}}}
+    with scripted_engine() as engine:
+        (result,) = engine.run(engine.load_dict(spec), [str(audio)], output_dir=tmp_path / "out").inputs
+    assert result.status == "done", result.error
+    return tmp_path / "out" / "a.json"
+
+
+def _broken(data: dict, change: str):
+    segment = data["segments"][0]
+    if change == "array":
+        return [data]
+    if change == "string-start":
+        segment["start"] = "00:01"
+    elif change == "null-speaker":
+        data["speakers"] = [{"label": None}]
+    elif change == "null-content":
+        segment["content"] = None
+    elif change == "no-segments":
+        del data["segments"]
+    elif change == "unknown-segment-key":
+        segment["colour"] = "red"
+    return data
+
+
+RESULT_FAULTS = {
+    "array": r"not a runpipe JSON result \(a JSON list; expected an object with format 'runpipe.result/1'\)",
+    "string-start": r"not a valid runpipe result: segments\[0\]\.start: '00:01' is not of type 'number'",
+    "null-speaker": r"not a valid runpipe result: speakers\[0\]\.label: None is not of type 'string'",
+    "null-content": r"not a valid runpipe result: segments\[0\]\.content: None is not of type 'string'",
+    "no-segments": r"not a valid runpipe result: \(top level\): 'segments' is a required property",
+    "unknown-segment-key": r"not a valid runpipe result: segments\[0\]: Additional properties are not allowed \('colour'",
+}
+
+
+@pytest.mark.parametrize("change", list(RESULT_FAULTS))
+def test_export_checks_results_against_their_format(change, tmp_path):
+    result = _exported_result(tmp_path)
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(_broken(json.loads(result.read_text()), change)))
+    out = runpipe_cli("export", broken, "-f", "srt,vtt,md,txt,html", "-o", tmp_path / "re")
+    assert out.returncode == 2, out.stderr
+    (line,) = out.stderr.strip().splitlines()  # one line, no traceback
+    assert line.startswith(f"error: {broken}: ") and re.search(RESULT_FAULTS[change], line), line
+    assert not (tmp_path / "re").exists()
+    assert runpipe_cli("export", result, "-f", "srt", "-o", tmp_path / "ok").returncode == 0  # the real one is fine
+
+
+def test_export_html_says_when_the_normalized_audio_is_gone(tmp_path):
+    result = _exported_result(tmp_path)
+    audio = Path(json.loads(result.read_text())["media"]["path"])
+    assert audio.is_file()
+    audio.unlink()
+    out = runpipe_cli("export", result, "-f", "html", "-o", tmp_path / "re")
+    assert out.returncode == 0, out.stderr
+    assert f"the normalized audio {audio} is gone" in out.stderr
+    page = (tmp_path / "re" / "a.html").read_text()
+    assert "is gone, so there is no player" in page and "<audio" not in page

@@ -62,7 +62,7 @@ def _line_of(root: yaml.Node | None, path: Iterable[Any]) -> int | None:
     return line
 
 
-def _clip(text: str, limit: int = MAX_QUOTED_CHARS) -> str:
+def clip(text: str, limit: int = MAX_QUOTED_CHARS) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
@@ -70,7 +70,7 @@ def _quote(value: Any) -> str:
     """``repr(value)``, cut short without building the whole text of a huge value."""
     short = reprlib.Repr()
     short.maxstring = short.maxother = MAX_QUOTED_CHARS
-    return _clip(short.repr(value))
+    return clip(short.repr(value))
 
 
 def _check_expansion(root: yaml.Node | None, source: str) -> None:
@@ -118,8 +118,8 @@ def _explain(error: jsonschema.ValidationError) -> str:
         return f"{_quote(error.instance)} is not valid here: {error.schema.get('description', 'see the pipeline schema')}"
     if error.validator in ("enum", "type", "pattern", "minimum", "maximum", "minItems", "minLength", "exclusiveMinimum"):
         hint = error.schema.get("description")
-        return _clip(error.message, 3 * MAX_QUOTED_CHARS) + (f" ({hint})" if hint else "")
-    return _clip(error.message, 3 * MAX_QUOTED_CHARS)
+        return clip(error.message, 3 * MAX_QUOTED_CHARS) + (f" ({hint})" if hint else "")
+    return clip(error.message, 3 * MAX_QUOTED_CHARS)
 
 
 def validate_data(data: Any, *, source: str, root: yaml.Node | None = None) -> None:

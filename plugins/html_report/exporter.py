@@ -74,6 +74,9 @@ def player_html(audio: AudioFile, embed: bool) -> str:
     url = audio_url(audio, embed)
     if url is None:
         return '<p class="no-audio">No local audio for this result, so there is no player.</p>'
+    if not audio.path.is_file():
+        return (f'<p class="no-audio">The normalized audio ({esc(str(audio.path))}) is gone, so there is no player; '
+                "running the pipeline on the input again brings it back.</p>")
     return (
         f'<audio id="player" controls preload="metadata" src="{esc(url)}" aria-label="Audio of {esc(audio.source.name)}">'
         "Your browser cannot play this audio.</audio>"
