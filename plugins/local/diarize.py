@@ -252,17 +252,25 @@ def assign_speakers(
     regions: Sequence[Region],
     settings: DiarizationSettings = DiarizationSettings(),
 ) -> list[SpeakerSegment]:
-    """Give every segment the speaker heard under it, and split a segment where its words
-    cross from one speech region to another with a different speaker (a pause between
-    regions is where a turn change is clear), if the new turn lasts ``min_turn_seconds``."""
+    """Give every segment the speaker heard under it, and split a segment where the voice
+    under its words changes, if the new turn lasts ``min_turn_seconds``. A word takes the
+    voice of the embedding window centred nearest to it in its own speech region: talkers who
+    answer each other without a pause share one region (a 30 s telephone call was one region,
+    and its segments could not change speaker at all when a region had one voice)."""
     if not embeddings or not regions:
         return [SpeakerSegment(segment, 0) for segment in segments]
     region_speakers = _region_speakers(embeddings, clusters, regions)
     region_middles = np.array([(s + e) / 2 for s, e in regions])
+    embedding_middles = np.array([e.middle for e in embeddings])
 
     def speaker_at(t: float) -> int:
         inside = [i for i, (s, e) in enumerate(regions) if s <= t <= e]
-        return region_speakers[inside[0] if inside else int(np.argmin(np.abs(region_middles - t)))]
+        region = inside[0] if inside else int(np.argmin(np.abs(region_middles - t)))
+        start, end = regions[region]
+        heard = np.flatnonzero((embedding_middles >= start) & (embedding_middles <= end))
+        if heard.size == 0:
+            return region_speakers[region]
+        return int(clusters[heard[np.argmin(np.abs(embedding_middles[heard] - t))]])
 
     assigned: list[SpeakerSegment] = []
     for segment in segments:
