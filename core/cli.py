@@ -29,6 +29,7 @@ speakers, languages, translations, emotions, summaries.
   runpipe export out/episode.json --format srt --rename "Speaker 1=Ada"
   runpipe validate pipelines/*.yaml
   runpipe plugins --json
+  runpipe schema speakers                          a component's options, as JSON Schema
 
 Inputs are files, folders, globs or http(s)/YouTube URLs. The backend is Gemini when
 GEMINI_API_KEY (or GOOGLE_API_KEY) is set, else the offline models (`--backend local`).
@@ -204,6 +205,20 @@ def run_command(pipeline: str, inputs: tuple[str, ...], output_dir: Path | None,
             print_summary(result, printer.messages)
     if not result.ok:
         sys.exit(EXIT_FAILED_INPUTS)
+
+
+@main.command("schema")
+@click.argument("name")
+@plugin_option
+@handle_errors
+def schema_command(name: str) -> None:
+    """Print the options of the component NAME (a backend, post-processing step, export format
+    or executor) as JSON Schema: types, defaults, ranges and what each one does."""
+    from runpipe.registry import options_schemas
+
+    with _engine() as engine:
+        schemas = options_schemas(engine.registries, name)
+    click.echo(json.dumps(schemas[0] if len(schemas) == 1 else schemas, indent=2, ensure_ascii=False))
 
 
 @main.command("validate")

@@ -6,8 +6,10 @@ Every component follows the same small contract (after haystack's component cont
 * ``__init__(options)`` is cheap: it stores validated options, loads nothing heavy.
 * Heavy work (loading models, opening clients) happens in ``warm_up()``, called once per
   engine before first use. Components are shared across inputs, so keep them thread-safe.
-* Options are a plain mapping from the pipeline YAML; reject unknown keys with
-  :func:`check_options` so a typo is an error, not a silent default.
+* Options come from the pipeline YAML. Declare them as one ``Options`` dataclass
+  (:func:`runpipe.options.option` fields: default, documentation, range); the engine rejects
+  unknown keys, wrong types and values out of range, and ``runpipe schema NAME`` prints them.
+  Components without one list ``option_names`` and read the plain ``self.options`` mapping.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterable, Mapping
 
 from runpipe.errors import PipelineConfigError
+from runpipe.options import parse_options
 from runpipe.model import Analysis, AudioFile, Document, MediaItem, RunResult, Task, TimeRange
 
 
@@ -29,6 +32,16 @@ def check_options(owner: str, options: Mapping[str, Any], allowed: Iterable[str]
             f"{owner}: unknown option(s) {', '.join(unknown)}; known options: {', '.join(sorted(allowed)) or 'none'}"
         )
     return dict(options)
+
+
+def take_options(component: Any, owner: str, options: Mapping[str, Any] | None) -> None:
+    """Validate ``options`` for ``component``: into ``component.settings`` (its ``Options``
+    object) when the class declares one, else against its ``option_names``."""
+    component.options = dict(options or {})
+    if component.Options is not None:
+        component.settings = parse_options(component.Options, component.options, owner)
+    else:
+        check_options(owner, component.options, component.option_names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +101,15 @@ class Backend(ABC):
     limits: ClassVar[BackendLimits] = BackendLimits()
     #: Option names this backend accepts (from ``analyze.options`` and a task's ``options``).
     option_names: ClassVar[tuple[str, ...]] = ()
+    #: The component's options object (see :mod:`runpipe.options`); with one, ``option_names``
+    #: is not read and ``self.settings`` holds the validated, typed values.
+    Options: ClassVar[type | None] = None
     #: Rank for ``backend: auto``: the highest-ranked backend whose :meth:`unavailable_reason`
     #: is None is chosen. None (the default): only used when a pipeline names it.
     auto_rank: ClassVar[int | None] = None
 
     def __init__(self, options: Mapping[str, Any] | None = None):
-        self.options = check_options(f"backend {self.name}", options or {}, self.option_names)
+        take_options(self, f"backend {self.name}", options)
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -156,12 +172,15 @@ class PostProcessor(ABC):
 
     name: ClassVar[str]
     option_names: ClassVar[tuple[str, ...]] = ()
+    #: The component's options object (see :mod:`runpipe.options`); with one, ``option_names``
+    #: is not read and ``self.settings`` holds the validated, typed values.
+    Options: ClassVar[type | None] = None
     #: Run this step for pipelines that have no ``stages.postprocess`` (a pipeline that lists
     #: steps gets exactly those). Default steps run in the order their plugins registered.
     on_by_default: ClassVar[bool] = False
 
     def __init__(self, options: Mapping[str, Any] | None = None):
-        self.options = check_options(f"post-processor {self.name}", options or {}, self.option_names)
+        take_options(self, f"post-processor {self.name}", options)
 
     def warm_up(self) -> None:
         """Load what the step needs, once per engine."""
@@ -178,9 +197,12 @@ class Exporter(ABC):
     suffix: ClassVar[str]  # file suffix: ".srt"
     description: ClassVar[str] = ""
     option_names: ClassVar[tuple[str, ...]] = ()
+    #: The component's options object (see :mod:`runpipe.options`); with one, ``option_names``
+    #: is not read and ``self.settings`` holds the validated, typed values.
+    Options: ClassVar[type | None] = None
 
     def __init__(self, options: Mapping[str, Any] | None = None):
-        self.options = check_options(f"export format {self.format}", options or {}, self.option_names)
+        take_options(self, f"export format {self.format}", options)
 
     @abstractmethod
     def render(self, document: Document) -> str | bytes:
@@ -196,9 +218,12 @@ class Executor(ABC):
 
     name: ClassVar[str]
     option_names: ClassVar[tuple[str, ...]] = ()
+    #: The component's options object (see :mod:`runpipe.options`); with one, ``option_names``
+    #: is not read and ``self.settings`` holds the validated, typed values.
+    Options: ClassVar[type | None] = None
 
     def __init__(self, options: Mapping[str, Any] | None = None):
-        self.options = check_options(f"executor {self.name}", options or {}, self.option_names)
+        take_options(self, f"executor {self.name}", options)
 
     @abstractmethod
     def map(self, engine: Any, run: Any, items: list[MediaItem], concurrency: int) -> Iterable[Any]:

@@ -4,10 +4,11 @@ executors), each remembered with the plugin that registered it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Generic, Iterator, TypeVar
+from typing import Any, Generic, Iterator, TypeVar
 
 from runpipe.errors import PipelineConfigError, PluginError
 from runpipe.interfaces import Backend, Executor, Exporter, PostProcessor, Prompt, Source
+from runpipe.options import options_schema
 
 T = TypeVar("T")
 
@@ -91,6 +92,30 @@ class Registries:
             exporters=Registry("export format", "format", Exporter),
             executors=Registry("executor", "name", Executor),
         )
+
+
+def options_schemas(registries: Registries, name: str) -> list[dict[str, Any]]:
+    """The options of every component registered as ``name`` (a backend and an exporter may
+    share one), as JSON Schema; components without an options object list their option names."""
+    found = []
+    for kind in ("backends", "postprocessors", "exporters", "executors", "sources"):
+        registry: Registry[Any] = getattr(registries, kind)
+        if name not in registry:
+            continue
+        reg = registry.registration(name)
+        title = f"{registry.kind} {name} (plugin {reg.plugin})"
+        options_class = getattr(reg.value, "Options", None)
+        if options_class is not None:
+            found.append(options_schema(options_class, title))
+        else:
+            names = getattr(reg.value, "option_names", ())
+            found.append({"title": title, "type": "object", "additionalProperties": False,
+                          "properties": {n: {"description": "(not documented: the component declares no options object)"} for n in names}})
+    if not found:
+        known = sorted({n for kind in ("backends", "postprocessors", "exporters", "executors", "sources")
+                        for n in getattr(registries, kind).names()})
+        raise PipelineConfigError(f"no component called {name!r}; registered: {', '.join(known)}")
+    return found
 
 
 REGISTRATION_HOOKS = {

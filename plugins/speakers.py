@@ -15,20 +15,26 @@ from collections import defaultdict
 from typing import Any
 
 from runpipe.chunking import owned_ranges
-from runpipe.errors import PipelineConfigError
 from runpipe.hookspecs import hookimpl
 from runpipe.interfaces import PostProcessor
+from runpipe.options import option
 from runpipe.model import Document, Segment, Speaker
 
-#: Longest stretch of one segment used to hear its voice (more adds cost, not certainty).
-SECONDS_PER_SEGMENT = 8.0
 
 
 def _window_of(segment: Segment, owned: list[tuple[float, float]]) -> int:
     return next((i for i, (lo, hi) in enumerate(owned) if lo <= segment.start < hi), len(owned) - 1)
 
 
-def _voices(document: Document, owned: list[tuple[float, float]]) -> dict[tuple[int, str], Any]:
+@dataclasses.dataclass(frozen=True)
+class SpeakersOptions:
+    threshold: float = option(0.55, "cosine similarity of two windows' voices above which they are one speaker",
+                              minimum=-1, maximum=1)
+    seconds_per_segment: float = option(8.0, "longest stretch of one segment used to hear its voice (more adds cost, "
+                                        "not certainty)", minimum=0.5)
+
+
+def _voices(document: Document, owned: list[tuple[float, float]], seconds_per_segment: float) -> dict[tuple[int, str], Any]:
     """Mean voice vector of each (window, label), from the offline speaker embedder."""
     import numpy as np
 
@@ -41,7 +47,7 @@ def _voices(document: Document, owned: list[tuple[float, float]]) -> dict[tuple[
     for segment in document.segments:
         if segment.speaker is None or segment.end is None or segment.end - segment.start < 0.5:
             continue
-        length = min(segment.end - segment.start, SECONDS_PER_SEGMENT)
+        length = min(segment.end - segment.start, seconds_per_segment)
         samples = load_audio(document.audio.path, segment.start, length)
         for embedding in embed_regions(samples, [(0.0, samples.size / 16000)], embedder):
             vectors[(_window_of(segment, owned), segment.speaker)].append(embedding.vector)
@@ -84,19 +90,12 @@ def match_voices(voices: dict[tuple[int, str], Any], threshold: float) -> dict[t
 
 
 class SpeakerReconcileStep(PostProcessor):
-    """Options: ``threshold`` (0.55): the cosine similarity above which two windows' speakers
-    are taken for the same voice."""
+    """Options: :class:`SpeakersOptions` (``runpipe schema speakers``)."""
 
     name = "speakers"
     on_by_default = True
-    option_names = ("threshold",)
-
-    def __init__(self, options: dict[str, Any] | None = None):
-        super().__init__(options)
-        threshold = self.options.get("threshold", 0.55)
-        if not isinstance(threshold, (int, float)) or not -1 <= threshold <= 1:
-            raise PipelineConfigError(f"post-processor speakers: threshold must be a number between -1 and 1, got {threshold!r}")
-        self.threshold = float(threshold)
+    Options = SpeakersOptions
+    settings: SpeakersOptions
 
     def process(self, document: Document) -> Document:
         from runpipe.plugins.local.models import missing_packages
@@ -105,7 +104,7 @@ class SpeakerReconcileStep(PostProcessor):
         if len(windows) < 2 or document.audio.path is None or missing_packages():
             return document
         owned = owned_ranges(windows)
-        mapping = match_voices(_voices(document, owned), self.threshold)
+        mapping = match_voices(_voices(document, owned, self.settings.seconds_per_segment), self.settings.threshold)
         segments = tuple(
             dataclasses.replace(s, speaker=mapping.get((_window_of(s, owned), s.speaker), s.speaker)) if s.speaker else s
             for s in document.segments
