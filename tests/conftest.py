@@ -20,6 +20,37 @@ SAMPLE = ROOT / "samples" / "podcast_sample.ogg"
 #: The fixtures plugin authors use: a user folder (run store, caches) per test, no API keys.
 pytest_plugins = ["runpipe.testing.fixtures"]
 
+#: Whisper calls made in this process (faster-whisper models built, transcriptions started).
+_whisper_calls = [0]
+
+
+def pytest_configure(config):
+    """Count Whisper use, so a test that runs it without the ``local_models`` marker fails:
+    its results move with the recogniser's version, and ``-m "not local_models"`` must skip it."""
+    try:
+        from faster_whisper import WhisperModel
+    except ImportError:  # without the offline extra nothing can run Whisper
+        return
+    for name in ("__init__", "transcribe"):
+        original = getattr(WhisperModel, name)
+
+        def counted(*args, _original=original, **kwargs):
+            _whisper_calls[0] += 1
+            return _original(*args, **kwargs)
+
+        setattr(WhisperModel, name, counted)
+
+
+@pytest.fixture(autouse=True)
+def whisper_only_where_marked(request, runpipe_isolated):
+    calls_before = _whisper_calls[0]
+    yield
+    # in this process, or in a runpipe subprocess (which assembles the packaged model into this
+    # test's own user folder)
+    ran_whisper = _whisper_calls[0] > calls_before or any((runpipe_isolated / "models").glob("whisper*"))
+    if ran_whisper and request.node.get_closest_marker("local_models") is None:
+        pytest.fail("this test runs Whisper: mark it @pytest.mark.local_models")
+
 
 @pytest.fixture(autouse=True)
 def fresh_shared_script():

@@ -58,6 +58,7 @@ def test_stitch_shifts_and_removes_overlap_duplicates():
     assert merged.offset == 0 and merged.windows == (TimeRange(0, 11), TimeRange(9, 21))
 
 
+@pytest.mark.local_models  # the retime step re-times the answer with Whisper
 def test_long_audio_is_chunked_end_to_end_and_resumes(tmp_path):
     path = tones_with_gaps(tmp_path / "long.wav", [("tone", 8), ("gap", 1), ("tone", 8), ("gap", 1), ("tone", 8)])
     pipeline = {"name": "t", "stages": {"analyze": {"backend": "scripted", "chunking": {"max_seconds": 12, "overlap_seconds": 0.5},

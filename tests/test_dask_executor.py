@@ -66,6 +66,7 @@ def comparable(result):
     }
 
 
+@pytest.mark.local_models  # the retime step re-times the answer with Whisper
 def test_dask_gives_the_local_executors_results_and_contains_failures(tmp_path, on_cluster):
     inputs = [*tones(tmp_path / "in", 12), tone_wav(tmp_path / "in" / "bad.wav")]
     events = []
@@ -111,6 +112,7 @@ def test_a_worker_that_dies_fails_its_input_only(tmp_path, on_cluster):
     on_cluster.wait_for_workers(WORKERS)  # the nanny replaces the dead worker; later tests get a whole cluster
 
 
+@pytest.mark.local_models  # the retime step re-times the answer with Whisper
 def test_without_an_address_a_local_cluster_lives_for_the_run(tmp_path, monkeypatch):
     monkeypatch.delenv(dask_executor.ADDRESS_ENV, raising=False)
     before = {p.pid for p in psutil.Process().children(recursive=True)}

@@ -18,6 +18,16 @@ def test_ci_runs_the_readme_test_command():
     assert command in (ROOT / ".ci" / "run").read_text().splitlines()
 
 
+def test_readme_installs_are_pinned_by_the_constraints_file():
+    """A fresh machine gets the versions CI tested, not whatever PyPI has that day."""
+    blocks = re.findall(r"```bash\n(.*?)```", readme(), re.S)
+    installs = [line for block in blocks for line in block.splitlines() if "pip install" in line]
+    assert len(installs) >= 2 and all("-c constraints.txt" in line for line in installs), installs
+    pins = [line for line in (ROOT / "constraints.txt").read_text().splitlines() if line and not line.startswith("#")]
+    assert all(re.fullmatch(r"[A-Za-z0-9_.\-]+==\S+", pin) for pin in pins), pins
+    assert {"faster-whisper", "ctranslate2", "onnxruntime", "numpy"} <= {pin.split("==")[0].lower() for pin in pins}
+
+
 def test_readme_main_command_uses_shipped_files():
     blocks = re.findall(r"```bash\n(.*?)```", readme(), re.S)
     main = next(b for b in blocks if "main job" in b)

@@ -34,6 +34,7 @@ def test_each_engine_owns_its_plugin_manager():
         assert "scripted" in a.registries.backends and "scripted" not in b.registries.backends
 
 
+@pytest.mark.local_models  # the retime step re-times the answer with Whisper
 def test_end_to_end_with_scripted_backend(tmp_path):
     ScriptedBackend.queue(TRANSCRIPT)
     audio = sample_copy(tmp_path / "in")

@@ -44,6 +44,7 @@ def test_autoload_can_be_disabled(monkeypatch):
         assert "csv" not in engine.registries.exporters
 
 
+@pytest.mark.local_models  # the retime step re-times the answer with Whisper
 def test_end_to_end_prompt_and_format(tmp_path):
     ScriptedBackend.queue({
         "summary": "A short talk.",

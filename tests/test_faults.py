@@ -575,6 +575,7 @@ def test_backend_faults_fail_one_input_and_rerun_completes(fault, server, tmp_pa
 # -- answers too long for one request (issue 9) --------------------------------------------------
 
 
+@pytest.mark.local_models  # the retime step re-times the answer with Whisper
 def test_too_long_answer_splits_the_window_at_a_silence(server, tmp_path, monkeypatch):
     from runpipe.plugins import analyze as analyze_plugin
 

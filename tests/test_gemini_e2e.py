@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import srt
 import webvtt
 
@@ -20,6 +21,7 @@ def run_cli(args, cwd, server, extra_env=None):
     return subprocess.run([sys.executable, "-m", "runpipe", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.local_models  # the retime step re-times the answer with Whisper
 def test_podcast_pipeline_through_the_cli(tmp_path):
     audio = sample_copy(tmp_path / "in", "my episode.ogg")
     with FakeGemini() as server:

@@ -138,6 +138,7 @@ def check_complete(job, summary: dict) -> None:
     assert not [p for folder in (job.out, user_dir()) for p in folder.rglob("*") if ".part" in p.name]
 
 
+@pytest.mark.local_models  # the retime step re-times the answer with Whisper
 def test_kill_mid_analysis_then_rerun_repeats_nothing(job, server):
     inputs_before = {p: p.read_bytes() for p in job.inputs}
     server.default_response = Answer(WINDOW_ANSWER, delay=1.0)
@@ -199,6 +200,7 @@ def test_kill_mid_analysis_then_rerun_repeats_nothing(job, server):
     check_complete(job, json.loads(after_clear.stdout))
 
 
+@pytest.mark.local_models  # the retime step re-times the answer with Whisper
 def test_kill_mid_upload_then_rerun_repeats_nothing(job, server):
     server.default_response = Answer(WINDOW_ANSWER)
     server.upload_delay = 2.0
