@@ -26,6 +26,8 @@ speakers, languages, translations, emotions, summaries.
   runpipe pipelines/podcast.yaml episode.mp3      run a pipeline on inputs
   runpipe podcast episode.mp3 --backend gemini    a built-in pipeline, by name
   runpipe estimate podcast episode.mp3            tokens and request size, no backend call
+  runpipe podcast episode.mp3 -m gemini-3.7-flash another Gemini model
+  runpipe models                                  the Gemini models your key can use
   runpipe export out/episode.json --format srt --rename "Speaker 1=Ada"
   runpipe validate pipelines/*.yaml
   runpipe plugins --json
@@ -125,6 +127,15 @@ def _key_values(pairs: tuple[str, ...], flag: str) -> dict[str, str]:
 PLUGIN_ARGS = "runpipe.plugin_args"
 
 
+def _with_model(pipeline, model: str | None):
+    """``pipeline`` with ``-m/--model`` as its model (tasks that name their own model keep it)."""
+    import dataclasses
+
+    if not model:
+        return pipeline
+    return dataclasses.replace(pipeline, analyze=dataclasses.replace(pipeline.analyze, model=model))
+
+
 def _collect_plugin_arg(ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> None:
     ctx.find_root().meta.setdefault(PLUGIN_ARGS, []).extend(values)
 
@@ -176,6 +187,7 @@ def main() -> None:
 @click.argument("inputs", nargs=-1)
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), help="Where exports go (default: the pipeline's export.output_dir).")
 @click.option("-b", "--backend", help="Analysis backend: auto, gemini, local, or a plugin's.")
+@click.option("-m", "--model", help="Gemini model instead of the pipeline's (see `runpipe models`).")
 @click.option("-c", "--concurrency", type=click.IntRange(1, 256), help="Inputs processed at once.")
 @click.option("--executor", help="Run per-input work on a registered executor (e.g. dask).")
 @click.option("--executor-option", "executor_options", multiple=True, metavar="KEY=VALUE", help="Executor option, e.g. address=tcp://host:8786.")
@@ -184,13 +196,13 @@ def main() -> None:
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @plugin_option
 @handle_errors
-def run_command(pipeline: str, inputs: tuple[str, ...], output_dir: Path | None, backend: str | None,
+def run_command(pipeline: str, inputs: tuple[str, ...], output_dir: Path | None, backend: str | None, model: str | None,
                 concurrency: int | None, executor: str | None, executor_options: tuple[str, ...], force: bool, as_json: bool, no_progress: bool) -> None:
     """Run PIPELINE (a YAML file or a built-in name) on INPUTS."""
     from runpipe.cli_output import ProgressPrinter, print_summary, summary_dict
 
     with _engine() as engine:
-        spec = engine.load(pipeline)
+        spec = _with_model(engine.load(pipeline), model)
         printer = ProgressPrinter(enabled=not (no_progress or as_json) and sys.stderr.isatty())
         engine.subscribe(printer)
         try:
@@ -275,17 +287,18 @@ def plugins_command(as_json: bool, hook: str | None) -> None:
 @click.argument("pipeline")
 @click.argument("inputs", nargs=-1)
 @click.option("-b", "--backend", help="Backend whose limits apply (default: the pipeline's).")
+@click.option("-m", "--model", help="Gemini model instead of the pipeline's (for --count-tokens).")
 @click.option("--count-tokens", is_flag=True, help="Ask the backend's countTokens endpoint (a real API call).")
 @click.option("--json", "as_json", is_flag=True)
 @plugin_option
 @handle_errors
-def estimate_command(pipeline: str, inputs: tuple[str, ...], backend: str | None, count_tokens: bool, as_json: bool) -> None:
+def estimate_command(pipeline: str, inputs: tuple[str, ...], backend: str | None, model: str | None, count_tokens: bool, as_json: bool) -> None:
     """Duration, and per task what its backend would be sent (Gemini: audio tokens, request size,
     inline or upload) - without a backend call."""
     from runpipe.estimate import estimate
 
     with _engine() as engine:
-        spec = engine.load(pipeline)
+        spec = _with_model(engine.load(pipeline), model)
         rows = estimate(engine, spec, list(inputs), backend=backend, count_tokens=count_tokens)
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
@@ -305,6 +318,26 @@ def estimate_command(pipeline: str, inputs: tuple[str, ...], backend: str | None
         click.echo(line)
     if any(r.get("error") for r in rows):
         sys.exit(EXIT_FAILED_INPUTS)
+
+
+@main.command("models")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
+def models_command(as_json: bool) -> None:
+    """List the Gemini models your API key can use for audio analysis (one models.list request);
+    the default is marked."""
+    with _engine() as engine:
+        backend = engine.backend("gemini")
+        models, default = backend.models(), backend.settings.model
+    if as_json:
+        click.echo(json.dumps([m.as_dict(default) for m in models], indent=2))
+        return
+    for info in models:
+        mark = "  (default)" if info.name == default else ""
+        limit = f"  {info.input_token_limit:,} input tokens" if info.input_token_limit else ""
+        click.echo(f"{info.name}{mark}{limit}")
+    if default not in {m.name for m in models}:
+        click.secho(f"the default model {default} is not among them: choose one with -m/--model", fg="yellow", err=True)
 
 
 @main.command("export")

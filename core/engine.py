@@ -278,6 +278,7 @@ class Engine:
             reason = self.registries.backends.get(name).unavailable_reason()
             if reason:
                 raise BackendUnavailable(f"backend {name}: {reason}")
+            self.backend(name, pipeline.analyze.backends.get(name, {})).check_task(task)
         out = Path(output_dir) if output_dir is not None else Path(pipeline.export.output_dir)
         locations = [str(i) for i in inputs] if inputs else [
             str(pipeline.base_dir / loc) if "://" not in loc else loc for loc in pipeline.ingest.inputs

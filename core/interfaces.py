@@ -133,6 +133,10 @@ class Backend(ABC):
         concurrency). A backend that gathers requests into batch jobs asks for more."""
         return None
 
+    def check_task(self, task: Task) -> None:
+        """Raise :class:`~runpipe.errors.BackendUnavailable` when ``task`` cannot run here (e.g. its
+        model does not exist), before any input is processed. Called once per task and run."""
+
     @abstractmethod
     def analyze(self, audio: AudioFile, task: Task, *, window: TimeRange | None = None) -> Analysis:
         """Run ``task`` on ``audio`` (or on ``window`` of it) and return a validated answer."""

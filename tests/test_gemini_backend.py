@@ -92,9 +92,9 @@ def generate_requests(server: FakeGemini):
 
 def test_small_file_goes_inline_with_schema_prompt_and_budgets(server, backends, tmp_path):
     server.script(Answer(GOOD, thoughts_tokens=7))
-    analysis = backends(max_output_tokens=2000, thinking_budget=500).analyze(local_audio(tmp_path), transcript_task())
+    analysis = backends(max_output_tokens=2000, thinking="minimal").analyze(local_audio(tmp_path), transcript_task())
 
-    assert analysis.data == GOOD and analysis.backend == "gemini" and analysis.model == "gemini-3-flash-preview"
+    assert analysis.data == GOOD and analysis.backend == "gemini" and analysis.model == "gemini-3.8-flash"
     assert analysis.provenance["media"] == "inline" and analysis.provenance["attempts"] == 1
     assert analysis.provenance["finish_reason"] == "STOP" and analysis.provenance["response_id"]
     assert analysis.usage.audio_tokens == 96 and analysis.usage.thinking_tokens == 7 and analysis.usage.requests == 1
@@ -106,18 +106,18 @@ def test_small_file_goes_inline_with_schema_prompt_and_budgets(server, backends,
     assert request.body["systemInstruction"]["parts"][0]["text"] == "You are a careful transcriber."
     config = request.body["generationConfig"]
     assert config["responseMimeType"] == "application/json"
-    assert config["maxOutputTokens"] == 2500  # answer budget + thinking budget
-    assert config["thinkingConfig"] == {"thinking_budget": 500}
+    assert config["maxOutputTokens"] == 2512  # answer budget + the reserve for minimal thinking
+    assert config["thinkingConfig"] == {"thinking_level": "MINIMAL"}  # a level, no budget, for Gemini 3
     assert "$schema" not in config["responseJsonSchema"]
     assert config["responseJsonSchema"]["properties"]["segments"]["items"]["required"] == SCHEMA["properties"]["segments"]["items"]["required"]
     assert not server.requests_to("upload.start")
 
 
-def test_file_over_20_mb_is_uploaded_not_inlined(server, backends, tmp_path):
-    audio = local_audio(tmp_path, 660, noise=True)  # 21 MB of noise
+def test_file_over_the_inline_limit_is_uploaded_not_inlined(server, backends, tmp_path):
+    audio = local_audio(tmp_path, 660, noise=True)  # 21 MB of noise: inline up to 100 MB, so lower the limit
     assert audio.path.stat().st_size > 20_000_000
     server.script(Answer(GOOD))
-    analysis = backends().analyze(audio, transcript_task())
+    analysis = backends(inline_limit_bytes=20_000_000).analyze(audio, transcript_task())
 
     assert analysis.data == GOOD and analysis.provenance["media"] == "file"
     (start,) = server.requests_to("upload.start")
@@ -188,7 +188,7 @@ def test_close_deletes_uploads_by_default(server, backends, tmp_path):
     name = backend.analyze(local_audio(tmp_path), transcript_task()).provenance["file_name"]
     assert server.file_names == [name]
     backend.close()
-    assert server.file_names == [] and [r.path for r in server.requests_to("files.delete")] == [f"/v1/{name}"]
+    assert server.file_names == [] and [r.path for r in server.requests_to("files.delete")] == [f"/v1beta/{name}"]
 
 
 def test_window_of_local_audio_is_cut_and_offset(server, backends, tmp_path):
@@ -210,17 +210,43 @@ def test_task_time_range_is_left_to_the_engine(server, backends, tmp_path):
     assert request.body["contents"][0]["parts"][1]["text"] == "Transcribe the audio."
 
 
-def test_youtube_url_goes_as_file_data_with_range_in_prompt(server, backends):
+def test_youtube_window_is_cut_by_video_metadata_at_low_resolution(server, backends):
     url = "https://www.youtube.com/watch?v=9hE5-98ZeCg"
-    audio = AudioFile(source=MediaItem(url, "url", "talk"), path=None, mime_type="video/mp4", duration=None, content_hash="yt-9hE5")
+    audio = AudioFile(source=MediaItem(url, "url", "talk"), path=None, mime_type="video/*", duration=None, content_hash="yt-9hE5")
     server.script(Answer(GOOD))
     analysis = backends().analyze(audio, transcript_task(), window=TimeRange(150, 209))
     (request,) = generate_requests(server)
     media, prompt = request.body["contents"][0]["parts"]
-    assert media == {"fileData": {"file_uri": url}}
-    assert "from 02:30 to 03:29" in prompt["text"] and "relative to the start of the whole media" in prompt["text"]
-    assert analysis.offset == 0.0 and analysis.provenance["media"] == "url"
+    assert media == {"fileData": {"file_uri": url}, "videoMetadata": {"start_offset": "150s", "end_offset": "209s"}}
+    assert "cut to the part from 02:30 to 03:29" in prompt["text"] and "relative to the start of that part" in prompt["text"]
+    assert request.body["generationConfig"]["mediaResolution"] == "MEDIA_RESOLUTION_LOW"
+    assert analysis.offset == 150 and analysis.provenance["media"] == "url"
     assert not server.requests_to("upload.start")
+
+
+def test_long_youtube_video_is_asked_in_windows_and_stitched(server, backends):
+    url = "https://youtu.be/9hE5-98ZeCg"
+    server.url_seconds[url] = 2400.0  # 40 minutes: three windows of 800 s
+    audio = AudioFile(source=MediaItem(url, "url", "talk"), path=None, mime_type="video/*", duration=None, content_hash="yt-long")
+    one = {"summary": "Part.", "segments": [dict(GOOD["segments"][0], timestamp="00:10")]}
+    server.script(Answer(one), Answer(one), Answer(one))
+    analysis = backends().analyze(audio, transcript_task())
+    (count,) = server.requests_to("countTokens")
+    assert count.body["contents"][0]["parts"] == [{"fileData": {"file_uri": url}}]
+    clips = sorted((r.body["contents"][0]["parts"][0]["videoMetadata"] for r in generate_requests(server)), key=lambda m: float(m["start_offset"][:-1]))
+    assert clips == [{"start_offset": "0s", "end_offset": "800s"}, {"start_offset": "800s", "end_offset": "1600s"}, {"start_offset": "1600s"}]
+    # each window's 00:10 lands 10 s into that window, on the video's timeline
+    assert [s["start"] for s in analysis.data["segments"]] == [10.0, 810.0, 1610.0]
+    assert analysis.usage.requests == 3
+
+
+def test_url_without_a_known_type_is_sent_without_one(server, backends):
+    url = "https://example.org/stream"
+    audio = AudioFile(source=MediaItem(url, "url", "stream"), path=None, mime_type="video/*", duration=None, content_hash="u")
+    server.script(Answer(GOOD))
+    backends().analyze(audio, transcript_task())
+    (request,) = generate_requests(server)
+    assert request.body["contents"][0]["parts"][0] == {"fileData": {"file_uri": url}}
 
 
 # -- transient errors ----------------------------------------------------------------------------
@@ -345,7 +371,7 @@ def test_repetition_loop_detector_finds_loops_and_ignores_ordinary_text():
 def test_count_tokens_uses_the_count_tokens_endpoint(server, backends, tmp_path):
     tokens = backends().count_tokens(local_audio(tmp_path, 4.0), transcript_task())
     (request,) = server.requests_to("countTokens")
-    assert request.path == "/v1/models/gemini-3-flash-preview:countTokens"
+    assert request.path == "/v1beta/models/gemini-3.8-flash:countTokens"  # the version runpipe pins
     texts = [p["text"] for p in request.body["contents"][0]["parts"][1:]]
     assert texts == ["Transcribe the audio.", "You are a careful transcriber."]
     assert tokens == 4 * 32 + sum(-(-len(t) // 4) for t in texts)
@@ -400,11 +426,12 @@ def test_options_are_validated():
 
 
 def test_task_options_and_generation_override_per_request(server, backends, tmp_path):
+    server.models = (*server.models, "gemini-2.5-flash")  # a key that still has a 2.5 model
     server.script(Answer(GOOD))
     task = transcript_task(model="gemini-2.5-flash", options={"thinking_budget": 0}, generation={"temperature": 0.3, "max_output_tokens": 900})
     analysis = backends().analyze(local_audio(tmp_path), task)
     (request,) = generate_requests(server)
-    assert request.path == "/v1/models/gemini-2.5-flash:generateContent" and analysis.model == "gemini-2.5-flash"
+    assert request.path == "/v1beta/models/gemini-2.5-flash:generateContent" and analysis.model == "gemini-2.5-flash"
     config = request.body["generationConfig"]
     assert config["temperature"] == 0.3 and config["maxOutputTokens"] == 900 and config["thinkingConfig"] == {"thinking_budget": 0}
     with pytest.raises(PipelineConfigError, match="apply to the whole backend"):

@@ -19,7 +19,7 @@ from runpipe.store import RunStore
 from runpipe.testing import make_engine, tone_wav
 from runpipe.testing.gemini_server import Answer, BatchLifecycle, FakeGemini, HttpError, RawText
 
-MODEL = "gemini-3-flash-preview"
+MODEL = "gemini-3.8-flash"
 SECONDS = (1, 2, 3, 4)  # one input per length: the fake tells the inputs apart by their audio
 #: Fast polling and settling; tiny backoff.
 FAST = {"retry_base_delay": 0.01, "retry_max_delay": 5.0, "file_poll_interval": 0.01, "batch_poll_interval": 0.02, "batch_settle": 1.0}
@@ -214,7 +214,7 @@ def test_a_rerun_collects_the_stored_job_instead_of_submitting_again(server, inp
     assert summaries(second) == EXPECTED
     assert len(server.requests_to("batches.create")) == 1  # nothing submitted again
     assert len(server.requests_to("batches.get")) == 21 and polls_before < 21
-    assert {r.path for r in server.requests_to("batches.get")} == {f"/v1/{job}"}
+    assert {r.path for r in server.requests_to("batches.get")} == {f"/v1beta/{job}"}
     assert stored_batch_entries() == 0  # answered: the engine caches the analyses now
     if media == "uploaded":  # the same files, so the same requests: found in the store
         assert len(server.requests_to("upload.start")) == len(SECONDS) and server.file_names == []

@@ -59,7 +59,7 @@ def test_podcast_pipeline_through_the_cli(tmp_path):
     assert result["summary"] == TRANSCRIPT["summary"]
     assert [s["content"] for s in result["segments"]] == [s["content"] for s in TRANSCRIPT["segments"]]
     assert result["usage"]["audio_tokens"] and result["usage"]["output_tokens"]
-    assert result["backend"] == "gemini" and result["model"] == "gemini-3-flash-preview"
+    assert result["backend"] == "gemini" and result["model"] == "gemini-3.8-flash"
     assert server.api_key not in (folder / "my episode.json").read_text()
     text = " ".join(s.content for s in srt.parse((folder / "my episode.srt").read_text()))
     assert "Welcome back to the show." in text and "Thanks for having me." in text

@@ -27,7 +27,7 @@ from runpipe.testing.gemini_server import (
 from runpipe.ffmpeg import ffmpeg_exe
 from runpipe.testing import tone_wav
 
-MODEL = "gemini-3-flash-preview"
+MODEL = "gemini-3.8-flash"
 
 
 @pytest.fixture
@@ -122,11 +122,19 @@ def test_snake_case_field_names_are_accepted_as_protobuf_json_does(server):
     assert status == 200 and answer["candidates"][0]["content"]["parts"][0]["text"] == "ok"
 
 
-def test_request_bodies_over_20_mib_are_refused(server):
-    server.script(RawText("never sent"))
-    body = json.dumps({"contents": [{"parts": [{"text": "x" * (20 * MiB)}]}]}).encode()
+def test_inline_requests_take_100_mb_and_batch_jobs_20_mb(server):
+    assert server.inline_limit_bytes == 100_000_000
+    server.script(RawText("ok"))
+    body = json.dumps({"contents": [{"parts": [{"text": "x" * (21 * MiB)}]}]}).encode()  # over the old 20 MB
     status, answer, _ = post(server, f"/v1beta/models/{MODEL}:generateContent", body, {"x-goog-api-key": server.api_key})
-    assert status == 400 and "payload size exceeds the limit: 20971520 bytes" in answer["error"]["message"]
+    assert status == 200, answer
+    inlined = {"request": {"contents": [{"parts": [{"text": "x" * (21 * MiB)}]}]}}
+    batch = json.dumps({"batch": {"inputConfig": {"requests": {"requests": [inlined]}}}}).encode()
+    status, answer, _ = post(server, f"/v1beta/models/{MODEL}:batchGenerateContent", batch, {"x-goog-api-key": server.api_key})
+    assert status == 400 and "payload size exceeds the limit: 20000000 bytes" in answer["error"]["message"]
+    with FakeGemini(inline_limit_bytes=1000) as small:
+        status, answer, _ = post(small, f"/v1beta/models/{MODEL}:generateContent", b"{" + b" " * 2000 + b"}", {"x-goog-api-key": small.api_key})
+    assert status == 400 and "payload size exceeds the limit: 1000 bytes" in answer["error"]["message"]
 
 
 def test_resumable_upload_in_chunks_then_processing_then_active(server, tmp_path):

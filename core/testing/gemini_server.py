@@ -26,8 +26,19 @@ What it implements, as observed from google-genai 3.4's source and traffic (not 
   protobuf JSON parser does: both ``lowerCamel`` and ``snake_case`` field names are accepted (the
   SDK mixes them, e.g. ``inlineData.mime_type``), anything else is a 400 "Unknown name".
   Inline data is base64 in either alphabet (the SDK sends URL-safe base64).
-* Strictness: a request body over ``inline_limit_bytes`` (20 MiB) is refused; MIME types Gemini
-  does not take are refused; a file that is not ACTIVE cannot be used; undecodable audio is refused.
+* Strictness: a request body over ``inline_limit_bytes`` (100 MB, batch jobs 20 MB, both from
+  ``runpipe.plugins.gemini.limits``) is refused; MIME types Gemini does not take (``video/*``) are
+  refused; a file that is not ACTIVE cannot be used; undecodable audio is refused.
+* Models: ``models`` list/get serve only the names in ``models`` (by default :data:`CURRENT_MODELS`,
+  the stable models of late 2026); any other name is a 404 NOT_FOUND saying to call ListModels,
+  as Google answers for a retired or misspelt model.
+* ``thinkingConfig``: ``thinkingLevel`` must be MINIMAL/LOW/MEDIUM/HIGH and is refused for the
+  Gemini 1/2 models (which take a budget); a level and a budget together are refused.
+* Safety: :class:`BlockedPrompt` answers with ``promptFeedback.blockReason`` and no candidate;
+  :class:`SafetyStop` with a candidate that has no content and finish reason SAFETY (or another).
+* Video: ``videoMetadata`` offsets must be protobuf durations (``"600s"``); the length of a public
+  video URL is unknown unless set in :attr:`FakeGemini.url_seconds` (then countTokens counts
+  300 tokens a second of video, of the clip when ``videoMetadata`` cuts it).
 * Token counting: 32 tokens per second of audio, ~4 characters per text token. Audio duration is
   read from WAV and FLAC headers directly; other formats are decoded with ffmpeg
   (``runpipe.ffmpeg.ffmpeg_exe``: ``RUNPIPE_FFMPEG``, the PATH, or imageio-ffmpeg's binary).
@@ -41,8 +52,7 @@ What it implements, as observed from google-genai 3.4's source and traffic (not 
 * The transcription model ``gemini-3.5-transcribe`` (``server.transcribe``), see
   :mod:`runpipe.testing.fake_transcribe`.
 
-Not implemented (yet): ``streamGenerateContent``, batch input from a JSONL file, cached contents,
-model listing.
+Not implemented (yet): ``streamGenerateContent``, batch input from a JSONL file.
 """
 
 from __future__ import annotations
@@ -72,10 +82,19 @@ from urllib.parse import parse_qs, urlsplit
 
 from runpipe.errors import MediaError
 from runpipe.ffmpeg import ffmpeg_exe
+from runpipe.plugins.gemini.limits import (
+    AUDIO_TOKENS_PER_SECOND,
+    BATCH_REQUEST_LIMIT_BYTES,
+    INLINE_LIMIT_BYTES,
+    MODEL_OUTPUT_CEILING as MAX_OUTPUT_TOKENS,
+    VIDEO_TOKENS_PER_SECOND_DEFAULT,
+)
 
 __all__ = [
     "Answer",
     "BatchLifecycle",
+    "BlockedPrompt",
+    "CURRENT_MODELS",
     "Disconnect",
     "FakeGemini",
     "FileLifecycle",
@@ -83,15 +102,20 @@ __all__ = [
     "ModelRequest",
     "RawText",
     "RecordedRequest",
+    "SafetyStop",
     "repetition_loop",
     "truncated",
     "noise_wav",
 ]
 
 MiB = 1024 * 1024
-AUDIO_TOKENS_PER_SECOND = 32
 CHARS_PER_TEXT_TOKEN = 4
-MAX_OUTPUT_TOKENS = 65536
+#: The stable text models of late 2026 and the moving Flash alias (Google's models and
+#: deprecations pages); ``gemini-3-flash-preview`` is deprecated and not served.
+CURRENT_MODELS = ("gemini-3.8-flash", "gemini-3.7-flash", "gemini-3.6-flash", "gemini-3.5-flash", "gemini-3.5-flash-lite", "gemini-flash-latest")
+THINKING_LEVELS = frozenset({"MINIMAL", "LOW", "MEDIUM", "HIGH"})
+MEDIA_RESOLUTIONS = frozenset({"MEDIA_RESOLUTION_UNSPECIFIED", "MEDIA_RESOLUTION_LOW", "MEDIA_RESOLUTION_MEDIUM", "MEDIA_RESOLUTION_HIGH"})
+_DURATION = re.compile(r"\d+(\.\d{1,9})?s")
 API_VERSIONS = ("v1", "v1beta", "v1alpha")
 _VERSION = "(" + "|".join(API_VERSIONS) + ")"
 FILE_TTL = dt.timedelta(hours=48)  # uploaded files live 48 hours on the real service
@@ -179,7 +203,24 @@ class Disconnect:
     delay: float = 0.0
 
 
-Scripted = Union[Answer, RawText, HttpError, Disconnect]
+@dataclass(frozen=True)
+class BlockedPrompt:
+    """The prompt refused by a safety filter: ``promptFeedback.blockReason`` and no candidate."""
+
+    reason: str = "SAFETY"
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class SafetyStop:
+    """A candidate stopped by a filter: no content, finish reason ``reason`` (SAFETY, PROHIBITED_CONTENT, ...)."""
+
+    reason: str = "SAFETY"
+    delay: float = 0.0
+
+
+Scripted = Union[Answer, RawText, HttpError, Disconnect, BlockedPrompt, SafetyStop]
+_GENERATE_SCRIPTS = (Answer, RawText, HttpError, Disconnect, BlockedPrompt, SafetyStop)
 
 
 def truncated(data: Any, keep: float = 0.5, thoughts_tokens: int = 0) -> RawText:
@@ -235,6 +276,7 @@ class RecordedRequest:
 ANY = None  # a field whose value is not checked further (free-form or out of scope here)
 
 _THINKING_CONFIG = {"includeThoughts": ANY, "thinkingBudget": ANY, "thinkingLevel": ANY}
+_VIDEO_METADATA = {"startOffset": ANY, "endOffset": ANY, "fps": ANY}
 _GENERATION_CONFIG = {
     "stopSequences": ANY, "responseMimeType": ANY, "responseSchema": ANY, "responseJsonSchema": ANY,
     "responseModalities": ANY, "candidateCount": ANY, "maxOutputTokens": ANY, "temperature": ANY,
@@ -247,7 +289,7 @@ _BLOB = {"mimeType": ANY, "data": ANY, "displayName": ANY}
 _FILE_DATA = {"mimeType": ANY, "fileUri": ANY, "displayName": ANY}
 _PART = {
     "text": ANY, "inlineData": _BLOB, "fileData": _FILE_DATA, "thought": ANY, "thoughtSignature": ANY,
-    "videoMetadata": ANY, "functionCall": ANY, "functionResponse": ANY, "executableCode": ANY,
+    "videoMetadata": _VIDEO_METADATA, "functionCall": ANY, "functionResponse": ANY, "executableCode": ANY,
     "codeExecutionResult": ANY, "mediaResolution": ANY, "partMetadata": ANY,
 }
 _CONTENT = {"parts": [_PART], "role": ANY}
@@ -468,7 +510,9 @@ class FakeGemini:
     """A scripted Gemini REST server on ``127.0.0.1`` (random port). Use as a context manager.
 
     :param api_key: the key clients must send (``server.api_key``).
-    :param models: model names ``generateContent`` accepts (None: any).
+    :param models: the models the key can use: listed by models.list, found by models.get, accepted
+        by generateContent and countTokens (default :data:`CURRENT_MODELS`; None: any name is
+        accepted, and the current ones are listed).
     :param processing_polls: default :class:`FileLifecycle` for uploads (see :meth:`script_uploads`).
     :param inline_limit_bytes: largest request body ``generateContent``/``countTokens`` take.
     :param upload_granularity: non-final upload chunks must be a multiple of this (8 MiB, as Google).
@@ -479,20 +523,22 @@ class FakeGemini:
         self,
         *,
         api_key: str = "fake-gemini-key-0123456789",
-        models: Iterable[str] | None = None,
+        models: Iterable[str] | None = CURRENT_MODELS,
         processing_polls: int = 1,
-        inline_limit_bytes: int = 20 * MiB,
+        inline_limit_bytes: int = INLINE_LIMIT_BYTES,
         upload_granularity: int = 8 * MiB,
         strict_media: bool = True,
     ):
         self.api_key = api_key
-        self.models = frozenset(models) if models is not None else None
+        self.models = tuple(dict.fromkeys(models)) if models is not None else None
         self.default_lifecycle = FileLifecycle(processing_polls=processing_polls)
         self.inline_limit_bytes = inline_limit_bytes
         self.upload_granularity = upload_granularity
         self.strict_media = strict_media
         #: Answer given when the generateContent script is empty (None: 501 saying so).
         self.default_response: Scripted | None = None
+        #: Seconds of public video URLs (Google fetches those; here they are unknown unless set).
+        self.url_seconds: dict[str, float] = {}
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._scripts: dict[str, collections.deque] = {"generateContent": collections.deque(), "countTokens": collections.deque()}
@@ -558,7 +604,7 @@ class FakeGemini:
         return self
 
     def _enqueue(self, endpoint: str, responses: Iterable[Any]) -> None:
-        allowed = (HttpError, Disconnect) if endpoint == "countTokens" else (Answer, RawText, HttpError, Disconnect)
+        allowed = (HttpError, Disconnect) if endpoint == "countTokens" else _GENERATE_SCRIPTS
         for response in responses:
             if not isinstance(response, allowed):
                 raise TypeError(f"cannot script {type(response).__name__} for {endpoint}")
@@ -656,6 +702,9 @@ class FakeGemini:
         match = re.fullmatch(rf"/{_VERSION}/models/([^/:]+):(generateContent|countTokens)", path)
         if match and method == "POST":
             return self.transcribe.endpoint(match.group(3), match.group(2)), match.group(1), match.group(2)
+        match = re.fullmatch(rf"/{_VERSION}/models(?:/([^/:]+))?", path)
+        if match and method == "GET":
+            return ("models.get" if match.group(2) else "models.list"), match.group(1), match.group(2)
         return "unknown", None, None
 
     def _check_key(self, sent_key: str | None) -> None:
@@ -679,9 +728,14 @@ class FakeGemini:
         if endpoint.startswith("batches."):
             return self._handle_batches(endpoint, target, version, query, raw)
         if endpoint in ("generateContent", "transcribe"):
-            return self._generate_content(target, raw, handler)
+            return self._generate_content(target, raw, handler, version)
         if endpoint == "countTokens":
-            return self._count_tokens(target, raw, handler)
+            return self._count_tokens(target, raw, handler, version)
+        if endpoint == "models.list":
+            return 200, self._list_models(query), {}
+        if endpoint == "models.get":
+            self._check_model(target, version, "get")
+            return 200, _model_json(target), {}
         if endpoint == "upload.start":
             return self._upload_start(version, headers, raw)
         if endpoint == "upload.chunk":
@@ -828,12 +882,30 @@ class FakeGemini:
 
     # -- generateContent / countTokens ----------------------------------------------------------
 
-    def _parse_model_request(self, model: str, raw: bytes, spec: dict) -> dict:
-        if len(raw) > self.inline_limit_bytes:
-            raise RequestRejected(400, f"Request payload size exceeds the limit: {self.inline_limit_bytes} bytes.")
-        if self.models is not None and model.removeprefix("models/") not in self.models:
-            raise RequestRejected(404, f"models/{model} is not found for API version v1beta, or is not supported for generateContent.")
+    def _parse_model_request(self, model: str, raw: bytes, spec: dict, version: str | None, method: str, limit: int | None = None) -> dict:
+        limit = self.inline_limit_bytes if limit is None else limit
+        if len(raw) > limit:
+            raise RequestRejected(400, f"Request payload size exceeds the limit: {limit} bytes.")
+        self._check_model(model, version, method)
         return _canonical(_json_body(raw), spec, "")
+
+    def _check_model(self, model: str, version: str | None, method: str) -> None:
+        if self.transcribe.endpoint("generateContent", model) == "transcribe":
+            return  # the transcription model answers for its own access (``server.transcribe.access``)
+        if self.models is not None and model.removeprefix("models/") not in self.models:
+            raise RequestRejected(
+                404, f"models/{model.removeprefix('models/')} is not found for API version {version}, or is not supported "
+                f"for {method}. Call ListModels to see the list of available models and their supported methods.",
+            )
+
+    def _list_models(self, query: Mapping[str, str]) -> dict:
+        names = list(self.models if self.models is not None else CURRENT_MODELS)
+        page_size = min(int(query.get("pageSize") or 50), 1000)
+        start = int(query.get("pageToken") or 0)
+        answer: dict = {"models": [_model_json(name) for name in names[start : start + page_size]]}
+        if start + page_size < len(names):
+            answer["nextPageToken"] = str(start + page_size)
+        return answer
 
     def _resolve_media(self, contents: list, where: str) -> list[float | None]:
         """Check every part of ``contents``; return the seconds of audio of each media part (None: unknown)."""
@@ -854,7 +926,8 @@ class FakeGemini:
                 if "inlineData" in part:
                     media.append(self._inline_media(part["inlineData"], f"{at}.inline_data"))
                 elif "fileData" in part:
-                    media.append(self._file_media(part["fileData"], f"{at}.file_data"))
+                    seconds = self._file_media(part["fileData"], f"{at}.file_data")
+                    media.append(_clipped(seconds, part.get("videoMetadata"), f"{at}.video_metadata"))
         return media
 
     def _inline_media(self, blob: dict, where: str) -> float | None:
@@ -881,10 +954,11 @@ class FakeGemini:
                 raise RequestRejected(400, f"The media in {stored.name} could not be decoded.")
             return seconds
         if parsed.scheme in ("http", "https") and parsed.netloc:
-            # Public URLs (YouTube and others) are fetched by Google; their length is unknown here.
+            # Public URLs (YouTube and others) are fetched by Google; their length is unknown here
+            # unless a test set it.
             if file_data.get("mimeType"):
                 _accepted_mime(file_data["mimeType"], where)
-            return None
+            return self.url_seconds.get(uri)
         raise RequestRejected(400, f"Invalid or unsupported file uri: {uri}")
 
     def _seconds(self, data: bytes, mime_type: str, where: str) -> float | None:
@@ -895,7 +969,7 @@ class FakeGemini:
             raise RequestRejected(400, f"The audio in {where} could not be decoded as {mime_type}.")
         return seconds
 
-    def _check_generation_config(self, config: dict) -> None:
+    def _check_generation_config(self, config: dict, model: str) -> None:
         mime = config.get("responseMimeType")
         if mime not in (None, "text/plain", "application/json", "text/x.enum"):
             raise RequestRejected(400, "* GenerateContentRequest.generation_config.response_mime_type: allowed mimetypes are `text/plain`, `application/json`, `application/xml`, `application/yaml` and `text/x.enum`.\n")
@@ -907,9 +981,20 @@ class FakeGemini:
         limit = config.get("maxOutputTokens")
         if limit is not None and not (isinstance(limit, int) and 1 <= limit <= MAX_OUTPUT_TOKENS):
             raise RequestRejected(400, f"The value of max_output_tokens ({limit}) must be between 1 and {MAX_OUTPUT_TOKENS}.")
-        budget = (config.get("thinkingConfig") or {}).get("thinkingBudget")
+        thinking = config.get("thinkingConfig") or {}
+        budget, level = thinking.get("thinkingBudget"), thinking.get("thinkingLevel")
         if budget is not None and not (isinstance(budget, int) and budget >= -1):
             raise RequestRejected(400, f"Invalid thinking_budget {budget}.")
+        if level is not None:
+            if level not in THINKING_LEVELS:
+                raise RequestRejected(400, f"Invalid value at 'generation_config.thinking_config.thinking_level' (type.googleapis.com/google.ai.generativelanguage.v1beta.ThinkingConfig.ThinkingLevel), \"{level}\"")
+            if budget is not None:
+                raise RequestRejected(400, "thinking_budget and thinking_level cannot both be set.")
+            if re.match(r"(models/)?gemini-[12][.-]", model):
+                raise RequestRejected(400, "Thinking level is not supported for this model.")
+        resolution = config.get("mediaResolution")
+        if resolution is not None and resolution not in MEDIA_RESOLUTIONS:
+            raise RequestRejected(400, f"Invalid value at 'generation_config.media_resolution', \"{resolution}\"")
 
     def _prompt_usage(self, request: dict, media_seconds: list[float | None]) -> dict:
         texts = [
@@ -917,25 +1002,33 @@ class FakeGemini:
             for content in [*request.get("contents", []), request.get("systemInstruction") or {"parts": []}]
             for part in content.get("parts", [])
         ]
-        audio = sum(math.ceil(seconds * AUDIO_TOKENS_PER_SECOND) for seconds in media_seconds if seconds)
+        media_parts = [
+            part for content in request.get("contents", []) for part in content.get("parts", []) if "inlineData" in part or "fileData" in part
+        ]
+        video = sum(math.ceil(seconds * VIDEO_TOKENS_PER_SECOND_DEFAULT) for part, seconds in zip(media_parts, media_seconds) if seconds and _is_video_url(part))
+        audio = sum(math.ceil(seconds * AUDIO_TOKENS_PER_SECOND) for part, seconds in zip(media_parts, media_seconds) if seconds and not _is_video_url(part))
         text = sum(_text_tokens(t) for t in texts)
         details = [{"modality": "TEXT", "tokenCount": text}]
         if audio:
             details.append({"modality": "AUDIO", "tokenCount": audio})
-        return {"promptTokenCount": text + audio, "promptTokensDetails": details}
+        if video:
+            details.append({"modality": "VIDEO", "tokenCount": video})
+        return {"promptTokenCount": text + audio + video, "promptTokensDetails": details}
 
     def _next_scripted(self, endpoint: str) -> Scripted | None:
         with self._lock:
             queue = self._scripts[endpoint]
             return queue.popleft() if queue else None
 
-    def _generate_content(self, model: str, raw: bytes, handler: _Handler):
-        request = self._parse_model_request(model, raw, _GENERATE_CONTENT_REQUEST)
-        media = self._check_generate_request(request)
+    def _generate_content(self, model: str, raw: bytes, handler: _Handler, version: str | None):
+        request = self._parse_model_request(model, raw, _GENERATE_CONTENT_REQUEST, version, "generateContent")
+        media = self._check_generate_request(request, model)
         if self.transcribe.claims(model, request, media):
             return 200, self.transcribe.answer(model, ModelRequest(request, tuple(media)), handler), {}
         response = self._scripted_generate(ModelRequest(request, tuple(media)))
         _wait_or_fail(response, handler)
+        if isinstance(response, (BlockedPrompt, SafetyStop)):
+            return 200, self._blocked_answer(model, request, media, response), {}
         answer = response.as_text() if isinstance(response, Answer) else response
         return 200, self._model_answer(model, request, media, answer, request.get("generationConfig") or {}), {}
 
@@ -959,8 +1052,21 @@ class FakeGemini:
             "responseId": uuid.uuid4().hex[:22],
         }
 
-    def _count_tokens(self, model: str, raw: bytes, handler: _Handler):
-        request = self._parse_model_request(model, raw, _COUNT_TOKENS_REQUEST)
+    def _blocked_answer(self, model: str, request: dict, media: list[float | None], response: "BlockedPrompt | SafetyStop") -> dict:
+        """What Gemini answers when a filter blocks the prompt, or stops the answer: billed input, no text."""
+        usage = self._prompt_usage(request, media)
+        usage["totalTokenCount"] = usage["promptTokenCount"]
+        answer: dict = {"usageMetadata": usage, "modelVersion": model.removeprefix("models/"), "responseId": uuid.uuid4().hex[:22]}
+        if isinstance(response, BlockedPrompt):
+            answer["promptFeedback"] = {"blockReason": response.reason, "safetyRatings": [
+                {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True}]}
+        else:
+            answer["candidates"] = [{"finishReason": response.reason, "index": 0, "safetyRatings": [
+                {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True}]}]
+        return answer
+
+    def _count_tokens(self, model: str, raw: bytes, handler: _Handler, version: str | None):
+        request = self._parse_model_request(model, raw, _COUNT_TOKENS_REQUEST, version, "countTokens")
         scripted = self._next_scripted("countTokens")
         if scripted is not None:
             _wait_or_fail(scripted, handler)
@@ -980,18 +1086,18 @@ class FakeGemini:
             server.script_for(lambda request: request.audio_seconds == (2.0,), Answer(...))
         """
         for response in responses:
-            if not isinstance(response, (Answer, RawText, HttpError, Disconnect)):
+            if not isinstance(response, _GENERATE_SCRIPTS):
                 raise TypeError(f"cannot script {type(response).__name__} for generateContent")
         with self._lock:
             self._keyed_scripts.append((match, collections.deque(responses)))
         return self
 
-    def _check_generate_request(self, request: dict) -> list[float | None]:
+    def _check_generate_request(self, request: dict, model: str) -> list[float | None]:
         """Check a parsed generateContent body beyond its field names; the seconds of each media part."""
         media = self._resolve_media(request.get("contents") or [], "contents")
         if request.get("systemInstruction"):
             self._resolve_media([request["systemInstruction"]], "system_instruction")
-        self._check_generation_config(request.get("generationConfig") or {})
+        self._check_generation_config(request.get("generationConfig") or {}, model)
         return media
 
     def _scripted_generate(self, request: "ModelRequest") -> Scripted:
@@ -1036,7 +1142,7 @@ class FakeGemini:
 
     def _handle_batches(self, endpoint: str, target: str | None, version: str | None, query: Mapping[str, str], raw: bytes):
         if endpoint == "batches.create":
-            return 200, self._create_batch(target, raw), {}
+            return 200, self._create_batch(target, raw, version), {}
         if endpoint == "batches.list":
             return 200, self._list_batches(query), {}
         with self._lock:
@@ -1053,8 +1159,9 @@ class FakeGemini:
             del self._batches[target]  # batches.delete: the results are gone, the job is not cancelled
             return 200, {}, {}
 
-    def _create_batch(self, model: str, raw: bytes) -> dict:
-        body = self._parse_model_request(model, raw, _BATCH_CREATE_REQUEST)
+    def _create_batch(self, model: str, raw: bytes, version: str | None) -> dict:
+        # A batch job is one request body, and batch requests keep the 20 MB limit.
+        body = self._parse_model_request(model, raw, _BATCH_CREATE_REQUEST, version, "batchGenerateContent", BATCH_REQUEST_LIMIT_BYTES)
         batch = body.get("batch") or {}
         source = batch.get("inputConfig") or {}
         if "fileName" in source:
@@ -1077,7 +1184,7 @@ class FakeGemini:
         request = item.get("request") or {}
         entry = {"metadata": item["metadata"]} if item.get("metadata") else {}
         try:
-            media = self._check_generate_request(request)
+            media = self._check_generate_request(request, model)
             response = self._scripted_generate(ModelRequest(request, tuple(media)))
         except RequestRejected as rejected:
             return {**entry, "error": _rpc_status(rejected)}
@@ -1085,6 +1192,8 @@ class FakeGemini:
             return {**entry, "error": _rpc_status(_scripted_error(response))}
         if isinstance(response, Disconnect):  # there is no connection to drop inside a job
             return {**entry, "error": _rpc_status(RequestRejected(500, "Internal error encountered."))}
+        if isinstance(response, (BlockedPrompt, SafetyStop)):
+            return {**entry, "response": self._blocked_answer(request.get("model") or f"models/{model}", request, media, response)}
         answer = response.as_text() if isinstance(response, Answer) else response
         config = request.get("generationConfig") or {}
         return {**entry, "response": self._model_answer(request.get("model") or f"models/{model}", request, media, answer, config)}
@@ -1131,6 +1240,43 @@ def _envelope(code: int, message: str, status: str, details: list) -> dict:
     if details:
         error["details"] = details
     return {"error": error}
+
+
+def _is_video_url(part: dict) -> bool:
+    """A YouTube link: Gemini looks at its frames too (media resolution does not change the
+    count here: the real per-resolution rates are not modelled)."""
+    host = urlsplit((part.get("fileData") or {}).get("fileUri") or "").hostname or ""
+    return host in ("youtube.com", "www.youtube.com", "m.youtube.com", "youtu.be")
+
+
+def _clipped(seconds: float | None, metadata: dict | None, where: str) -> float | None:
+    """The seconds of a media part once ``videoMetadata`` has cut it."""
+    if not metadata:
+        return seconds
+    offsets = []
+    for key in ("startOffset", "endOffset"):
+        value = metadata.get(key)
+        if value is not None and not (isinstance(value, str) and _DURATION.fullmatch(value)):
+            raise RequestRejected(400, f"Invalid value at '{where}.{_snake(key)}' (type.googleapis.com/google.protobuf.Duration), Field '{_snake(key)}', Illegal duration format; duration must end with 's'")
+        offsets.append(None if value is None else float(value[:-1]))
+    start, end = offsets[0] or 0.0, offsets[1]
+    if end is not None and end <= start:
+        raise RequestRejected(400, f"{where}: end_offset must be after start_offset.")
+    if seconds is None:
+        return None
+    return max(0.0, min(seconds, end if end is not None else seconds) - start)
+
+
+def _model_json(name: str) -> dict:
+    """A models.get / models.list entry in the shape Google gives (the figures are Gemini Flash's
+    documented context window and output limit)."""
+    bare = name.removeprefix("models/")
+    return {
+        "name": f"models/{bare}", "version": bare.removeprefix("gemini-"), "displayName": bare.replace("-", " ").title(),
+        "inputTokenLimit": 1048576, "outputTokenLimit": MAX_OUTPUT_TOKENS,
+        "supportedGenerationMethods": ["generateContent", "countTokens", "createCachedContent", "batchGenerateContent"],
+        "temperature": 1, "maxTemperature": 2, "topP": 0.95, "topK": 64, "thinking": True,
+    }
 
 
 def _file_not_found(name: str) -> RequestRejected:

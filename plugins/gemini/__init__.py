@@ -4,15 +4,20 @@ Options (under ``stages.analyze.backends.gemini`` in a pipeline; the per-task su
 
 ``api_key_env``
     Read the key only from this variable. Default: ``GEMINI_API_KEY``, then ``GOOGLE_API_KEY``.
-``base_url`` / ``api_version``
-    Endpoint and API version. Unset, the SDK decides: ``GOOGLE_GEMINI_BASE_URL`` and
-    ``GOOGLE_GENAI_API_VERSION`` keep working, else Google's endpoint and ``v1``.
+``base_url`` / ``api_version`` (``v1beta``)
+    Endpoint and API version. Without ``base_url`` the SDK's ``GOOGLE_GEMINI_BASE_URL`` keeps
+    working, else Google's endpoint. ``v1beta`` is pinned (see ``settings.DEFAULT_API_VERSION``).
 ``model``
-    Default ``gemini-3-flash-preview``; a task's ``model`` wins.
-``max_output_tokens`` (32768) / ``thinking_budget`` (1024)
-    The answer's budget and the thinking budget. Gemini counts thinking against the output limit,
-    so requests ask for their sum: thinking cannot eat the answer. A MAX_TOKENS cut is retried
-    with the answer budget doubled (up to the model's 65,536).
+    Default ``gemini-3.8-flash`` (``settings.DEFAULT_MODEL``); a task's ``model`` (the pipeline's,
+    or ``-m``) wins. Checked up front against models.list.
+``max_output_tokens`` (32768) / ``thinking`` (low) / ``thinking_budget`` (unset)
+    The answer's budget, and how much the model thinks: ``minimal``, ``low``, ``medium`` or
+    ``high``, sent as ``thinkingLevel`` to Gemini 3 models and as a budget (512, 2,048, 8,192 or
+    16,384 tokens, or ``thinking_budget`` exactly) to Gemini 2.x models, which take only a budget.
+    Gemini counts thinking against the output limit, so requests ask for the answer's budget plus
+    that reserve. A MAX_TOKENS cut is retried with the answer budget doubled (up to 65,536).
+``media_resolution`` (low)
+    Resolution of video frames (YouTube URLs): low, medium or high. Audio costs the same at any.
 ``temperature``
     Default: the model's own (Gemini 3 is tuned for 1.0 and tends to loop when it is lowered).
 ``max_retries`` (5) / ``retry_base_delay`` (1 s) / ``retry_max_delay`` (60 s)
@@ -27,7 +32,7 @@ Options (under ``stages.analyze.backends.gemini`` in a pipeline; the per-task su
 ``requests_per_minute`` / ``tokens_per_minute`` (unset)
     Client-side quotas: requests, and input tokens (audio at 32 per second plus text), spent over
     a sliding minute, so a free or low tier is not hit with 429 storms.
-``inline_limit_bytes`` (20,000,000)
+``inline_limit_bytes`` (100,000,000; 20,000,000 in batch mode)
     Audio goes inline while the whole request (base64 media, prompt, schema) stays below this;
     above it, it is uploaded with the Files API.
 ``delete_uploads`` (true)
@@ -47,9 +52,9 @@ Options (under ``stages.analyze.backends.gemini`` in a pipeline; the per-task su
     retryable (run again to collect the same job).
 ``batch_settle`` (1 s) / ``batch_max_requests`` (256)
     A job is submitted once no request joined it for ``batch_settle`` seconds, or when it holds
-    ``batch_max_requests`` requests or would exceed 20 MB (the job is one request). Inline audio
-    fills that fast: with long inputs, lower ``inline_limit_bytes`` so that audio is uploaded and
-    a job holds only file references.
+    ``batch_max_requests`` requests or would exceed 20 MB (the job is one request, and batch
+    requests keep the 20 MB limit). Inline audio fills that fast: with long inputs, lower
+    ``inline_limit_bytes`` so that audio is uploaded and a job holds only file references.
 ``transcribe_timeline`` (true) / ``transcribe_model`` (``gemini-3.5-transcribe``)
     For tasks whose answer has transcript segments, take segment times, words, speakers and
     languages from the transcription model (a second request, always direct, of the same audio;

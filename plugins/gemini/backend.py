@@ -5,13 +5,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 import jsonschema
 from google.genai import types
 
+from runpipe.chunking import stitch
 from runpipe.errors import BackendUnavailable
 from runpipe.interfaces import Backend, BackendLimits, Estimate
 from runpipe.model import Analysis, AudioFile, Task, TimeRange, Usage
@@ -21,7 +24,9 @@ from runpipe.store import RunStore
 from .batch import BatchCollector, BatchRequest
 from .client import GeminiClient
 from .errors import GeminiAnswerError
-from .media import MediaStager, StagedMedia
+from .limits import AUDIO_TOKENS_PER_SECOND, BATCH_REQUEST_LIMIT_BYTES, VIDEO_TOKENS_PER_SECOND_DEFAULT
+from .media import MediaStager, StagedMedia, is_youtube
+from .models import ModelCatalog, ModelInfo
 from .request import (
     enlarged_budget,
     first_turn,
@@ -33,7 +38,7 @@ from .request import (
     request_bytes_besides_media,
 )
 from .response import Reply, judge, read_reply, schema_validator
-from .settings import AUDIO_TOKENS_PER_SECOND, GeminiSettings, find_api_key, missing_key_message
+from .settings import GeminiSettings, find_api_key, missing_key_message
 from .transcribe import TranscribedTimeline
 from .upload_cache import UploadCache
 from .uploads import Uploads
@@ -45,6 +50,8 @@ log = logging.getLogger("runpipe.plugins.gemini")
 #: segment, so half the default 32k answer budget is left for dense speech. Shorter windows also
 #: keep Gemini's MM:SS timestamps from drifting, which grows with the length of the audio.
 PREFERRED_CHUNK_SECONDS = 900.0
+#: Windows of one long video asked for at once (as the engine does for the windows of audio).
+VIDEO_WINDOW_PARALLELISM = 4
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,7 @@ class _Session:
     uploads: Uploads
     stager: MediaStager
     batch: BatchCollector | None
+    catalog: ModelCatalog
 
 
 class GeminiBackend(Backend):
@@ -117,7 +125,7 @@ class GeminiBackend(Backend):
                 client = GeminiClient(self.settings, key_env=key_env, api_key=key)
                 uploads = Uploads(client, UploadCache())
                 batch = BatchCollector(client, RunStore(user_dir() / "runs.sqlite")) if self.settings.batch else None
-                self._session = _Session(client, uploads, MediaStager(uploads), batch)
+                self._session = _Session(client, uploads, MediaStager(uploads), batch, ModelCatalog(client))
             return self._session
 
     def _validator(self, schema: Mapping[str, Any]) -> jsonschema.protocols.Validator:
@@ -127,25 +135,51 @@ class GeminiBackend(Backend):
                 self._validators[key] = schema_validator(json.loads(key))
             return self._validators[key]
 
+    # -- models ---------------------------------------------------------------------------------
+
+    def models(self) -> tuple[ModelInfo, ...]:
+        """The models the key can use for audio analysis (one models.list request, cached)."""
+        return self._ready().catalog.models()
+
+    def check_task(self, task: Task) -> None:
+        """Fail up front, in one line naming the alternatives, when the task's model is not one
+        the key can use: a retired or misspelt model would otherwise fail every input."""
+        settings = self.settings.for_task(task.name, task.options)
+        self._ready().catalog.require(task.model or settings.model)
+
+    def _inline_limit(self, settings: GeminiSettings) -> int:
+        # A batch job is one request body, and batch requests keep the 20 MB limit.
+        return min(settings.inline_limit_bytes, BATCH_REQUEST_LIMIT_BYTES) if self.settings.batch else settings.inline_limit_bytes
+
     # -- analysis -------------------------------------------------------------------------------
 
     def analyze(self, audio: AudioFile, task: Task, *, window: TimeRange | None = None) -> Analysis:
         """Answer ``task`` about ``audio``, or about ``window`` of it.
 
         Local audio is cut to the window, so timestamps are on the window's timeline and
-        ``offset`` is its start. URLs cannot be cut: the range goes into the prompt, timestamps
-        stay on the whole media's timeline and ``offset`` is 0. ``task.time_range`` is not read
-        here: the engine turns it into windows (or slices the audio) before calling.
+        ``offset`` is its start; so is a YouTube video (Gemini cuts it, by ``videoMetadata``).
+        Other URLs cannot be cut: the range goes into the prompt, timestamps stay on the whole
+        media's timeline and ``offset`` is 0. ``task.time_range`` is not read here: the engine
+        turns it into windows (or slices the audio) before calling.
+
+        A YouTube video too long for one answer (its length from countTokens) is asked for in
+        windows and the answers are stitched, as the engine does for long audio.
         """
         session = self._ready()
         settings = self.settings.for_task(task.name, task.options)
         model = task.model or settings.model
-        generation = generation_settings(task, settings)
+        if window is None and audio.path is None and is_youtube(audio.source.uri):
+            windows = self._video_windows(session, audio, model)
+            if len(windows) > 1:
+                with ThreadPoolExecutor(max_workers=min(len(windows), VIDEO_WINDOW_PARALLELISM)) as pool:
+                    analyses = list(pool.map(lambda w: self.analyze(audio, task, window=w), windows))
+                return stitch(analyses, windows)
         what = f"{task.name} on {audio.source.name}" + (f" ({window})" if window else "")
         # The prompt is longest when it names the range, so size the request with that prompt.
         other_bytes = request_bytes_besides_media(task, prompt_text(task, window))
-        media = session.stager.stage(audio, window, other_bytes=other_bytes, inline_limit=settings.inline_limit_bytes)
-        contents = first_turn(media.part, prompt_text(task, media.range_in_prompt))
+        media = session.stager.stage(audio, window, other_bytes=other_bytes, inline_limit=self._inline_limit(settings))
+        contents = first_turn(media.part, prompt_text(task, media.range_in_prompt, media.clip))
+        generation = {**generation_settings(task, settings), "media_resolution": settings.media_resolution if media.video else None}
         seconds = (window.end - window.start) if window and window.end is not None else (audio.duration or 0.0)
         input_tokens = int(seconds * AUDIO_TOKENS_PER_SECOND) + len(prompt_text(task, window)) // 4
         outcome = self._answer(session, what, model, task, generation, contents, settings.repair_attempts, input_tokens)
@@ -162,6 +196,22 @@ class GeminiBackend(Backend):
             analysis = self._timeline.lay(analysis, client=session.client, stager=session.stager, audio=audio, media=media,
                                           window=window, task=task, what=what)
         return analysis
+
+    def _video_windows(self, session: _Session, audio: AudioFile, model: str) -> list[TimeRange | None]:
+        """Windows of about :data:`PREFERRED_CHUNK_SECONDS` covering a YouTube video, from its
+        length as countTokens measures it (``[None]``: one request for all of it). The last
+        window runs to the end, so a length measured short loses nothing."""
+        contents = [types.Content(role="user", parts=[types.Part(file_data=types.FileData(file_uri=audio.source.uri))])]
+        counted, _ = session.client.call(
+            f"measuring the length of {audio.source.name}",
+            lambda: session.client.sdk.models.count_tokens(model=model, contents=contents), model=model,
+        )
+        seconds = (counted.total_tokens or 0) / VIDEO_TOKENS_PER_SECOND_DEFAULT
+        count = math.ceil(seconds / PREFERRED_CHUNK_SECONDS - 0.25) if seconds else 1  # a quarter over: still one
+        if count <= 1:
+            return [None]
+        size = seconds / count
+        return [TimeRange(i * size, None if i == count - 1 else (i + 1) * size) for i in range(count)]
 
     def _answer(
         self,
@@ -185,7 +235,7 @@ class GeminiBackend(Backend):
         answer_tokens = int(generation["max_output_tokens"])
         request, usage, retries, batch_job = contents, Usage(), 0, None
         for attempt in range(1, repair_attempts + 2):
-            config = generation_config(task, generation, answer_tokens=answer_tokens)
+            config = generation_config(task, generation, model=model, answer_tokens=answer_tokens)
             if attempt == 1 and session.batch is not None:
                 answer = session.batch.ask(BatchRequest.build(what, self.settings.endpoint, model, request, config))
                 response, attempt_retries, batch_job = answer.response, 0, answer.job
@@ -200,12 +250,17 @@ class GeminiBackend(Backend):
             verdict = judge(reply, validator)
             if verdict.ok:
                 return _Outcome(verdict.data, reply, usage, attempt, retries, batch_job)
+            if verdict.problem == "blocked":
+                break  # the same request would be blocked again: one bill, not three
             log.warning("%s: answer %d of at most %d unusable: %s", what, attempt, repair_attempts + 1, client.redact(verdict.detail))
             if verdict.problem == "max_tokens":
                 answer_tokens = enlarged_budget(answer_tokens, generation)
             request = repair_turns(contents, reply.text, verdict)
+        why = verdict.detail if verdict.problem == "blocked" else (
+            f"Gemini gave no usable answer in {attempt} attempt(s); the last one failed because {verdict.detail}"
+        )
         raise GeminiAnswerError.of(
-            client.redact(f"{what}: Gemini gave no usable answer in {attempt} attempt(s); the last one failed because {verdict.detail}"),
+            client.redact(f"{what}: {why}"),
             problem=verdict.problem,
             raw=client.redact(reply.text),
         )
@@ -221,7 +276,7 @@ class GeminiBackend(Backend):
         seconds = max(0.0, (end or 0.0) - span.start)
         share = seconds / audio.duration if audio.duration else 1.0  # a time range is sent cut out
         request = inline_bytes(int((audio.bytes_after or 0) * share)) + other_bytes
-        delivery = "inline" if request < settings.inline_limit_bytes else "Files API upload"
+        delivery = "inline" if request < self._inline_limit(settings) else "Files API upload"
         # the timeline's requests hear the same audio again
         requests = 1 + (self._timeline.requests(seconds) if self._timeline.applies(task) else 0)
         return Estimate(int(round(seconds * AUDIO_TOKENS_PER_SECOND)) * (2 if requests > 1 else 1), request, delivery, requests)
@@ -236,7 +291,7 @@ class GeminiBackend(Backend):
         settings = self.settings.for_task(task.name, task.options)
         model = task.model or settings.model
         other_bytes = request_bytes_besides_media(task, prompt_text(task, task.time_range))
-        media = session.stager.stage(audio, task.time_range, other_bytes=other_bytes, inline_limit=settings.inline_limit_bytes)
+        media = session.stager.stage(audio, task.time_range, other_bytes=other_bytes, inline_limit=self._inline_limit(settings))
         texts = [prompt_text(task, media.range_in_prompt), *([task.system_instruction] if task.system_instruction else [])]
         contents = [types.Content(role="user", parts=[media.part, *(types.Part(text=t) for t in texts)])]
         result, _ = session.client.call(
@@ -277,4 +332,6 @@ def _provenance(outcome: _Outcome, media: StagedMedia) -> dict[str, Any]:
         provenance["batch_job"] = outcome.batch_job
     if media.range_in_prompt is not None:
         provenance["range_in_prompt"] = str(media.range_in_prompt)
+    if media.clip is not None:
+        provenance["clip"] = str(media.clip)
     return provenance

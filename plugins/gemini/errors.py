@@ -14,14 +14,15 @@ from runpipe.errors import AnswerTooLong, BackendError, describe
 
 from .retry import RetriesExhausted
 
-AnswerProblem = Literal["invalid_json", "schema", "max_tokens", "repetition_loop", "no_answer"]
+AnswerProblem = Literal["invalid_json", "schema", "max_tokens", "repetition_loop", "recitation", "blocked", "no_answer"]
 
 
 class GeminiAnswerError(BackendError):
     """Gemini answered, but no attempt gave valid JSON for the schema.
 
-    ``problem`` says what was wrong with the last answer. ``max_tokens`` and ``repetition_loop``
-    mean the audio was too long for one answer: analysing shorter windows is the remedy.
+    ``problem`` says what was wrong with the last answer. ``max_tokens``, ``repetition_loop`` and
+    ``recitation`` mean the window was too long for one answer: analysing shorter windows is the remedy.
+    ``blocked`` means a safety filter refused the prompt or stopped the answer: it is not retried.
     """
 
     def __init__(self, message: str, *, problem: AnswerProblem, raw: str | None):
@@ -31,12 +32,13 @@ class GeminiAnswerError(BackendError):
     @classmethod
     def of(cls, message: str, *, problem: AnswerProblem, raw: str | None) -> "GeminiAnswerError":
         """The error for ``problem``: a :class:`GeminiAnswerTooLong` when shorter audio is the remedy."""
-        too_long = problem in ("max_tokens", "repetition_loop")
+        too_long = problem in ("max_tokens", "repetition_loop", "recitation")
         return (GeminiAnswerTooLong if too_long else cls)(message, problem=problem, raw=raw)
 
 
 class GeminiAnswerTooLong(GeminiAnswerError, AnswerTooLong):
-    """The answer was cut at the output limit or fell into a repetition loop: the core's
+    """The answer was cut at the output limit, fell into a repetition loop or was stopped for
+    recitation: the core's
     :class:`~runpipe.errors.AnswerTooLong`, so the analyze stage splits the window."""
 
     @property

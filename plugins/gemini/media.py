@@ -2,7 +2,9 @@
 
 A window of a local file is cut out first (``runpipe.media.slice_audio``), so Gemini hears only
 that stretch and its timestamps are on the window's own timeline (more reliable than asking for a
-range in words). A URL cannot be cut without downloading it, so its window goes into the prompt.
+range in words). A YouTube window is cut by Gemini itself (``videoMetadata`` start and end
+offsets), with the same result. Another URL cannot be cut without downloading it, so its window
+goes into the prompt.
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ class StagedMedia:
     """The media part of a request and how it was produced.
 
     ``offset`` is where the sent media starts on the audio's timeline; ``range_in_prompt`` is the
-    window the prompt must name because the media could not be cut (URLs).
+    window the prompt must name because the media could not be cut (URLs other than YouTube);
+    ``clip`` is the window Gemini cuts out of a YouTube video. ``video`` says the media is a video
+    whose frames Gemini would look at (``media_resolution`` applies).
     """
 
     part: types.Part
@@ -44,12 +48,30 @@ class StagedMedia:
     offset: float = 0.0
     range_in_prompt: TimeRange | None = None
     file_name: str | None = None
+    clip: TimeRange | None = None
+    video: bool = False
 
 
 def gemini_mime_type(mime_type: str) -> str:
     """``mime_type`` under the name Gemini knows it by."""
     bare = mime_type.split(";")[0].strip().lower()
     return _MIME_ALIASES.get(bare, bare)
+
+
+def url_mime_type(mime_type: str | None) -> str | None:
+    """The MIME type to declare for a URL: a concrete one, or None to let Gemini find out (a
+    wildcard such as ``video/*``, which ingest uses for "some video", is refused by the API)."""
+    if not mime_type or "*" in mime_type:
+        return None
+    return gemini_mime_type(mime_type)
+
+
+def clip_part(url: str, clip: TimeRange) -> types.Part:
+    """A YouTube video cut to ``clip`` by Gemini (``videoMetadata`` offsets, in seconds)."""
+    metadata = types.VideoMetadata(
+        start_offset=f"{clip.start:g}s", end_offset=None if clip.end is None else f"{clip.end:g}s",
+    )
+    return types.Part(file_data=types.FileData(file_uri=url), video_metadata=metadata)
 
 
 def is_youtube(url: str) -> bool:
@@ -89,8 +111,12 @@ class MediaStager:
     @staticmethod
     def _url(audio: AudioFile, window: TimeRange | None) -> StagedMedia:
         url = audio.source.uri
-        # YouTube links carry no media type; other URLs say what the probe found.
-        mime_type = None if is_youtube(url) or not audio.mime_type else gemini_mime_type(audio.mime_type)
-        part = types.Part(file_data=types.FileData(file_uri=url, mime_type=mime_type))
         whole = window is None or _covers_everything(window, audio.duration)
-        return StagedMedia(part, "url", 0.0, range_in_prompt=None if whole else window)
+        if is_youtube(url):  # YouTube links carry no media type, and Gemini can cut them
+            if whole:
+                return StagedMedia(types.Part(file_data=types.FileData(file_uri=url)), "url", video=True)
+            return StagedMedia(clip_part(url, window), "url", window.start, clip=window, video=True)
+        mime_type = url_mime_type(audio.mime_type)
+        part = types.Part(file_data=types.FileData(file_uri=url, mime_type=mime_type))
+        video = mime_type is None or mime_type.startswith("video/")
+        return StagedMedia(part, "url", 0.0, range_in_prompt=None if whole else window, video=video)

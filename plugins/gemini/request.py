@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Mapping
 
 from google.genai import types
@@ -13,10 +14,14 @@ from runpipe.timecode import format_clock
 
 from .response import Verdict
 from .schema import response_json_schema
-from .settings import MODEL_OUTPUT_CEILING, GeminiSettings
+from .limits import MODEL_OUTPUT_CEILING
+from .settings import THINKING_TOKENS, GeminiSettings
 
 #: Settings a task's ``generation`` mapping may hold.
-GENERATION_KEYS = ("temperature", "top_p", "top_k", "seed", "max_output_tokens", "thinking_budget")
+GENERATION_KEYS = ("temperature", "top_p", "top_k", "seed", "max_output_tokens", "thinking", "thinking_budget")
+#: Models that take a thinking budget and no thinking level: Gemini 1.x and 2.x. Gemini 3 and
+#: later (and the ``-latest`` aliases, which point at them) take ``thinkingLevel``.
+_BUDGET_MODELS = re.compile(r"^(models/)?gemini-[12](\.|-)")
 #: How much of a broken answer a repair request quotes back (JSON-escaped, at most ~6 bytes a char).
 REPAIR_ECHO_CHARS = 60_000
 #: Request bytes besides media, prompt and schema: JSON framing plus a repair request's quoted answer.
@@ -34,19 +39,43 @@ def generation_settings(task: Task, settings: GeminiSettings) -> dict[str, Any]:
     merged = {
         "temperature": settings.temperature,
         "max_output_tokens": settings.max_output_tokens,
+        "thinking": settings.thinking,
         "thinking_budget": settings.thinking_budget,
     }
     merged.update(task.generation)
+    if merged["thinking"] not in THINKING_TOKENS:
+        raise PipelineConfigError(f"task {task.name}: thinking must be one of {', '.join(THINKING_TOKENS)}, got {merged['thinking']!r}")
     return merged
 
 
-def generation_config(task: Task, generation: Mapping[str, Any], *, answer_tokens: int) -> types.GenerateContentConfig:
-    """The request's config: JSON output with the task's schema and the generation settings.
+def takes_thinking_budget(model: str) -> bool:
+    """True for models that are steered by a thinking budget rather than a thinking level."""
+    return bool(_BUDGET_MODELS.match(model))
+
+
+def thinking_tokens(generation: Mapping[str, Any]) -> int:
+    """The tokens reserved for thinking: the explicit budget, else the level's."""
+    budget = generation.get("thinking_budget")
+    return int(budget) if budget is not None else THINKING_TOKENS[generation["thinking"]]
+
+
+def thinking_config(model: str, generation: Mapping[str, Any]) -> types.ThinkingConfig:
+    """``thinkingLevel`` for Gemini 3 models (a budget is only accepted there for backwards
+    compatibility, and the API refuses both together); a budget for the models that need one."""
+    if takes_thinking_budget(model):
+        return types.ThinkingConfig(thinking_budget=thinking_tokens(generation))
+    return types.ThinkingConfig(thinking_level=types.ThinkingLevel(generation["thinking"].upper()))
+
+
+def generation_config(task: Task, generation: Mapping[str, Any], *, model: str, answer_tokens: int) -> types.GenerateContentConfig:
+    """The request's config: JSON output with the task's schema and the generation settings
+    (with ``media_resolution`` when the media is a video, whose frames cost tokens).
 
     Gemini counts thinking tokens against ``max_output_tokens``; so the request asks for the
-    answer's budget *plus* the thinking budget, and thinking cannot starve the answer.
+    answer's budget *plus* the thinking reserve, and thinking cannot starve the answer.
     """
-    thinking = int(generation["thinking_budget"])
+    thinking = thinking_tokens(generation)
+    resolution = generation.get("media_resolution")
     return types.GenerateContentConfig(
         system_instruction=task.system_instruction or None,
         response_mime_type="application/json",
@@ -56,7 +85,8 @@ def generation_config(task: Task, generation: Mapping[str, Any], *, answer_token
         top_k=generation.get("top_k"),
         seed=generation.get("seed"),
         max_output_tokens=min(answer_tokens + thinking, MODEL_OUTPUT_CEILING),
-        thinking_config=types.ThinkingConfig(thinking_budget=thinking),
+        thinking_config=thinking_config(model, generation),
+        media_resolution=types.MediaResolution(f"MEDIA_RESOLUTION_{resolution.upper()}") if resolution else None,
         # No tools are offered, so the SDK's client-side function-calling loop has nothing to do.
         automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
     )
@@ -64,11 +94,18 @@ def generation_config(task: Task, generation: Mapping[str, Any], *, answer_token
 
 def enlarged_budget(answer_tokens: int, generation: Mapping[str, Any]) -> int:
     """The answer budget for a retry after a MAX_TOKENS cut: doubled, within the model's ceiling."""
-    return min(answer_tokens * 2, MODEL_OUTPUT_CEILING - int(generation["thinking_budget"]))
+    return min(answer_tokens * 2, MODEL_OUTPUT_CEILING - thinking_tokens(generation))
 
 
-def prompt_text(task: Task, range_in_prompt: TimeRange | None) -> str:
-    """The task's prompt, plus the time range when the media itself could not be cut."""
+def prompt_text(task: Task, range_in_prompt: TimeRange | None, clip: TimeRange | None = None) -> str:
+    """The task's prompt, plus the time range when the media itself could not be cut, or where
+    the clip Gemini cut out of a video starts."""
+    if clip is not None:
+        return (
+            f"{task.prompt}\n\nThe video is cut to the part from {format_clock(clip.start)}"
+            + ("" if clip.end is None else f" to {format_clock(clip.end)}")
+            + ". Give every timestamp relative to the start of that part (00:00 is where the part begins)."
+        )
     if range_in_prompt is None:
         return task.prompt
     start = format_clock(range_in_prompt.start)
@@ -100,15 +137,23 @@ def repair_turns(first: list[types.Content], broken_answer: str, verdict: Verdic
                 "with only JSON that matches the response schema exactly."
             ))]),
         ]
-    if verdict.problem in ("max_tokens", "repetition_loop"):
+    if verdict.problem in _CUT_NOTES:
         note = (
             "Note: a previous attempt at this request "
-            + ("was cut off at the output limit. " if verdict.problem == "max_tokens" else "got stuck repeating the same words. ")
+            + _CUT_NOTES[verdict.problem]
             + "Write each segment once, never repeat a phrase that is not repeated in the audio, and keep free-text fields short."
         )
         user = first[0]
         return [types.Content(role=user.role, parts=[*(user.parts or []), types.Part(text=note)]), *first[1:]]
-    return first  # no answer at all (e.g. blocked): ask again as it was
+    return first  # no answer and no reason given: ask again as it was
+
+
+#: What a repair request says about an answer that was cut short, by problem.
+_CUT_NOTES = {
+    "max_tokens": "was cut off at the output limit. ",
+    "repetition_loop": "got stuck repeating the same words. ",
+    "recitation": "was stopped for quoting a known text at length. ",
+}
 
 
 def json_bytes(value: Any) -> int:

@@ -26,6 +26,9 @@ LOOP_MIN_REPEATS = 10
 #: ... over at least this many characters (so "......" or "ha ha ha" in real speech do not count).
 LOOP_MIN_CHARS = 200
 _JSON_CLOSERS = ' \t\r\n"}],'
+#: Finish reasons that mean a filter stopped the answer: asking again identically cannot help.
+#: (RECITATION is not one: it is retried, then a shorter window is tried, like a MAX_TOKENS cut.)
+SAFETY_STOPS = frozenset({"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "MODEL_ARMOR"})
 
 
 @dataclass(frozen=True)
@@ -93,8 +96,20 @@ def judge(reply: Reply, validator: jsonschema.protocols.Validator) -> Verdict:
         return Verdict(problem="repetition_loop", detail=f"the answer fell into a repetition loop, repeating {loop[:60]!r} over and over")
     if reply.finish_reason == "MAX_TOKENS":
         return Verdict(problem="max_tokens", detail=f"the answer was cut off at the output token limit after {len(reply.text)} characters")
+    if reply.block_reason:
+        return Verdict(problem="blocked", detail=(
+            f"Gemini blocked the prompt (blockReason {reply.block_reason}) before answering; the same request would be "
+            "blocked again. Check the audio and the prompt, or analyse another part of the media (time_range)"
+        ))
+    if reply.finish_reason in SAFETY_STOPS and not reply.text.strip():
+        return Verdict(problem="blocked", detail=(
+            f"Gemini stopped the answer with finish reason {reply.finish_reason} (a safety filter); the same request would "
+            "be stopped again. Check the audio and the prompt, or analyse another part of the media (time_range)"
+        ))
+    if reply.finish_reason == "RECITATION":
+        return Verdict(problem="recitation", detail="Gemini stopped the answer for reciting training data (finish reason RECITATION)")
     if not reply.text.strip():
-        why = reply.block_reason or reply.finish_reason or "no reason given"
+        why = reply.finish_reason or "no reason given"
         return Verdict(problem="no_answer", detail=f"Gemini gave no answer (finish reason / block reason: {why})")
     try:
         data = json.loads(reply.text)
@@ -108,7 +123,27 @@ def judge(reply: Reply, validator: jsonschema.protocols.Validator) -> Verdict:
         listed = "; ".join(f"{_where(v)}: {v.message}" for v in violations[:5])
         more = f" (and {len(violations) - 5} more)" if len(violations) > 5 else ""
         return Verdict(problem="schema", detail=f"the answer does not match the schema: {listed}{more}")
-    return Verdict(data=data)
+    return Verdict(data=with_nulls(data, validator.schema))
+
+
+def with_nulls(value: Any, schema: Mapping[str, Any]) -> Any:
+    """``value`` with every optional property it leaves out set to null, where the schema allows
+    null (e.g. ``translation``, which the documentation gives only for non-English segments), so
+    that every segment has the same keys."""
+    if isinstance(value, Mapping) and isinstance(schema.get("properties"), Mapping):
+        filled = {key: with_nulls(item, schema["properties"].get(key, {})) for key, item in value.items()}
+        for key, sub in schema["properties"].items():
+            if key not in filled and _allows_null(sub):
+                filled[key] = None
+        return filled
+    if isinstance(value, list) and isinstance(schema.get("items"), Mapping):
+        return [with_nulls(item, schema["items"]) for item in value]
+    return value
+
+
+def _allows_null(schema: Any) -> bool:
+    kind = schema.get("type") if isinstance(schema, Mapping) else None
+    return kind == "null" or (isinstance(kind, list) and "null" in kind)
 
 
 def _where(error: jsonschema.ValidationError) -> str:

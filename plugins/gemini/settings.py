@@ -8,15 +8,28 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from runpipe.errors import PipelineConfigError
-DEFAULT_MODEL = "gemini-3-flash-preview"
+
+from .limits import AUDIO_TOKENS_PER_SECOND, INLINE_LIMIT_BYTES, MODEL_OUTPUT_CEILING  # noqa: F401 (re-exported)
+
+#: The newest stable (GA) Flash model on Google's models and deprecations pages (late 2026:
+#: 3.8, 3.7 and 3.6 Flash are stable, with no shutdown date announced). A pinned stable name
+#: rather than the moving ``gemini-flash-latest`` alias, so that a run's results do not change
+#: under the user when Google moves the alias; ``gemini-3-flash-preview`` is deprecated.
+DEFAULT_MODEL = "gemini-3.8-flash"
+#: API version runpipe pins. google-genai 3.6 defaults to ``v1``, but Google's documentation
+#: writes every REST example for the features runpipe uses (Files API uploads, batches, context
+#: caching, per-part ``media_resolution``, ``thinkingLevel``) against ``v1beta``, and says
+#: per-part media resolution is a v1beta parameter. Pinning also keeps an SDK upgrade that
+#: changes its default from moving runpipe's requests to another surface.
+DEFAULT_API_VERSION = "v1beta"
 KEY_ENV_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 DEFAULT_ENDPOINT = "https://generativelanguage.googleapis.com/"
-#: Gemini 2.5/3 models write at most 65,536 tokens per answer, thinking included.
-MODEL_OUTPUT_CEILING = 65536
-#: Gemini's documented rate for audio input.
-AUDIO_TOKENS_PER_SECOND = 32
-#: Gemini's limit for a whole inline request, base64 included; above it, audio is uploaded.
-INLINE_LIMIT_BYTES = 20_000_000
+#: How much a model thinks: ``thinkingLevel`` for Gemini 3 models. The same names map to a
+#: thinking budget for models that only take one (Gemini 2.5 and older), and to the tokens
+#: reserved on top of the answer's budget (thinking counts against maxOutputTokens). Every
+#: budget here is valid on every 2.5 model (Flash-Lite takes 0 or 512-24,576, Pro 128-32,768).
+THINKING_TOKENS = {"minimal": 512, "low": 2048, "medium": 8192, "high": 16384}
+MEDIA_RESOLUTIONS = ("low", "medium", "high")
 
 
 @dataclass(frozen=True)
@@ -25,10 +38,16 @@ class GeminiSettings:
 
     api_key_env: str | None = None  # read only this variable; None: GEMINI_API_KEY, then GOOGLE_API_KEY
     base_url: str | None = None  # None: the SDK's own GOOGLE_GEMINI_BASE_URL, else Google's endpoint
-    api_version: str | None = None  # None: the SDK's default (GOOGLE_GENAI_API_VERSION or v1)
+    api_version: str = DEFAULT_API_VERSION
     model: str = DEFAULT_MODEL
-    max_output_tokens: int = 32768  # tokens for the answer itself; thinking gets its own budget on top
-    thinking_budget: int = 1024
+    max_output_tokens: int = 32768  # tokens for the answer itself; thinking gets its own reserve on top
+    # Transcribing and describing need little reasoning, and a low level keeps thinking from
+    # eating into the answer's budget; raise it for hard questions.
+    thinking: str = "low"
+    thinking_budget: int | None = None  # an exact budget for models that take one (None: from ``thinking``)
+    # Video (YouTube) frames cost ~300 tokens a second at the default resolution, which puts an
+    # hour past what fits; runpipe is after the sound track, so frames go at the lowest resolution.
+    media_resolution: str = "low"
     temperature: float | None = None  # None: the model's default (1.0 for Gemini 3, which loops when lowered)
     max_retries: int = 5
     retry_base_delay: float = 1.0
@@ -37,7 +56,7 @@ class GeminiSettings:
     concurrency: int = 16  # requests in flight; the run's --concurrency bounds them too
     requests_per_minute: int | None = None  # client-side quota, e.g. 5 on a free tier
     tokens_per_minute: int | None = None  # input tokens (audio at 32/s plus text) per minute
-    inline_limit_bytes: int = INLINE_LIMIT_BYTES  # Google's limit is 20 MB for the whole request
+    inline_limit_bytes: int = INLINE_LIMIT_BYTES  # Google's limit for the whole request
     delete_uploads: bool = True
     request_timeout: float = 600.0
     file_poll_interval: float = 2.0
@@ -53,7 +72,7 @@ class GeminiSettings:
     transcribe_model: str = "gemini-3.5-transcribe"
 
     #: Options a task may override in its ``options``: they change one request, not the client.
-    PER_TASK = ("model", "max_output_tokens", "thinking_budget", "temperature", "repair_attempts", "inline_limit_bytes")
+    PER_TASK = ("model", "max_output_tokens", "thinking", "thinking_budget", "media_resolution", "temperature", "repair_attempts", "inline_limit_bytes")
     #: Task options the engine gives every backend (``runpipe.tasks``): the speaker counts and the
     #: question. Gemini gets them through the prompt text, which the engine has already extended.
     FROM_ENGINE = ("num_speakers", "min_speakers", "max_speakers", "question")
@@ -89,9 +108,11 @@ class GeminiSettings:
     def _check_ranges(self, owner: str) -> None:
         problems = [
             (self.max_output_tokens >= 1, "max_output_tokens must be at least 1"),
-            (self.thinking_budget >= 0, "thinking_budget must be 0 (no thinking) or more"),
-            (self.max_output_tokens + self.thinking_budget <= MODEL_OUTPUT_CEILING,
-             f"max_output_tokens + thinking_budget must stay within {MODEL_OUTPUT_CEILING}"),
+            (self.thinking in THINKING_TOKENS, f"thinking must be one of {', '.join(THINKING_TOKENS)}, got {self.thinking!r}"),
+            (self.media_resolution in MEDIA_RESOLUTIONS, f"media_resolution must be one of {', '.join(MEDIA_RESOLUTIONS)}, got {self.media_resolution!r}"),
+            (self.thinking_budget is None or self.thinking_budget >= 0, "thinking_budget must be 0 (no thinking) or more"),
+            (self.max_output_tokens + self.thinking_tokens <= MODEL_OUTPUT_CEILING,
+             f"max_output_tokens + the thinking reserve ({self.thinking_tokens}) must stay within {MODEL_OUTPUT_CEILING}"),
             (self.max_retries >= 0, "max_retries must be 0 or more"),
             (self.repair_attempts >= 0, "repair_attempts must be 0 or more"),
             (self.concurrency >= 1, "concurrency must be at least 1"),
@@ -106,6 +127,11 @@ class GeminiSettings:
         for ok, message in problems:
             if not ok:
                 raise PipelineConfigError(f"{owner}: {message}")
+
+    @property
+    def thinking_tokens(self) -> int:
+        """Tokens of thinking this configuration allows for: the exact budget, else the level's."""
+        return self.thinking_budget if self.thinking_budget is not None else THINKING_TOKENS.get(self.thinking, 0)
 
     @property
     def endpoint(self) -> str:

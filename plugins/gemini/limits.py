@@ -1,0 +1,22 @@
+"""Gemini's documented request limits and token rates: one place for the backend, ``runpipe
+estimate`` and FakeGemini, so that a change on Google's side is one edit here."""
+
+from __future__ import annotations
+
+#: The whole generateContent request body (base64 media, prompt and schema included). Google
+#: raised it from 20 MB to 100 MB in January 2026; above it, media goes through the Files API.
+INLINE_LIMIT_BYTES = 100_000_000
+#: A batch job travels as one request body, and batch requests kept the old 20 MB limit.
+BATCH_REQUEST_LIMIT_BYTES = 20_000_000
+#: Audio costs 32 tokens a second (Gemini's audio documentation).
+AUDIO_TOKENS_PER_SECOND = 32
+#: Video costs about 300 tokens a second at the default media resolution (frames at 1 fps plus
+#: the sound track), which is how a countTokens total becomes a length.
+VIDEO_TOKENS_PER_SECOND_DEFAULT = 300
+#: Longest output of Gemini 2.5/3 models, thinking included.
+MODEL_OUTPUT_CEILING = 65536
+#: Context caching needs at least this many input tokens (the caching page gives 4,096 for the
+#: Gemini 3.5-3.8 Flash models and 3.1 Pro; 2.5 models need 2,048). The larger figure is used
+#: for every model: a cache below a model's minimum is refused, and a cache is only worth it for
+#: long audio anyway (4,096 tokens is about two minutes).
+CACHE_MIN_TOKENS = 4096

@@ -1,0 +1,163 @@
+"""The Gemini API as it is today, through the real SDK against FakeGemini: current models and the
+up-front model check, the documentation's optional fields, blocked prompts and safety stops,
+thinking levels."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types
+
+from conftest import ROOT, sample_copy
+from runpipe.cli import main
+from runpipe.plugins.gemini.errors import GeminiAnswerError
+from runpipe.plugins.gemini.settings import DEFAULT_MODEL
+from runpipe.testing.gemini_server import CURRENT_MODELS, Answer, BlockedPrompt, FakeGemini, RawText, SafetyStop
+from test_gemini_backend import GOOD, backends, generate_requests, local_audio, server, transcript_task  # noqa: F401
+
+#: The documentation's own example segment: no ``translation`` for an English segment.
+DOCS_SEGMENT = {"speaker": "Speaker 1", "timestamp": "00:01", "content": "Hello there.", "language": "English",
+                "language_code": "en", "emotion": "neutral"}
+
+
+def cli(server, *args):
+    env = {"GEMINI_API_KEY": server.api_key, "GOOGLE_GEMINI_BASE_URL": server.base_url}
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+
+# -- models --------------------------------------------------------------------------------------
+
+
+def test_default_model_is_a_current_stable_one():
+    assert DEFAULT_MODEL in CURRENT_MODELS and "preview" not in DEFAULT_MODEL
+
+
+def test_models_lists_what_the_key_can_use_and_marks_the_default(server):
+    out = cli(server, "models", "--json")
+    assert out.exit_code == 0, out.output
+    listed = json.loads(out.output)
+    assert [m["name"] for m in listed] == list(CURRENT_MODELS)
+    assert [m["name"] for m in listed if m["default"]] == [DEFAULT_MODEL]
+    out = cli(server, "models")
+    assert f"{DEFAULT_MODEL}  (default)" in out.output
+    assert [r.endpoint for r in server.requests] == ["models.list", "models.list"]  # one request per command
+
+
+@pytest.mark.parametrize("model", ["gemini-3-flash-preview", "gemini-9-flash-typo"])
+def test_a_retired_or_unknown_model_fails_up_front_in_one_line(server, tmp_path, model):
+    audio = sample_copy(tmp_path / "in")
+    out = cli(server, "run", str(ROOT / "pipelines" / "podcast.yaml"), str(audio), "-b", "gemini", "-m", model,
+              "-o", str(tmp_path / "out"), "--no-progress")
+    assert out.exit_code == 3
+    (line,) = out.output.strip().splitlines()
+    assert model in line and "gemini-3.8-flash" in line and "gemini-3.6-flash" in line
+    assert [r.endpoint for r in server.requests] == ["models.list"]  # no audio was sent
+
+
+def test_m_picks_another_current_model(server, tmp_path):
+    from answers import TRANSCRIPT
+
+    audio = sample_copy(tmp_path / "in")
+    server.script(Answer(TRANSCRIPT))
+    out = cli(server, "run", str(ROOT / "pipelines" / "podcast.yaml"), str(audio), "-b", "gemini", "-m", "gemini-3.6-flash",
+              "-o", str(tmp_path / "out"), "--no-progress")
+    assert out.exit_code == 0, out.output
+    (request,) = generate_requests(server)
+    assert request.path == "/v1beta/models/gemini-3.6-flash:generateContent"
+
+
+def test_the_sdk_gets_google_s_404_for_an_unknown_model(server):
+    client = genai.Client(api_key=server.api_key, http_options={"base_url": server.base_url, "api_version": "v1beta"})
+    with pytest.raises(genai_errors.ClientError) as caught:
+        client.models.get(model="gemini-3-flash-preview")
+    assert caught.value.code == 404 and "Call ListModels" in caught.value.message
+    assert client.models.get(model="gemini-flash-latest").supported_actions[0] == "generateContent"
+
+
+# -- the documentation's contract ---------------------------------------------------------------------
+
+
+def test_an_answer_in_the_documentation_s_shape_is_accepted_first_time(server, backends, tmp_path):
+    server.script(Answer({"summary": "Hi.", "segments": [DOCS_SEGMENT]}))
+    analysis = backends().analyze(local_audio(tmp_path), transcript_task())
+    assert analysis.provenance["attempts"] == 1 and len(generate_requests(server)) == 1
+    assert analysis.data["segments"][0]["translation"] is None  # left out: null, the same keys everywhere
+
+
+def test_a_real_schema_violation_still_gets_a_bounded_repair(server, backends, tmp_path):
+    broken = {"summary": "Hi.", "segments": [{k: v for k, v in DOCS_SEGMENT.items() if k != "content"}]}
+    server.script(Answer(broken), Answer({"summary": "Hi.", "segments": [DOCS_SEGMENT]}))
+    analysis = backends().analyze(local_audio(tmp_path), transcript_task())
+    assert analysis.provenance["attempts"] == 2
+
+
+# -- blocked prompts and safety stops ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("blocked, said", [(BlockedPrompt("PROHIBITED_CONTENT"), "blockReason PROHIBITED_CONTENT"),
+                                           (SafetyStop("SAFETY"), "finish reason SAFETY")])
+def test_a_blocked_prompt_or_safety_stop_fails_once_and_says_what_to_do(server, backends, tmp_path, blocked, said):
+    server.script(blocked, Answer(GOOD), Answer(GOOD))
+    with pytest.raises(GeminiAnswerError) as caught:
+        backends().analyze(local_audio(tmp_path), transcript_task())
+    assert caught.value.problem == "blocked" and said in str(caught.value)
+    assert "would be" in str(caught.value) and "time_range" in str(caught.value)
+    assert len(generate_requests(server)) == 1  # no identical re-ask
+
+
+def test_recitation_is_retried_then_left_to_window_splitting(server, backends, tmp_path):
+    server.script(RawText("", finish_reason="RECITATION"), Answer(GOOD))
+    analysis = backends().analyze(local_audio(tmp_path), transcript_task())
+    assert analysis.provenance["attempts"] == 2
+    server.script(*[RawText("", finish_reason="RECITATION")] * 3)
+    with pytest.raises(GeminiAnswerError) as caught:
+        backends().analyze(local_audio(tmp_path, 4.0), transcript_task())
+    assert caught.value.problem == "recitation"  # the analyze stage splits the window for it
+
+
+# -- thinking ---------------------------------------------------------------------------------------
+
+
+def test_gemini_3_gets_a_thinking_level_and_the_answer_keeps_its_budget(server, backends, tmp_path):
+    server.script(Answer(GOOD))
+    backends(max_output_tokens=10000, thinking="high").analyze(local_audio(tmp_path), transcript_task())
+    (request,) = generate_requests(server)
+    config = request.body["generationConfig"]
+    assert config["thinkingConfig"] == {"thinking_level": "HIGH"} and config["maxOutputTokens"] == 10000 + 16384
+
+
+def test_default_thinking_is_low(server, backends, tmp_path):
+    server.script(Answer(GOOD))
+    backends().analyze(local_audio(tmp_path), transcript_task())
+    (request,) = generate_requests(server)
+    assert request.body["generationConfig"]["thinkingConfig"] == {"thinking_level": "LOW"}
+
+
+def test_fake_gemini_checks_thinking_levels_as_the_api_does(server):
+    client = genai.Client(api_key=server.api_key, http_options={"base_url": server.base_url})
+    server.models = (*server.models, "gemini-2.5-flash")
+    server.default_response = RawText("ok")
+
+    def ask(model, **thinking):
+        return client.models.generate_content(model=model, contents="hi", config=types.GenerateContentConfig(
+            thinking_config=types.ThinkingConfig(**thinking)))
+
+    assert ask("gemini-3.8-flash", thinking_level="MEDIUM").text == "ok"
+    for model, thinking, said in [
+        ("gemini-3.8-flash", {"thinking_level": "MEDIUM", "thinking_budget": 100}, "cannot both be set"),
+        ("gemini-2.5-flash", {"thinking_level": "LOW"}, "not supported for this model"),
+    ]:
+        with pytest.raises(genai_errors.ClientError, match=said):
+            ask(model, **thinking)
+
+
+def test_bad_thinking_option_is_a_config_error():
+    from runpipe.errors import PipelineConfigError
+    from runpipe.plugins.gemini import GeminiBackend
+
+    with pytest.raises(PipelineConfigError, match="thinking must be one of minimal, low, medium, high"):
+        GeminiBackend({"thinking": "extreme"})
