@@ -253,7 +253,7 @@ def test_bad_media_fails_alone(kind, server, media_dir, tmp_path):
         assert not list((user_dir() / "normalized").glob(f"*{hashlib.sha256(bad.read_bytes()).hexdigest()}*"))
         # a rerun fails the bad input the same way, and repeats nothing for the good one
         again = check_batch(engine, pipeline(server), [bad, good], out, bad={bad.name: BAD_MEDIA[kind]}, stage="normalize")
-    assert [r.endpoint for r in server.requests] == ["generateContent", "transcribe"]  # the good input's answer and timeline, once
+    assert [r.endpoint for r in server.requests] == ["models.list", "generateContent", "transcribe"]  # the free model check, then the good input's answer and timeline, once
     assert again[good.name].status == "done"
 
 
@@ -448,7 +448,7 @@ def test_template_escape_is_refused_before_any_request(server, tmp_path):
     assert [(r.status, r.failed_stage) for r in result.inputs] == [("failed", "export")] * 2
     assert all("would put outputs outside the output folder" in r.error for r in result.inputs)
     assert not list(tmp_path.rglob("*.json")) and not list(tmp_path.rglob("*.srt"))
-    assert server.requests == []  # found before anything was paid for
+    assert [r.endpoint for r in server.requests] == ["models.list"]  # found before anything was paid for (the model check is free)
 
 
 def test_unwritable_output_folder_is_found_before_any_request(server, tmp_path):
@@ -460,7 +460,7 @@ def test_unwritable_output_folder_is_found_before_any_request(server, tmp_path):
     with make_engine() as engine:
         results = check_batch(engine, pipeline(server), inputs, blocker / "out", bad={"a.wav": r"cannot write|Not a directory"})
     assert results["a.wav"].failed_stage == "export"
-    assert server.requests == [] and blocker.read_text() == "not a folder"
+    assert [r.endpoint for r in server.requests] == ["models.list"] and blocker.read_text() == "not a folder"  # only the free model check
     # once the folder can be written, the rerun completes
     server.script(Answer(GOOD))
     with make_engine() as engine:

@@ -115,7 +115,7 @@ def test_podcast_takes_the_transcripts_timeline_without_the_local_models(tmp_pat
 
     models = {m["role"]: m for m in result["models"]}
     assert models["timeline"]["model"] == "gemini-3.5-transcribe"
-    assert models["understanding"]["model"] == "gemini-3-flash-preview"
+    assert models["understanding"]["model"] == "gemini-3.8-flash"
     assert models["timeline"]["usage"]["requests"] == models["understanding"]["usage"]["requests"] == 1
     assert result["usage"]["requests"] == 2
     notes = summary["inputs"][0]["notes"]
@@ -258,7 +258,7 @@ def test_fake_takes_31_minutes_without_timing_and_refuses_config_on_general_mode
     client = sdk(server)
     with pytest.raises(genai_errors.APIError) as caught:
         client.models.generate_content(
-            model="gemini-3-flash-preview", contents=[audio_part(tmp_path)],
+            model="gemini-3.8-flash", contents=[audio_part(tmp_path)],
             config=types.GenerateContentConfig(audio_transcription_config=types.AudioTranscriptionConfig(word_timestamp=True)))
     assert caught.value.code == 400
     server.transcribe.access = False
