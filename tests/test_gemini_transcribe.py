@@ -21,7 +21,7 @@ from runpipe.plugins.gemini.transcribe import duration_seconds, pieces
 from runpipe.plugins.local.models import REQUIRED_PACKAGES
 from runpipe.testing.fake_transcribe import Transcript, Utterance, general_answer
 from runpipe.testing.gemini_server import Answer, FakeGemini, HttpError, noise_wav
-from runpipe.timecode import parse_clock
+from runpipe.timecode import format_clock, parse_clock
 
 SCHEMA = json.loads((builtin_schemas_dir() / "transcript.schema.json").read_text())
 GERMAN = {"Guten Abend und willkommen zur Sendung.": "Good evening and welcome to the show.",
@@ -265,3 +265,18 @@ def test_fake_takes_31_minutes_without_timing_and_refuses_config_on_general_mode
     with pytest.raises(genai_errors.APIError) as caught:
         transcribe(server, audio_part(tmp_path), word_timestamp=True)
     assert caught.value.code == 404
+
+
+def test_a_meetings_decisions_move_with_the_segments_they_were_said_in(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_KEY", server.api_key)
+    meeting = json.loads((builtin_schemas_dir() / "meeting.schema.json").read_text())
+    transcript = conversation()
+    answer = general_answer(transcript, drift=DRIFT, summary="Weather talk.")
+    said = parse_clock(answer["segments"][5]["timestamp"]) + 1  # a second into "It rained all week..."
+    answer.update(decisions=[{"decision": "Talk about rain", "timestamp": format_clock(said)}], action_items=[])
+    server.script(Answer(answer))
+    server.transcribe.script(transcript)
+    analysis = backend(server).analyze(local_audio(tmp_path), Task("notes", "Notes.", "meeting", meeting))
+    (decision,) = analysis.data["decisions"]
+    truth = transcript.utterances[5].words[0].start + 1
+    assert abs(parse_clock(decision["timestamp"]) - truth) <= 1.0  # whole seconds, no longer 14 s late

@@ -103,4 +103,29 @@ def merge(understanding: Mapping[str, Any], utterances: Sequence[Utterance], sch
         if "emotion" in required and "emotion" not in item:
             item["emotion"] = _plainest(properties["emotion"])  # no general segment to judge it by
         segments.append(item)
-    return {**understanding, "segments": segments}
+    moved = _moved_moments(understanding, [_span(g) for g in general], [a for a, _ in spans])
+    return {**understanding, **moved, "segments": segments}
+
+
+def _moved_moments(understanding: Mapping[str, Any], said: Sequence[float], placed: Sequence[float]) -> dict[str, Any]:
+    """The answer's other timestamped items (a meeting's decisions and action items) moved as the
+    general segment they fall in was moved: the drift is the segment's, not the item's own."""
+    order = sorted(range(len(placed)), key=lambda i: said[i])
+    moved: dict[str, Any] = {}
+    for key, value in understanding.items():
+        if key == "segments" or not isinstance(value, list) or not order:
+            continue
+        items = []
+        for item in value:
+            if isinstance(item, Mapping) and isinstance(item.get("timestamp"), str):
+                try:
+                    t = parse_clock(item["timestamp"])
+                except ValueError:
+                    items.append(item)
+                    continue
+                # the last segment said at or before it (else the first)
+                host = next((i for i in reversed(order) if said[i] <= t), order[0])
+                item = {**item, "timestamp": format_clock(max(0.0, placed[host] + t - said[host]))}
+            items.append(item)
+        moved[key] = items
+    return moved
