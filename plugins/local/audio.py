@@ -156,7 +156,7 @@ class VadSettings:
 
     threshold: float = 0.5
     min_silence_seconds: float = 0.3
-    min_speech_seconds: float = 0.25
+    min_speech_seconds: float = 0.0  # as the bare engine: a lone short "Hello." is speech too
     pad_seconds: float = 0.1
     max_region_seconds: float = 30.0
 

@@ -40,9 +40,12 @@ class DecodingSettings:
     no_speech_threshold: float = 0.6
     log_prob_threshold: float = -1.0
     compression_ratio_threshold: float = 2.4
-    # An unpadded probe under this probability is redone with Whisper's padded 30 s pass
-    # (measured on 65 dev regions: the unpadded probe is wrong only below it).
-    sure_language: float = 0.8
+    # An unpadded probe under this probability is redone with Whisper's padded 30 s pass.
+    # Whisper's own threshold (faster-whisper's language_detection_threshold); on 65 dev
+    # regions every wrong unpadded probe was under it, and a padded pass costs ~10 probes.
+    sure_language: float = 0.5
+    judge_alone_seconds: float = 3.0  # a shorter region under sure_short_language takes its neighbours' language
+    sure_short_language: float = 0.8
     min_probe_seconds: float = 0.5  # shorter regions are too short to judge: they take their neighbours' language
     max_gap_seconds: float = 2.0  # same-language regions apart by at most this are decoded with the pause between them
     # Extra audio decoded around each stretch (the bare engine's VAD pads 0.4 s): the VAD's
@@ -126,36 +129,50 @@ def detect_region_languages(
     judged = [i for i, (s, e) in enumerate(regions) if e - s >= settings.min_probe_seconds] or list(range(len(regions)))
     frames = model.feature_extractor.nb_max_frames
     features = [model.feature_extractor(slice_seconds(samples, *regions[i]))[..., :frames] for i in judged]
-    ranked = _probe_languages(whisper, features)
+    heard = _probe_languages(whisper, features)
     # Unsure: ask again the way Whisper itself asks, the region padded to a 30 s window.
-    unsure = [k for k, candidates in enumerate(ranked) if candidates[0][1] < settings.sure_language]
+    unsure = [k for k, probs in enumerate(heard) if _top(probs)[1] < settings.sure_language]
     if unsure:
         from faster_whisper.audio import pad_or_trim
 
-        for k, candidates in zip(unsure, _probe_languages(whisper, [pad_or_trim(features[k], frames) for k in unsure])):
-            ranked[k] = candidates
-    detected = {index: candidates for index, candidates in zip(judged, ranked)}
-    middles = np.array([(regions[i][0] + regions[i][1]) / 2 for i in judged])
+        for k, probs in zip(unsure, _probe_languages(whisper, [pad_or_trim(features[k], frames) for k in unsure])):
+            heard[k] = probs
+    # A short region the detector is not sure of is too short to judge: it takes the
+    # language of the nearest region that was judged (measured: 1.7 s of espeak English
+    # heard as Finnish at 0.6 between English regions). A sure short region, and every
+    # longer one, keeps its own detection whatever its neighbours say.
+    position = {index: k for k, index in enumerate(judged)}
+    trusted = [
+        k for k, index in enumerate(judged)
+        if regions[index][1] - regions[index][0] >= settings.judge_alone_seconds or _top(heard[k])[1] >= settings.sure_short_language
+    ] or list(range(len(judged)))
+    middles = {k: (regions[judged[k]][0] + regions[judged[k]][1]) / 2 for k in trusted}
     languages = []
     for index, (start, end) in enumerate(regions):
-        source = index if index in detected else judged[int(np.argmin(np.abs(middles - (start + end) / 2)))]
-        candidates = detected[source]
-        probability = candidates[0][1] if source == index else 0.0  # 0: not judged, borrowed
-        languages.append(RegionLanguage(start, end, candidates[0][0], probability, candidates))
+        own = position.get(index)
+        source = own if own in middles else min(trusted, key=lambda k: abs(middles[k] - (start + end) / 2))
+        code = _top(heard[source])[0]
+        probs = heard[own] if own is not None else {}
+        probability = probs[code] if source == own else 0.0  # 0: not judged here, borrowed
+        languages.append(RegionLanguage(start, end, code, probability, tuple(sorted(probs.items(), key=lambda item: -item[1])[:3])))
     return languages
+
+
+def _top(probs: dict[str, float]) -> tuple[str, float]:
+    return max(probs.items(), key=lambda item: item[1])
 
 
 _PROBE_BATCH = 16  # probes encoded per call: enough to amortise the call, small enough for memory
 
 
-def _probe_languages(whisper: LoadedWhisper, features: list[np.ndarray]) -> list[tuple[tuple[str, float], ...]]:
-    """Whisper's top three languages for each (mel bins, frames) probe. Probes of equal
+def _probe_languages(whisper: LoadedWhisper, features: list[np.ndarray]) -> list[dict[str, float]]:
+    """Whisper's language probabilities for each (mel bins, frames) probe. Probes of equal
     length go through the encoder together (nothing is padded, so each result is the one
     it would get alone)."""
     by_length: dict[int, list[int]] = {}
     for index, feature in enumerate(features):
         by_length.setdefault(feature.shape[-1], []).append(index)
-    ranked: list[tuple[tuple[str, float], ...]] = [()] * len(features)
+    ranked: list[dict[str, float]] = [{}] * len(features)
     for indices in by_length.values():
         for first in range(0, len(indices), _PROBE_BATCH):
             batch = indices[first : first + _PROBE_BATCH]
@@ -164,7 +181,7 @@ def _probe_languages(whisper: LoadedWhisper, features: list[np.ndarray]) -> list
                 encoded = whisper.model.encode(stacked)
                 results = whisper.model.model.detect_language(encoded)
             for index, result in zip(batch, results):
-                ranked[index] = tuple((token[2:-2], float(prob)) for token, prob in result[:3])
+                ranked[index] = {token[2:-2]: float(prob) for token, prob in result}
     return ranked
 
 
