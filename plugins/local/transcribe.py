@@ -162,7 +162,9 @@ def _top(probs: dict[str, float]) -> tuple[str, float]:
     return max(probs.items(), key=lambda item: item[1])
 
 
-_PROBE_BATCH = 16  # probes encoded per call: enough to amortise the call, small enough for memory
+# Frames encoded per call, at most: one 30 s window's worth. The encoder's attention memory
+# grows with batch x length^2; sixteen padded 30 s probes in one call took ~1 GB more RSS.
+_PROBE_FRAMES = 3000
 
 
 def _probe_languages(whisper: LoadedWhisper, features: list[np.ndarray]) -> list[dict[str, float]]:
@@ -174,8 +176,9 @@ def _probe_languages(whisper: LoadedWhisper, features: list[np.ndarray]) -> list
         by_length.setdefault(feature.shape[-1], []).append(index)
     ranked: list[dict[str, float]] = [{}] * len(features)
     for indices in by_length.values():
-        for first in range(0, len(indices), _PROBE_BATCH):
-            batch = indices[first : first + _PROBE_BATCH]
+        batch_size = max(1, _PROBE_FRAMES // features[indices[0]].shape[-1])
+        for first in range(0, len(indices), batch_size):
+            batch = indices[first : first + batch_size]
             stacked = np.ascontiguousarray(np.stack([features[i] for i in batch]), dtype=np.float32)
             with whisper.lock:
                 encoded = whisper.model.encode(stacked)
