@@ -1,16 +1,25 @@
 """How well does re-timing repair a Gemini answer whose timestamps drift?
 
-Builds audio by joining real recordings with gaps of known, varied length, so every segment's
-true start is known; has the local Gemini REST server (FakeGemini) answer with those segments'
-text but Gemini-like drifted MM:SS timestamps (t * 1.15 + 3 s, rounded to whole seconds, the last
-one past the end of the audio); runs the real Gemini backend through ``runpipe.Engine`` with
-re-timing off and on; prints the start-time error before and after, and what re-timing costs.
+For every recording, each segment's true start is known: the composed dev files of
+``../shared/devaudio`` (their manifest gives every passage's start and end) and the committed
+sample (its six espeak-ng turns joined with silences of known length). The local Gemini REST
+server (FakeGemini) answers with those segments' text and Gemini-like MM:SS timestamps drifted
+in one of three ways:
 
-    python bench/bench_retime.py                                   # samples/podcast_sample.ogg
-    python bench/bench_retime.py --source shared ../shared/audio   # real recordings (MANIFEST.json)
+- ``linear``: true start x 1.15 + 2 s (late stamps fall past the end of the audio);
+- ``jump``: true start, then + 20 s from the middle segment on;
+- ``jitter``: true start + uniform(-5, 5) s (seeded), never below 0.
 
-Targets (issue 9): median error < 0.2 s, >= 90 % within 0.5 s, nothing past the end, re-timing
-<= 0.1 x real time on 2 cores. Needs the offline models (pip install '.[local]'); never the network.
+The real Gemini backend runs through ``runpipe.Engine`` with re-timing off and on; the script
+prints, per file and drift, the start-time error before and after (median, 90th percentile,
+share within 0.5 s, starts or ends past the end of the audio) and what re-timing costs (the
+first, cold run per file; later drifts reuse what the audio yielded, as a rerun does).
+
+    python bench/bench_retime.py                         # sample + both composed files
+    python bench/bench_retime.py --only two_speaker_dialogue --show-segments
+
+Targets (issue 12): >= 90 % of starts within 0.5 s, median < 0.2 s on each drift, nothing past
+the end, re-timing <= 0.1 x real time on 2 cores. Needs the offline models; never the network.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -29,101 +39,80 @@ import numpy as np
 
 RATE = 16000
 ROOT = Path(__file__).resolve().parent.parent
-GAPS = (1.5, 4.0, 0.7, 9.0, 2.5, 6.0, 1.0, 3.0)  # seconds of silence before each clip, in turn
-SILENCE_LEVEL = 0.02  # peak amplitude under which a clip's opening counts as silence
+DEVAUDIO = next((folder / "shared" / "devaudio" for folder in ROOT.parents if (folder / "shared" / "devaudio").is_dir()),
+                ROOT.parent / "shared" / "devaudio")  # ../shared beside the checkout (or its worktree folder)
+COMPOSED = ("multilingual_panel", "two_speaker_dialogue")
+SAMPLE_GAPS = (1.5, 4.0, 0.7, 9.0, 2.5, 6.0)  # seconds of silence before each sample turn
+SILENCE_LEVEL = 0.02  # peak amplitude under which a turn's opening counts as silence
+LANGUAGES = {"de": "German", "en": "English", "es": "Spanish", "fr": "French", "it": "Italian",
+             "ja": "Japanese", "pt": "Portuguese", "zh": "Chinese"}
 
 
 @dataclass(frozen=True)
 class Line:
-    """One transcript segment: its true start on the joined audio, speaker, text, language."""
+    """One transcript segment: its true start, speaker, text and language."""
 
     start: float
     speaker: str
     text: str
-    language_code: str = "en"
+    language_code: str
 
 
-@dataclass(frozen=True)
-class Clip:
-    samples: np.ndarray
-    lines: list[tuple[float, str, str, str]]  # (start within the clip, speaker, text, language code)
+def linear(lines: list[Line]) -> list[float]:
+    return [line.start * 1.15 + 2.0 for line in lines]
 
 
-def trim_leading_silence(samples: np.ndarray) -> tuple[np.ndarray, float]:
-    """The clip from its first sound on (10 ms frames over SILENCE_LEVEL), and the seconds cut."""
-    frame = RATE // 100
-    loud = [i for i in range(0, samples.size - frame, frame) if np.abs(samples[i:i + frame]).max() > SILENCE_LEVEL]
-    cut = loud[0] if loud else 0
-    return samples[cut:], cut / RATE
+def jump(lines: list[Line]) -> list[float]:
+    half = len(lines) // 2
+    return [line.start + (20.0 if index >= half else 0.0) for index, line in enumerate(lines)]
 
 
-def clip(samples: np.ndarray, lines: list[tuple[float, str, str, str]]) -> Clip:
-    """A clip whose line starts are measured from its first sound (the silence before is cut)."""
-    trimmed, cut = trim_leading_silence(samples)
-    return Clip(trimmed, [(max(0.0, start - cut), speaker, text, code) for start, speaker, text, code in lines])
+def jitter(lines: list[Line]) -> list[float]:
+    rng = random.Random(12)
+    return [max(0.0, line.start + rng.uniform(-5.0, 5.0)) for line in lines]
 
 
-def sample_clips() -> list[Clip]:
-    """The six espeak-ng turns of samples/podcast_sample.ogg, each a clip."""
+DRIFTS = {"linear": linear, "jump": jump, "jitter": jitter}
+
+
+def composed(name: str, work: Path) -> tuple[Path, list[Line]]:
+    manifest = {f["id"]: f for f in json.loads((DEVAUDIO / "MANIFEST.json").read_text())["files"]}
+    entry = manifest[name]
+    speakers: dict[str, str] = {}
+    lines = []
+    for passage in entry["ground_truth"]["passages"]:
+        label = speakers.setdefault(passage["speaker"], f"Speaker {len(speakers) + 1}")
+        lines.append(Line(passage["start"], label, passage["text"], passage["language"]))
+    return DEVAUDIO / entry["path"], lines
+
+
+def sample(work: Path) -> tuple[Path, list[Line]]:
+    """The sample's six turns, each from its first sound, after a silence from SAMPLE_GAPS."""
     from runpipe.plugins.local.audio import load_audio
+    from runpipe.testing import write_wav
 
     samples = load_audio(ROOT / "samples" / "podcast_sample.ogg")
     turns = json.loads((ROOT / "samples" / "podcast_sample.json").read_text())["turns"]
-    return [
-        clip(samples[int(t["start"] * RATE):int(t["end"] * RATE)], [(0.0, t["speaker"], t["text"], t["voice"][:2])])
-        for t in turns
-    ]
-
-
-def shared_clips(folder: Path) -> list[Clip]:
-    """Recordings of the shared folder that have a reference transcript, with its times where
-    the manifest gives them (a whole-file transcript starts at the clip's first sound)."""
-    from runpipe.plugins.local.audio import load_audio
-
-    manifest = {f["id"]: f for f in json.loads((folder / "MANIFEST.json").read_text())["files"]}
-    clips = []
-    for name in ("en_librispeech_mr_quilter", "en_jfk_inaugural_1961"):
-        entry = manifest[name]
-        clips.append(clip(load_audio(folder / entry["path"]), [(0.0, "Speaker 1", entry["ground_truth"]["transcript"], "en")]))
-    pyannote = manifest["en_pyannote_sample_2spk"]
-    clips.append(clip(load_audio(folder / pyannote["path"]), [
-        (s["start"], s["speaker"], s["text"], "en") for s in pyannote["ground_truth"]["transcript_segments"]
-    ]))
-    codeswitch = manifest["en_de_codeswitch_mit_license"]
-    truth = codeswitch["ground_truth"]
-    # Only the English part has a reference text (the German part's is null in the manifest).
-    english = next(s for s in truth["language_segments"] if s["language"] == "en")
-    samples = load_audio(folder / codeswitch["path"], english["start"], english["end"] - english["start"])
-    clips.append(clip(samples, [(0.0, "Speaker 1", truth["transcript_en_part"], "en")]))
-    return clips
-
-
-def join(clips: list[Clip]) -> tuple[np.ndarray, list[Line]]:
-    """The clips one after another, each after a gap from GAPS; every line's true start."""
+    frame = RATE // 100
     pieces, lines, cursor = [], [], 0.0
-    for index, piece in enumerate(clips):
-        gap = GAPS[index % len(GAPS)]
-        pieces += [np.zeros(int(gap * RATE), np.float32), piece.samples]
-        cursor += gap
-        lines += [Line(round(cursor + start, 3), speaker, text, code) for start, speaker, text, code in piece.lines]
-        cursor += piece.samples.size / RATE
+    for gap, turn in zip(SAMPLE_GAPS, turns):
+        speech = samples[int(turn["start"] * RATE):int(turn["end"] * RATE)]
+        loud = next(i for i in range(0, speech.size, frame) if np.abs(speech[i:i + frame]).max() > SILENCE_LEVEL)
+        speech = speech[loud:]
+        pieces += [np.zeros(int(gap * RATE), np.float32), speech]
+        lines.append(Line(round(cursor + gap, 3), turn["speaker"], turn["text"], turn["voice"][:2]))
+        cursor += gap + speech.size / RATE
     pieces.append(np.zeros(RATE, np.float32))
-    return np.concatenate(pieces), lines
+    return write_wav(work / "sample_spaced.wav", np.concatenate(pieces)), lines
 
 
-def drifted_answer(lines: list[Line], duration: float) -> dict:
-    """A Gemini-style answer: the right text, MM:SS timestamps drifting as t * 1.15 + 3 s, the
-    last one past the end of the audio."""
-    segments = []
-    for index, line in enumerate(lines):
-        seconds = round(line.start * 1.15 + 3.0)
-        if index == len(lines) - 1:
-            seconds = max(seconds, int(duration) + 5)
-        segments.append({
-            "speaker": line.speaker, "timestamp": f"{seconds // 60:02d}:{seconds % 60:02d}", "content": line.text,
-            "language": {"en": "English", "de": "German"}[line.language_code], "language_code": line.language_code,
-            "translation": "", "emotion": "neutral",
-        })
+def answer(lines: list[Line], stamps: list[float]) -> dict:
+    segments = [
+        {"speaker": line.speaker, "timestamp": f"{int(round(t)) // 60:02d}:{int(round(t)) % 60:02d}",
+         "content": line.text, "language": LANGUAGES[line.language_code], "language_code": line.language_code,
+         "translation": "", "emotion": "neutral"}
+        for line, t in zip(lines, stamps)
+    ]
     return {"summary": "A benchmark conversation.", "segments": segments}
 
 
@@ -139,13 +128,12 @@ def pipeline(base_url: str, retime: bool) -> dict:
     }
 
 
-def run_pipeline(audio: Path, answer: dict, retime: bool, work: Path) -> dict:
+def run_pipeline(audio: Path, reply: dict, retime: bool, out: Path) -> dict:
     from runpipe import Engine
     from runpipe.testing.gemini_server import Answer, FakeGemini
 
-    out = work / ("on" if retime else "off")
     with FakeGemini() as server:
-        server.script(Answer(answer))
+        server.script(Answer(reply))
         os.environ["GEMINI_API_KEY"] = server.api_key
         with Engine(load_entrypoints=False) as engine:
             result = engine.run(engine.load_dict(pipeline(server.base_url, retime)), [str(audio)], output_dir=out)
@@ -155,29 +143,26 @@ def run_pipeline(audio: Path, answer: dict, retime: bool, work: Path) -> dict:
     return json.loads((out / f"{audio.stem}.json").read_text())
 
 
-def errors(result: dict, lines: list[Line]) -> list[float]:
-    starts = [s["start"] for s in result["segments"]]
-    if len(starts) != len(lines):
-        sys.exit(f"{len(lines)} segments sent, {len(starts)} came back")
-    return [abs(start - line.start) for start, line in zip(starts, lines)]
-
-
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def report(label: str, result: dict, lines: list[Line], show_segments: bool = False) -> None:
-    errs = errors(result, lines)
-    if show_segments:
-        for segment, line, err in zip(result["segments"], lines, errs):
-            print(f"  true {line.start:6.2f}  got {segment['start']:6.2f}  error {err:5.2f}  "
-                  f"{segment['timing']:<12} {line.text[:50]}")
-    within = sum(e <= 0.5 for e in errs) / len(errs)
+def scores(result: dict, lines: list[Line]) -> str:
+    starts = [s["start"] for s in result["segments"]]
+    if len(starts) != len(lines):
+        sys.exit(f"{len(lines)} segments sent, {len(starts)} came back")
+    errs = [abs(start - line.start) for start, line in zip(starts, lines)]
     duration = result["media"]["duration"]
-    past_end = sum(max(s["start"], s["end"] or 0) > duration for s in result["segments"])
-    print(f"{label:<16} median {statistics.median(errs):6.2f} s   p90 {percentile(errs, 0.9):6.2f} s   "
-          f"within 0.5 s {within:6.1%}   past the end {past_end}")
+    past_end = sum(max(s["start"], s.get("end") or 0.0) > duration for s in result["segments"])
+    within = sum(e <= 0.5 for e in errs) / len(errs)
+    return f"{statistics.median(errs):6.2f} {percentile(errs, 0.9):6.2f} {within:7.1%} {past_end:4d}"
+
+
+def show(result: dict, lines: list[Line]) -> None:
+    for segment, line in zip(result["segments"], lines):
+        print(f"    true {line.start:7.2f}  got {segment['start']:7.2f}  error {abs(segment['start'] - line.start):6.2f}  "
+              f"{segment['timing']:<12} {line.text[:50]}")
 
 
 def timed_retime_step() -> list[tuple[float, float]]:
@@ -189,6 +174,8 @@ def timed_retime_step() -> list[tuple[float, float]]:
     untimed = RetimeStep.process
 
     def process(self, document):
+        if not self.enabled:
+            return untimed(self, document)
         wall, cpu = time.perf_counter(), time.process_time()
         try:
             return untimed(self, document)
@@ -199,50 +186,45 @@ def timed_retime_step() -> list[tuple[float, float]]:
     return costs
 
 
-def load_models() -> float:
+def load_models() -> None:
     """Load Whisper and the voice-activity model once, so the step's timing excludes them."""
     from runpipe.plugins.local import models
     from runpipe.plugins.local.audio import speech_regions
 
-    began = time.perf_counter()
     models.whisper_model()
     speech_regions(np.zeros(RATE, np.float32))
-    return time.perf_counter() - began
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--source", nargs="+", default=["sample"], metavar=("sample|shared", "PATH"),
-                        help="'sample' (the committed two-voice sample) or 'shared PATH' (a folder with MANIFEST.json)")
+    parser.add_argument("--only", choices=("sample", *COMPOSED), action="append", help="one input (repeatable)")
+    parser.add_argument("--drift", choices=tuple(DRIFTS), action="append", help="one drift kind (repeatable)")
     parser.add_argument("--show-segments", action="store_true", help="print every segment's true and re-timed start")
+    parser.add_argument("--cache", type=Path, help="keep what the audio yielded here between runs (costs are then warm)")
     args = parser.parse_args()
-    if args.source[0] == "sample" and len(args.source) == 1:
-        clips = sample_clips()
-    elif args.source[0] == "shared" and len(args.source) == 2:
-        clips = shared_clips(Path(args.source[1]))
-    else:
-        parser.error("--source takes 'sample' or 'shared PATH'")
-
-    samples, lines = join(clips)
-    duration = samples.size / RATE
+    names = args.only or ["sample", *COMPOSED]
+    drifts = args.drift or list(DRIFTS)
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
-        os.environ["RUNPIPE_USER_PATH"] = str(work / "user")  # a cold cache: nothing heard before
-        from runpipe.testing import write_wav
-
-        audio = write_wav(work / "joined.wav", samples)
-        answer = drifted_answer(lines, duration)
-        print(f"{len(clips)} clips, {len(lines)} segments, {duration:.1f} s of audio")
-        load_seconds = load_models()
-        step_costs = timed_retime_step()
-        stated = [int(s["timestamp"][:2]) * 60 + int(s["timestamp"][3:]) for s in answer["segments"]]
-        print(f"answer: {sum(t > duration for t in stated)} timestamp(s) past the end of the audio")
-        report("before re-timing", run_pipeline(audio, answer, retime=False, work=work), lines)
-        report("after re-timing", run_pipeline(audio, answer, retime=True, work=work), lines, args.show_segments)
-    wall, cpu = step_costs[-1]  # the run with re-timing on
-    print(f"re-timing cost   {wall:.1f} s for {duration:.1f} s of audio = {wall / duration:.3f} x real time "
-          f"(CPU {cpu:.1f} s on {os.cpu_count()} cores; models loaded beforehand in {load_seconds:.1f} s; "
-          f"load average {os.getloadavg()[0]:.1f})")
+        os.environ["RUNPIPE_USER_PATH"] = str(args.cache or work / "user")
+        load_models()
+        costs = timed_retime_step()
+        print(f"{'file':<22} {'drift':<7} {'':>6} {'median':>6} {'p90':>6} {'<=0.5s':>7} {'past':>4}")
+        for name in names:
+            audio, lines = sample(work) if name == "sample" else composed(name, work)
+            cost_index = len(costs)
+            for drift in drifts:
+                reply = answer(lines, DRIFTS[drift](lines))
+                before = run_pipeline(audio, reply, False, work / name / drift / "off")
+                after = run_pipeline(audio, reply, True, work / name / drift / "on")
+                print(f"{name:<22} {drift:<7} {'before':>6} {scores(before, lines)}")
+                print(f"{'':<22} {'':<7} {'after':>6} {scores(after, lines)}")
+                if args.show_segments:
+                    show(after, lines)
+            duration = after["media"]["duration"]
+            wall, cpu = costs[cost_index]  # the first run with re-timing on: nothing cached yet
+            print(f"{name:<22} re-timing cost {wall:.1f} s for {duration:.1f} s = {wall / duration:.3f} x real time "
+                  f"(CPU {cpu:.1f} s on {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,10 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 MediaKind = Literal["file", "url"]
-Timing = Literal["aligned", "interpolated", "model", "approximate"]
+#: How a segment's time was obtained: ``aligned`` (its first word heard there), ``interpolated``
+#: (other words of it heard), ``passage`` (placed on a speech passage by voice activity and text
+#: length), ``model`` (the backend's own time) or ``approximate`` (the backend's, unverified).
+Timing = Literal["aligned", "interpolated", "passage", "model", "approximate"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,7 +75,9 @@ def build_segments(analysis: Analysis, duration: float | None) -> tuple[tuple[Se
         previous = start
     if unparsed:
         notes.append(f"{unparsed} segment timestamp(s) could not be read and were placed after the previous segment")
-    pending.sort(key=lambda p: p[0])  # stable: equal starts keep the backend's order
+    # Kept in the backend's order: a model writes segments in the order they were spoken, while
+    # its timestamps drift and jitter (sorting by them would shuffle the text); re-timing puts
+    # them in time order, and sorts them when it keeps the backend's times.
     past_end = 0
     segments = []
     for index, (start, end, item, measured) in enumerate(pending):

@@ -51,7 +51,9 @@ def test_end_to_end_with_scripted_backend(tmp_path):
     assert [s["start"] for s in data["segments"]] == pytest.approx([0.0, 7.12, 22.08], abs=0.25)
     assert [s["original_timestamp"] for s in data["segments"]] == ["00:00", "00:07", "00:21"]
     assert [s["timing"] for s in data["segments"]][:2] == ["aligned", "aligned"]
-    assert data["segments"][2]["timing"] in ("aligned", "interpolated")  # base Whisper's German may miss "Und"
+    # base Whisper may decode the German turn as English: its start then comes from the speech
+    # passage (onset after a pause, the answer's 00:21 as a prior) rather than a heard "Und"
+    assert data["segments"][2]["timing"] in ("aligned", "interpolated", "passage")
     assert data["segments"][2]["translation"] == "And if someone speaks German."
     assert data["backend"] == "scripted" and data["media"]["mime_type"] == "audio/ogg"
     assert data["usage"]["prompt_tokens"] > 0

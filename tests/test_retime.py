@@ -62,35 +62,55 @@ def test_misheard_words_are_interpolated_at_the_voices_pace_and_a_pause_stays_a_
     segments = [segment("00:00", "Welcome back to the show."), segment("00:03", "Zorblax Quintessa said hello there.")]
     # the recogniser heard the opening names as something else entirely
     recognized = heard("welcome back to the show", 1.0) + heard("sorry", 9.0) + heard("said hello there", 9.6)
-    result, stats = retime_segments(segments, recognized, [], duration=12.0)
+    result, stats = retime_segments(segments, recognized, None, duration=12.0)
     first, second = result
     assert first.end == 2.5  # not stretched over the pause up to the next segment
     assert second.timing == "interpolated" and second.anchored_share == 0.6
     assert [w.probability for w in second.words] == [None, None, 1.0, 1.0, 1.0]
-    # the two unheard names lead into "said" at the pace the voice speaks (0.3 s for a 5-letter word)
-    names_seconds = 9.6 - second.start
-    assert second.words[1].end == 9.6 and 0.8 < names_seconds < 1.4
+    # the segment starts where speech resumes (the misheard "sorry"), and the two unheard names
+    # fill the speech up to "said"
+    assert second.start == 9.0 and second.words[0].start == 9.0 and second.words[1].end == 9.6
     assert stats.interpolated == 1 and stats.aligned == 1
     assert_well_formed(result, 12.0)
 
 
-def test_a_segment_with_no_word_heard_sits_in_the_pause_between_its_neighbours():
-    segments = [segment("00:00", "One two three."), segment("00:05", "Mumble."), segment("00:09", "Four five six.")]
+def test_a_segment_with_no_word_heard_is_placed_on_the_speech_between_its_neighbours():
+    segments = [segment("00:00", "One two three."), segment("00:09", "Mumble mumble."), segment("00:12", "Four five six.")]
     recognized = heard("one two three", 1.0) + heard("four five six", 8.0)
-    result, _ = retime_segments(segments, recognized, [], duration=10.0)
+    # voice activity found speech at 4.0-4.6 that the recogniser made nothing of
+    result, stats = retime_segments(segments, recognized, [(1.0, 1.9), (4.0, 4.6), (8.0, 8.9)], duration=10.0)
     middle = result[1]
-    assert middle.timing == "interpolated" and middle.anchored_share == 0.0
-    assert result[0].end <= middle.start and middle.end <= result[2].start == 8.0
+    assert middle.timing == "passage" and middle.anchored_share == 0.0
+    assert (middle.start, middle.end) == (4.0, 4.6)  # on the passage, not on the silence around it
+    assert [s.timing for s in result] == ["aligned", "passage", "aligned"] and stats.passage == 1
     assert_well_formed(result, 10.0)
+
+
+def test_a_segment_never_moves_away_from_the_passage_its_anchors_confirm():
+    # the backend's times say the second turn is at 2 s; its words were heard at 6 s
+    segments = [segment("00:00", "Good morning everyone."), segment("00:02", "Morning, thanks for coming.", "Speaker 2")]
+    recognized = heard("good morning everyone", 0.5) + heard("morning thanks for coming", 6.0)
+    result, _ = retime_segments(segments, recognized, [(0.5, 1.4), (2.0, 2.5), (6.0, 7.2)], duration=8.0)
+    assert [s.start for s in result] == [0.5, 6.0]
+    assert [s.timing for s in result] == ["aligned", "aligned"]
+
+
+def test_a_segment_is_not_squeezed_below_the_speech_its_words_need():
+    # two long turns, one short passage each, and a backend that puts both at 0:01
+    first, second = "word " * 12, "other " * 12
+    segments = [segment("00:01", first), segment("00:01", second, "Speaker 2")]
+    result, _ = retime_segments(segments, [], [(1.0, 4.0), (5.0, 8.0)], duration=9.0)
+    assert [(s.start, s.end) for s in result] == [(1.0, 4.0), (5.0, 8.0)]
+    assert {s.timing for s in result} == {"passage"}
 
 
 def test_segments_stay_in_order_when_heard_times_overlap():
     segments = [segment("00:00", "One two.", "Speaker 1"), segment("00:00", "Three four.", "Speaker 2")]
     # two voices at once: the recogniser puts the second voice's first word before the first's
     recognized = heard("one two", 5.0) + [TimedWord("three", 4.9, 5.5), TimedWord("four", 5.5, 5.8)]
-    result, _ = retime_segments(segments, recognized, [], duration=10.0)
+    result, _ = retime_segments(segments, recognized, None, duration=10.0)
     assert [s.content for s in result] == ["One two.", "Three four."]
-    assert [s.start for s in result] == [5.0, 5.0]
+    assert result[0].start == pytest.approx(5.0, abs=0.1) and result[0].start < result[1].start <= 5.5
     assert_well_formed(result, 10.0)
 
 
@@ -99,7 +119,7 @@ def test_a_voice_never_overlaps_its_own_previous_segment(second_speaker, first_e
     segments = [segment("00:00", "One two."), segment("00:02", "Three.", second_speaker)]
     # the recogniser heard "three" while "two" was still going on
     recognized = [TimedWord("one", 1.0, 1.3), TimedWord("two", 1.3, 1.9), TimedWord("three", 1.5, 1.8)]
-    result, _ = retime_segments(segments, recognized, [], duration=5.0)
+    result, _ = retime_segments(segments, recognized, None, duration=5.0)
     assert result[0].end == first_end  # another voice may talk over it; the same voice may not
     assert result[1].start == 1.5
 
@@ -118,18 +138,26 @@ def test_nothing_passes_the_end_of_the_audio():
         segment("00:00", "Said hello and then a great many words that nobody heard at all."),
         segment("00:45", ""),  # an empty segment timestamped past the end
     ]
-    result, stats = retime_segments(segments, heard("said hello", 9.0), [], duration=10.0)
-    assert result[0].end == 10.0 and result[0].words[-1].end == 10.0
+    result, stats = retime_segments(segments, heard("said hello", 9.0), None, duration=10.0)
+    # the unheard words stay on the speech that was found, squeezed into it
+    assert result[0].end == 9.6 and result[0].words[-1].end == 9.6
     assert result[1].start == 10.0 and result[1].timing == "model"
     assert stats.model == 1
     assert_well_formed(result, 10.0)
 
 
-def test_nothing_heard_leaves_the_segments_to_the_caller():
+def test_no_speech_leaves_the_segments_to_the_caller():
     segments = [segment("00:03", "Hello there.")]
-    result, stats = retime_segments(segments, heard("completely different", 1.0), [], duration=10.0)
+    result, stats = retime_segments(segments, heard("hello there", 1.0), [], duration=10.0)
     assert result == tuple(segments)
-    assert stats.anchored_words == 0 and stats.model == 1
+    assert stats.placed == 0 and stats.model == 1
+
+
+def test_speech_with_no_word_anchored_still_places_the_segments():
+    segments = [segment("00:03", "Hello there.")]
+    result, stats = retime_segments(segments, heard("completely different", 1.0), None, duration=10.0)
+    assert (result[0].start, result[0].end, result[0].timing) == (1.0, 1.6, "passage")
+    assert stats.anchored_words == 0 and stats.passage == 1
 
 
 def test_packed_speech_maps_times_both_ways():

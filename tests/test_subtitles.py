@@ -84,6 +84,19 @@ def test_srt_round_trip_with_speaker_prefix():
     assert subs[0].start.total_seconds() == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("name", ["Ada", "Dr. Grace Brewster Murray Hopper"])
+def test_srt_limits_count_the_speaker_prefix(name):
+    doc = document(long_doc().segments, (Speaker("Speaker 1", name), Speaker("Speaker 2")))
+    subs = list(srt.parse(SrtExporter({}).render(doc)))
+    lines = [line for sub in subs for line in sub.content.split("\n")]
+    assert subs[0].content.startswith(f"{name}: So")
+    assert all(len(line) <= 42 for line in lines), [line for line in lines if len(line) > 42]
+    assert all(len(sub.content.split("\n")) <= 2 for sub in subs)
+    # every word is still shown, each once
+    shown = " ".join(sub.content.replace("\n", " ") for sub in subs).replace(f"{name}: ", "").replace("Speaker 2: ", "")
+    assert shown == TEXT + " Short answer."
+
+
 def test_srt_without_speakers():
     text = SrtExporter({"speakers": False}).render(long_doc())
     assert "Ada:" not in text

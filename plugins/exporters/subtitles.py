@@ -1,7 +1,8 @@
 """SRT and WebVTT people can publish as they are.
 
 Cues are cut from word times: at most ``max_line_chars`` characters a line and ``max_lines``
-lines a cue, never across a speaker change, between ``min_duration`` and ``max_duration``
+lines a cue, counting everything shown on screen (SRT's speaker prefix included; WebVTT's
+``<v Name>`` voice tag is markup, not text), never across a speaker change, between ``min_duration`` and ``max_duration``
 seconds, breaking preferably after sentence punctuation and at pauses. Where a segment has no
 word times, its words get times spread over the segment by their length (and the segment's
 timing already says how trustworthy that is). Files are written by the ``srt`` and
@@ -13,7 +14,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import srt
 import webvtt
@@ -94,31 +95,40 @@ def wrap(words: list[str], max_chars: int, max_lines: int) -> tuple[str, ...] | 
     return best
 
 
-def build_cues(document: Document, rules: CueRules) -> list[Cue]:
+def build_cues(document: Document, rules: CueRules, prefix: Callable[[str | None], str | None] = lambda speaker: None) -> list[Cue]:
+    """Cues within ``rules``. ``prefix(speaker)`` is text shown before the words of the first
+    cue after a speaker change (SRT's "Ada:"): it is on screen, so it counts toward the limits."""
     cues: list[Cue] = []
     duration = document.audio.duration
     for segment in document.segments:
         timed = _timed_words(segment)
         current: list[tuple[str, float, float]] = []
+        label = prefix(segment.speaker)
+
+        def shown(words: list[str]) -> list[str]:
+            """What a cue holding ``words`` shows: the prefix first, at a speaker change."""
+            changed = not cues or cues[-1].speaker != segment.speaker
+            return [label, *words] if label and changed else words
 
         def close() -> None:
             if current:
-                lines = wrap([w for w, _, _ in current], rules.max_line_chars, rules.max_lines)
+                lines = wrap(shown([w for w, _, _ in current]), rules.max_line_chars, rules.max_lines)
                 assert lines is not None  # words are only added while they fit
                 cues.append(Cue(current[0][1], current[-1][2], lines, segment.speaker))
                 current.clear()
 
         for index, (word, start, end) in enumerate(timed):
             if current:
-                fits = wrap([w for w, _, _ in current] + [word], rules.max_line_chars, rules.max_lines) is not None
+                fits = wrap(shown([w for w, _, _ in current] + [word]), rules.max_line_chars, rules.max_lines) is not None
                 too_long = end - current[0][1] > rules.max_duration
                 paused = start - current[-1][2] >= rules.pause_break
                 if not fits or too_long or paused:
                     close()
-            if not current and wrap([word], rules.max_line_chars, rules.max_lines) is None:
-                word = word[: rules.max_line_chars]  # one absurdly long token: cut rather than overflow
+            if not current and wrap(shown([word]), rules.max_line_chars, rules.max_lines) is None:
+                # one absurdly long token: cut rather than overflow (it gets a line of its own)
+                word = word[: rules.max_line_chars]
             current.append((word, start, end))
-            text_len = sum(len(w) + 1 for w, _, _ in current)
+            text_len = sum(len(w) + 1 for w in shown([w for w, _, _ in current]))
             capacity = rules.max_line_chars * rules.max_lines
             is_last = index == len(timed) - 1
             if not is_last and word.endswith(SENTENCE_END) and text_len >= capacity * 0.3:
@@ -164,15 +174,14 @@ class SrtExporter(_SubtitleExporter):
     description = "SubRip subtitles cut from word times"
 
     def render(self, document: Document) -> str:
-        subtitles = []
-        previous = None
-        for index, cue in enumerate(build_cues(document, self.rules), start=1):
-            lines = list(cue.lines)
-            name = document.speaker_name(cue.speaker)
-            if self.show_speakers and name and cue.speaker != previous:
-                lines[0] = f"{name}: {lines[0]}"  # the prefix is extra; limits apply to the spoken text
-            previous = cue.speaker
-            subtitles.append(srt.Subtitle(index, timedelta(seconds=cue.start), timedelta(seconds=cue.end), "\n".join(lines)))
+        def prefix(speaker: str | None) -> str | None:
+            name = document.speaker_name(speaker)
+            return f"{name}:" if self.show_speakers and name else None
+
+        subtitles = [
+            srt.Subtitle(index, timedelta(seconds=cue.start), timedelta(seconds=cue.end), "\n".join(cue.lines))
+            for index, cue in enumerate(build_cues(document, self.rules, prefix), start=1)
+        ]
         return srt.compose(subtitles, reindex=False)
 
 

@@ -1,28 +1,51 @@
 """Re-timing a transcript against the audio: pure functions, no models.
 
-Given the backend's segments (text with untrusted times), words recognised locally with
-trusted times, and the speech regions voice activity found:
+The public entry point is :func:`retime_segments`. It takes a backend's segments (the right text
+in the right order, times that may drift by seconds), words with trusted times from any
+recogniser (the local Whisper model, or Gemini Transcribe's words), and the speech *passages*
+voice activity found (optional: without them the words' own spans stand in), and returns the
+segments with times taken from the audio:
 
-1. the backend's words are aligned to the recognised words by text (longest matching runs,
-   then close spellings inside the gaps); an aligned word is an *anchor* and takes the
-   recognised word's times;
-2. every other word is interpolated between its neighbouring anchors by length;
-3. a segment starts at its first word and ends at its last, snapped to a speech onset or
-   offset nearby unless that edge belongs to the neighbouring segments' words (a speech
-   region can hold several segments); segments stay in order, never overlap the same speaker's previous segment
-   and never pass the end of the audio.
+1. **Anchors.** The backend's words are aligned to the timed words by text (longest matching
+   runs, then close spellings inside the gaps). An aligned word is an anchor; one inside a run
+   of two or more is *solid*, a lone match counts for less (a lone "the" matches anywhere).
+2. **Passage alignment.** Segment starts are chosen by a monotonic dynamic programme over
+   segments x start candidates (every passage onset and every timed word's start inside a
+   passage, so several segments can share one passage). It measures on *speech time*, the
+   passages laid end to end, so silence is never given to a segment. A choice costs:
+   - the speech its words need: the text length at the voice's pace (measured on the anchors
+     and the passages) must fit before the next segment's start; a segment is never given
+     less than half of it, and speech beyond what it needs counts as unexplained (a partial
+     transcript skips speech, but not for free);
+   - the start itself: an onset after a pause is a natural start, a word in mid-flow is not;
+   - its anchors: the start they imply (the earliest solid anchor minus the words before it
+     at the voice's pace), and every anchor that would fall outside the segment;
+   - the backend's timestamps, as a weak, capped prior: the spacing between consecutive
+     segments and, more weakly, the absolute time (drift breaks both, so neither can
+     outweigh text evidence).
+3. **Refinement inside the passage.** Anchors inside the chosen span keep their heard times;
+   the other words are laid at the voice's pace in speech time between them (never on
+   silence, never past the next segment's start). A segment ends at its last word, met by
+   the passage's offset when that is within ``snap_seconds``.
 
-Alignment is by text only, so it does not care how far the backend's timestamps drifted.
+Every segment records how its time was obtained (``timing``): ``aligned`` (its first word was
+heard where it starts), ``interpolated`` (other words of it anchored it), ``passage`` (placed
+on speech by the passage alignment alone) or ``model`` (no words to place: the backend's time,
+kept in order and inside the audio). Segments stay in order, a voice never overlaps its own
+previous segment, and nothing passes the end of the audio.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import unicodedata
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Sequence
+
+import numpy as np
 
 from runpipe.model import Segment, Word
 
@@ -38,7 +61,9 @@ class TimedWord:
 
 @dataclass(frozen=True, slots=True)
 class RetimeSettings:
-    snap_seconds: float = 0.5  # how far a boundary may move to meet a speech onset/offset
+    """The re-timing step's options ``snap_seconds`` and ``fuzzy_ratio``."""
+
+    snap_seconds: float = 0.5  # how far a segment's end may move to meet a passage's offset
     fuzzy_ratio: float = 0.75  # spelling similarity that still counts as the same word
 
 
@@ -47,9 +72,37 @@ class RetimeStats:
     segments: int
     aligned: int
     interpolated: int
+    passage: int
     model: int
     anchored_words: int
     words: int
+
+    @property
+    def placed(self) -> int:
+        """Segments whose time now comes from the audio."""
+        return self.aligned + self.interpolated + self.passage
+
+
+# Costs of the passage alignment, in "seconds of misplacement". Each is a cause, not a fit:
+# text evidence (anchors) outweighs the backend's times, which drift by design.
+_ANCHOR_PER_SECOND = 3.0  # start away from where its anchors put it (capped at _ANCHOR_CAP)
+_ANCHOR_CAP = 4.0
+_ANCHOR_OUTSIDE = 4.0  # per solid anchor that would fall into another segment
+_LONE_ANCHOR = 0.3  # weight of an anchor outside any matching run
+_MID_FLOW_START = 2.0  # start where no pause precedes; an onset after a long pause costs ~0
+_PAUSE_SCALE = 0.25  # seconds of pause that make a start natural
+_SHORT_PER_SECOND = 2.0  # speech missing from what the words need (below 80 % of it)
+_MIN_NEED_SHARE = 0.5  # a segment never gets less than this share of the speech its words need
+_UNEXPLAINED_PER_SECOND = 0.3  # speech a segment would hold beyond 1.5 x what its words need
+_PRIOR_SPACING = 0.15  # per second the backend's spacing of two segments disagrees, capped
+_PRIOR_SPACING_CAP = 6.0
+_PRIOR_ABSOLUTE = 0.05  # per second the start differs from the backend's, capped
+_PRIOR_ABSOLUTE_CAP = 10.0
+_BAND_SECONDS = 180.0  # a segment spans at most this much of the recording (bounds the cost)
+_GRID_SECONDS = 0.5  # start candidates inside long word-less speech
+_DEFAULT_PACE = 0.07  # seconds of speech per letter when nothing was measured
+_PACE_RANGE = (0.045, 0.14)
+_SYLLABIC_UNITS = 2.5  # a CJK character or kana is a syllable: about two and a half letters of speech
 
 
 def normalize_word(text: str) -> str:
@@ -59,18 +112,59 @@ def normalize_word(text: str) -> str:
 
 
 def tokens(text: str) -> list[str]:
-    """The words of ``text`` as written, punctuation attached (subtitles are cut from them)."""
-    return text.split()
+    """The words of ``text`` as written, punctuation attached (subtitles are cut from them).
+    Text written without spaces (Chinese, Japanese) is one token per character."""
+    words: list[str] = []
+    for chunk in text.split():
+        if any(_is_syllabic(ch) for ch in chunk):
+            words += _split_syllabic(chunk)
+        else:
+            words.append(chunk)
+    return words
+
+
+def _is_syllabic(ch: str) -> bool:
+    name = unicodedata.name(ch, "")
+    return name.startswith(("CJK UNIFIED", "HIRAGANA", "KATAKANA", "HANGUL"))
+
+
+def _split_syllabic(chunk: str) -> list[str]:
+    """One token per syllabic character; punctuation stays on the character before it."""
+    pieces: list[str] = []
+    for ch in chunk:
+        if pieces and not (_is_syllabic(ch) or ch.isalnum()):
+            pieces[-1] += ch
+        elif pieces and not _is_syllabic(ch) and not _is_syllabic(pieces[-1][-1]):
+            pieces[-1] += ch  # a run of latin letters or digits inside CJK text
+        else:
+            pieces.append(ch)
+    return pieces
+
+
+def spoken_units(word: str) -> float:
+    """How long a word takes to say, in letters (and the break after it); a syllabic
+    character (CJK, kana, hangul) counts as a syllable."""
+    if any(_is_syllabic(ch) for ch in word):
+        return _SYLLABIC_UNITS * sum(_is_syllabic(ch) for ch in word)
+    return sum(ch.isalnum() for ch in word) + 1.0  # and the break after a word
+
+
+_MIN_FUZZY_LETTERS = 4  # shorter words are not matched by spelling ("und" is 0.75 like "sound")
 
 
 def _similar(a: str, b: str, ratio: float) -> bool:
-    return bool(a) and bool(b) and SequenceMatcher(None, a, b).ratio() >= ratio
+    return min(len(a), len(b)) >= _MIN_FUZZY_LETTERS and SequenceMatcher(None, a, b).ratio() >= ratio
 
 
 def align_words(ours: Sequence[str], theirs: Sequence[str], settings: RetimeSettings = RetimeSettings()) -> dict[int, int]:
     """Map indexes of ``ours`` to indexes of ``theirs`` (both normalized words)."""
+    return {i: j for i, (j, _) in _anchor_pairs(ours, theirs, settings).items()}
+
+
+def _anchor_pairs(ours: Sequence[str], theirs: Sequence[str], settings: RetimeSettings) -> dict[int, tuple[int, float]]:
+    """``align_words`` with each pair's weight: 1 inside a matching run, less when lone."""
     matcher = SequenceMatcher(None, list(ours), list(theirs), autojunk=False)
-    pairs: dict[int, int] = {}
+    pairs: dict[int, tuple[int, float]] = {}
     previous_a = previous_b = 0
     for block in matcher.get_matching_blocks():
         # inside the gap before this block, pair words in order when they are spelled alike
@@ -79,146 +173,389 @@ def align_words(ours: Sequence[str], theirs: Sequence[str], settings: RetimeSett
         for i in gap_a:
             for k in range(j, len(gap_b)):
                 if _similar(ours[i], theirs[gap_b[k]], settings.fuzzy_ratio):
-                    pairs[i] = gap_b[k]
+                    pairs[i] = (gap_b[k], _LONE_ANCHOR)
                     j = k + 1
                     break
+        weight = 1.0 if block.size >= 2 else _LONE_ANCHOR
         for offset in range(block.size):
-            pairs[block.a + offset] = block.b + offset
+            pairs[block.a + offset] = (block.b + offset, weight)
         previous_a, previous_b = block.a + block.size, block.b + block.size
     return pairs
 
 
-def _speaking_rate(times: list[tuple[float, float] | None], lengths: list[int]) -> float:
-    """Median seconds per character of the anchored words (the voice's own pace)."""
-    rates = sorted((t[1] - t[0]) / lengths[i] for i, t in enumerate(times) if t is not None and t[1] > t[0])
-    return rates[len(rates) // 2] if rates else 0.06
+@dataclass(frozen=True, slots=True)
+class SpeechTime:
+    """The passages laid end to end: a clock that only runs while someone speaks."""
+
+    starts: tuple[float, ...]
+    ends: tuple[float, ...]
+    before: tuple[float, ...]  # speech seconds before each passage
+
+    @classmethod
+    def of(cls, passages: Sequence[Region], duration: float) -> "SpeechTime":
+        merged: list[list[float]] = []
+        for start, end in sorted(passages):
+            start, end = max(0.0, start), min(end, duration)
+            if end <= start:
+                continue
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        before, total = [], 0.0
+        for start, end in merged:
+            before.append(total)
+            total += end - start
+        return cls(tuple(s for s, _ in merged), tuple(e for _, e in merged), tuple(before))
+
+    @property
+    def total(self) -> float:
+        return self.before[-1] + self.ends[-1] - self.starts[-1] if self.starts else 0.0
+
+    def at(self, t: float) -> float:
+        """Speech seconds before ``t``."""
+        i = bisect_right(self.starts, t) - 1
+        if i < 0:
+            return 0.0
+        return self.before[i] + min(t, self.ends[i]) - self.starts[i]
+
+    def to_time(self, s: float, *, ends_word: bool) -> float:
+        """The recording time at speech time ``s``: a word's end at a passage boundary stays
+        in the passage before, a start goes to the next one."""
+        # (a hair of tolerance: speech times are sums of float differences)
+        i = bisect_left(self.before, s - 1e-6) - 1 if ends_word else bisect_right(self.before, s + 1e-6) - 1
+        i = min(max(i, 0), len(self.starts) - 1)
+        return min(self.starts[i] + max(s - self.before[i], 0.0), self.ends[i])
+
+    def passage_of(self, t: float) -> int | None:
+        i = bisect_right(self.starts, t) - 1
+        return i if i >= 0 and t <= self.ends[i] else None
 
 
-def _pack(lengths: list[int], left: float, right: float, rate: float, *, align_end: bool) -> list[tuple[float, float]]:
-    """Times for words spoken at ``rate`` between ``left`` and ``right``: packed against
-    ``right`` (words that lead into an anchor) or against ``left`` (words that follow one);
-    squeezed evenly when the natural length does not fit."""
-    natural = rate * sum(lengths)
-    span = max(right - left, 0.0)
-    scale = min(1.0, span / natural) if natural > 0 else 0.0
-    cursor = right - natural * scale if align_end else left
+def _split_heard(word: TimedWord) -> list[TimedWord]:
+    """A heard word cut into the tokens the backend's text is cut into (CJK: one per
+    character), its time shared among them by length."""
+    pieces = tokens(word.text)
+    if len(pieces) <= 1:
+        return [word]
+    lengths = [spoken_units(p) for p in pieces]
+    step, cursor, result = (word.end - word.start) / sum(lengths), word.start, []
+    for piece, length in zip(pieces, lengths):
+        result.append(TimedWord(piece, cursor, cursor + step * length))
+        cursor += step * length
+    return result
+
+
+def _passages_from_words(words: Sequence[TimedWord], gap: float = 0.3) -> list[Region]:
+    """Passages for a caller without voice activity: words closer than ``gap`` join."""
+    passages: list[list[float]] = []
+    for word in sorted(words, key=lambda w: w.start):
+        if passages and word.start - passages[-1][1] < gap:
+            passages[-1][1] = max(passages[-1][1], word.end)
+        else:
+            passages.append([word.start, max(word.end, word.start + 0.05)])
+    return [(s, e) for s, e in passages]
+
+
+def _start_candidates(speech: SpeechTime, words: Sequence[TimedWord]) -> tuple[np.ndarray, np.ndarray]:
+    """Where a segment may start, and the pause before each place: every passage onset, every
+    word start inside a passage (a passage can hold several segments) and, where speech went
+    unrecognised, a grid."""
+    places: dict[float, float] = {}
+    for i, (start, end) in enumerate(zip(speech.starts, speech.ends)):
+        places[round(start, 3)] = math.inf if i == 0 else start - speech.ends[i - 1]
+    ordered = sorted(words, key=lambda w: w.start)
+    inner: list[float] = []
+    for k, word in enumerate(ordered):
+        i = speech.passage_of(word.start)
+        # a word just after its passage's onset starts where the onset does
+        if i is None or word.start - speech.starts[i] < 0.3 or speech.ends[i] - word.start < 0.15:
+            continue
+        pause = word.start - ordered[k - 1].end if k else math.inf
+        places[round(word.start, 3)] = max(0.0, pause)
+        inner.append(word.start)
+    inner.sort()
+    for start, end in zip(speech.starts, speech.ends):
+        t = start + _GRID_SECONDS
+        while t < end - 0.15:
+            near = bisect_left(inner, t - 1.0)
+            if near >= len(inner) or inner[near] > t + 1.0:
+                places.setdefault(round(t, 3), 0.0)
+            t += _GRID_SECONDS
+    times = np.array(sorted(places))
+    return times, np.array([places[t] for t in times.tolist()])
+
+
+@dataclass(frozen=True, slots=True)
+class _Anchor:
+    word: int  # index into the flat word list
+    start: float
+    end: float
+    weight: float
+
+
+def _pace(anchors: Sequence[_Anchor], units: Sequence[float], speech: SpeechTime, total_units: float) -> float:
+    """Seconds of speech time per letter: the anchored words' own pace, bounded by what the
+    passages hold for the whole text (a transcript can skip speech but not invent it)."""
+    rates = sorted((a.end - a.start) / units[a.word] for a in anchors if a.weight == 1.0 and a.end > a.start)
+    measured = rates[len(rates) // 2] * 1.15 if rates else _DEFAULT_PACE  # plus the breaks between words
+    low, high = _PACE_RANGE
+    return min(max(measured, low), high, max(speech.total / max(total_units, 1.0), low))
+
+
+def retime_segments(
+    segments: Sequence[Segment],
+    words: Sequence[TimedWord],
+    passages: Sequence[Region] | None,
+    duration: float,
+    settings: RetimeSettings = RetimeSettings(),
+) -> tuple[tuple[Segment, ...], RetimeStats]:
+    """Segments with times taken from the audio (see the module docstring).
+
+    ``segments``: the backend's, in the order spoken (their times only a weak prior).
+    ``words``: timed words heard in the audio, in order, from any recogniser.
+    ``passages``: speech (start, end) from voice activity; None to derive them from ``words``;
+    empty when there is no speech, and then nothing is placed.
+    ``duration``: seconds of audio; nothing is placed past it.
+    Returns the re-timed segments and counts of how each was timed.
+    """
+    if passages is None:
+        passages = _passages_from_words(words)
+    speech = SpeechTime.of(passages, duration)
+    tokens_per_segment = [tokens(s.content) for s in segments]
+    placeable = [k for k, ws in enumerate(tokens_per_segment) if ws]
+    flat = [(k, w) for k in placeable for w in tokens_per_segment[k]]
+    if not speech.starts or not placeable:
+        return tuple(segments), RetimeStats(len(segments), 0, 0, 0, len(segments), 0, len(flat))
+
+    heard = [piece for word in words for piece in _split_heard(word)]  # in the order recognised
+    pairs = _anchor_pairs([normalize_word(w) for _, w in flat], [normalize_word(w.text) for w in heard], settings)
+    anchors = [_Anchor(i, heard[j].start, max(heard[j].end, heard[j].start), weight) for i, (j, weight) in sorted(pairs.items())]
+    units = [spoken_units(w) for _, w in flat]
+    pace = _pace(anchors, units, speech, sum(units))
+    first_word: dict[int, int] = {}
+    for i, (k, _) in enumerate(flat):
+        first_word.setdefault(k, i)
+    segment_of_word = [k for k, _ in flat]
+    order = {k: n for n, k in enumerate(placeable)}
+    anchors_of: list[list[_Anchor]] = [[] for _ in placeable]
+    for anchor in anchors:
+        anchors_of[order[segment_of_word[anchor.word]]].append(anchor)
+    needs = [sum(units[i] for i in range(first_word[k], first_word[k] + len(tokens_per_segment[k]))) * pace for k in placeable]
+    priors = [None if segments[k].timing == "approximate" else segments[k].start for k in placeable]
+
+    times, pauses = _start_candidates(speech, heard)
+    offsets_of = [[sum(units[first_word[k]:a.word]) * pace for a in anchors_of[n]] for n, k in enumerate(placeable)]
+    starts = _align_passages(speech, times, pauses, needs, priors, anchors_of, offsets_of)
+    span_ends = [times[c] for c in starts[1:]] + [speech.ends[-1]]
+
+    placed: dict[int, Segment] = {}
+    counts = {"aligned": 0, "interpolated": 0, "passage": 0}
+    anchored_words = 0
+    for n, k in enumerate(placeable):
+        start, limit = float(times[starts[n]]), float(span_ends[n])
+        own = range(first_word[k], first_word[k] + len(tokens_per_segment[k]))
+        kept = _kept_anchors(speech, anchors_of[n], offsets_of[n], start, limit)
+        anchored_words += len(kept)
+        word_times = _place_words(speech, start, limit, [units[i] for i in own], {a.word - own[0]: a for a in kept.values()}, pace)
+        first = kept.get(own[0])
+        timing = "aligned" if first is not None and abs(first.start - start) <= 0.3 else "interpolated" if kept else "passage"
+        counts[timing] += 1
+        end = _snap_end(speech, word_times[-1][1], limit, settings.snap_seconds)
+        placed[k] = dataclasses.replace(
+            segments[k],
+            start=round(min(start, duration), 3),
+            end=round(min(max(end, start), duration), 3),
+            words=tuple(
+                Word(tokens_per_segment[k][j], round(min(s, duration), 3), round(min(e, duration), 3),
+                     1.0 if (own[0] + j) in kept else None)
+                for j, (s, e) in enumerate(word_times)
+            ),
+            timing=timing,
+            anchored_share=round(len(kept) / len(own), 3),
+        )
+    result = _assemble(segments, placed, duration)
+    stats = RetimeStats(len(segments), counts["aligned"], counts["interpolated"], counts["passage"],
+                        len(segments) - len(placeable), anchored_words, len(flat))
+    return result, stats
+
+
+def _align_passages(
+    speech: SpeechTime,
+    times: np.ndarray,
+    pauses: np.ndarray,
+    needs: Sequence[float],
+    priors: Sequence[float | None],
+    anchors_of: Sequence[Sequence[_Anchor]],
+    offsets_of: Sequence[Sequence[float]],
+) -> list[int]:
+    """The start candidate of every segment: the monotonic path of least cost (module docstring)."""
+    clock = np.array([speech.at(t) for t in times.tolist()])
+    end_clock = speech.total
+    scale = min(1.0, 0.95 * end_clock / (_MIN_NEED_SHARE * sum(needs))) if sum(needs) else 1.0
+    n, count = len(needs), len(times)
+    start_cost = _MID_FLOW_START * np.exp(-np.minimum(pauses, 60.0) / _PAUSE_SCALE)
+
+    def unary(k: int) -> np.ndarray:
+        """What starting segment k at each candidate costs on its own."""
+        cost = start_cost.copy()
+        if anchors_of[k]:
+            # the start the anchors imply: each anchor minus the words before it, trusted the
+            # more the fewer words lie between (the pace is an estimate)
+            implied = np.array([speech.at(a.start) - off for a, off in zip(anchors_of[k], offsets_of[k])])
+            trust = np.array([a.weight / (0.3 + off) for a, off in zip(anchors_of[k], offsets_of[k])])
+            target = _weighted_median(implied, trust)
+            confidence = min(1.0, sum(a.weight for a in anchors_of[k]) / 2.0)
+            cost += _ANCHOR_PER_SECOND * confidence * np.minimum(np.abs(clock - target), _ANCHOR_CAP)
+            heard_at = np.array([a.start for a in anchors_of[k]])
+            weight = np.array([a.weight for a in anchors_of[k]])
+            # anchors before this start would belong to the segment before
+            cost += _ANCHOR_OUTSIDE * (weight[None, :] * (heard_at[None, :] < times[:, None] - 0.1)).sum(axis=1)
+        if k > 0 and anchors_of[k - 1]:
+            heard_at = np.array([a.start for a in anchors_of[k - 1]])
+            weight = np.array([a.weight for a in anchors_of[k - 1]])
+            # the previous segment's anchors at or after this start would fall into this one
+            cost += _ANCHOR_OUTSIDE * (weight[None, :] * (heard_at[None, :] >= times[:, None] - 0.1)).sum(axis=1)
+        if priors[k] is not None:
+            cost += _PRIOR_ABSOLUTE * np.minimum(np.abs(times - priors[k]), _PRIOR_ABSOLUTE_CAP)
+        return cost
+
+    def span_cost(k: int, span: np.ndarray) -> np.ndarray:
+        need = needs[k]
+        cost = _SHORT_PER_SECOND * np.maximum(0.0, 0.8 * need - span)
+        cost += _UNEXPLAINED_PER_SECOND * np.maximum(0.0, span - 1.5 * need)
+        return np.where(span < _MIN_NEED_SHARE * need * scale, np.inf, cost)
+
+    # pull formulation: candidate c is reached from one of the candidates before it, at most
+    # _BAND_SECONDS earlier
+    lowest = np.searchsorted(times, times - _BAND_SECONDS)
+    width = int(max(1, (np.arange(count) - lowest).max()))
+    previous = np.arange(count)[:, None] - 1 - np.arange(width)[None, :]
+    valid = previous >= lowest[:, None]
+    previous = np.where(valid, previous, 0)
+    span = clock[:, None] - clock[previous]
+    elapsed = times[:, None] - times[previous]
+
+    total = unary(0) + _UNEXPLAINED_PER_SECOND * clock  # speech before the first segment is unexplained
+    back = np.zeros((n, count), dtype=np.int64)
+    for k in range(1, n):
+        step = total[previous] + span_cost(k - 1, span)
+        if priors[k] is not None and priors[k - 1] is not None:
+            step = step + _PRIOR_SPACING * np.minimum(np.abs(elapsed - (priors[k] - priors[k - 1])), _PRIOR_SPACING_CAP)
+        step = np.where(valid, step, np.inf)
+        best = step.argmin(axis=1)
+        back[k] = previous[np.arange(count), best]
+        total = step[np.arange(count), best] + unary(k)
+    total = total + span_cost(n - 1, end_clock - clock)
+    last = int(np.argmin(total))
+    if not np.isfinite(total[last]):  # cannot happen: scale makes the needs fit
+        raise AssertionError("no placement fits the speech")
+    path = [last]
+    for k in range(n - 1, 0, -1):
+        path.append(int(back[k][path[-1]]))
+    return path[::-1]
+
+
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    order = np.argsort(values)
+    cumulative = np.cumsum(weights[order])
+    return float(values[order][np.searchsorted(cumulative, cumulative[-1] / 2.0)])
+
+
+def _kept_anchors(
+    speech: SpeechTime, anchors: Sequence[_Anchor], offsets: Sequence[float], start: float, limit: float
+) -> dict[int, _Anchor]:
+    """The anchors that confirm the placement: heard inside the segment's span, in order (a
+    later word never before an earlier one), and about as far into it as the words before them
+    take to say (``offsets``, speech seconds at the voice's pace; a lone match heard far from
+    where its word can be is a coincidence)."""
+    kept: dict[int, _Anchor] = {}
+    last = start - 0.3
+    origin = speech.at(start)
+    for anchor, offset in zip(anchors, offsets):
+        into = speech.at(anchor.start) - origin
+        plausible = 0.4 * offset - 0.5 <= into <= 2.5 * offset + 1.0
+        if start - 0.3 <= anchor.start < limit and anchor.start >= last and plausible:
+            kept[anchor.word] = anchor
+            last = anchor.start
+    return kept
+
+
+def _pack(units: Sequence[float], left: float, right: float, pace: float, *, align_end: bool) -> list[tuple[float, float]]:
+    """Times for words spoken at ``pace`` between ``left`` and ``right`` (speech time): packed
+    against ``right`` (words that lead into an anchor) or against ``left`` (words that follow
+    one); squeezed evenly when their natural length does not fit."""
+    natural = pace * sum(units)
+    room = max(right - left, 0.0)
+    squeeze = min(1.0, room / natural) if natural > 0 else 0.0
+    cursor = right - natural * squeeze if align_end else left
     packed = []
-    for length in lengths:
-        step = rate * length * scale
+    for length in units:
+        step = pace * length * squeeze
         packed.append((cursor, cursor + step))
         cursor += step
     return packed
 
 
-def _interpolate(
-    times: list[tuple[float, float] | None], lengths: list[int], opens_segment: list[bool], lower: float, upper: float
+def _place_words(
+    speech: SpeechTime, start: float, limit: float, units: Sequence[float], anchors: dict[int, _Anchor], pace: float
 ) -> list[tuple[float, float]]:
-    """Fill the unknown (start, end) pairs between anchors.
-
-    Unheard words at the start of a segment lead into the segment's next anchor; the rest
-    follow the previous anchor; both at the voice's pace. So a pause between two segments stays
-    a pause instead of being spread over the words around it.
-    """
-    rate = _speaking_rate(times, lengths)
+    """Every word's (start, end) in the recording: anchors at their heard times, the others at
+    the voice's pace in speech time between them, from ``start`` and never past ``limit``."""
+    low, high = speech.at(start), speech.at(limit)
+    placed: list[tuple[float, float] | None] = [None] * len(units)
+    for j, anchor in anchors.items():
+        # a heard word may run past the next segment's start (another voice talks over it)
+        placed[j] = (max(speech.at(anchor.start), low), max(speech.at(anchor.end), speech.at(anchor.start)))
     filled: list[tuple[float, float]] = []
-    index, count = 0, len(times)
-    while index < count:
-        if times[index] is not None:
-            filled.append(times[index])  # type: ignore[arg-type]
-            index += 1
+    j = 0
+    while j < len(units):
+        if placed[j] is not None:
+            filled.append(placed[j])  # type: ignore[arg-type]
+            j += 1
             continue
-        run_end = index
-        while run_end < count and times[run_end] is None:
+        run_end = j
+        while run_end < len(units) and placed[run_end] is None:
             run_end += 1
-        left = filled[-1][1] if filled else lower
-        right = max(times[run_end][0] if run_end < count else upper, left)  # type: ignore[index]
-        # the last segment opening inside the run splits it: before it, words that trail the
-        # previous anchor; from it on, words that lead into the next one
-        split = max((k for k in range(index, run_end) if opens_segment[k]), default=None)
-        if split is None:
-            filled += _pack(lengths[index:run_end], left, right, rate, align_end=not filled)
-        else:
-            trailing = _pack(lengths[index:split], left, right, rate, align_end=False)
-            leading_left = trailing[-1][1] if trailing else left
-            filled += trailing + _pack(lengths[split:run_end], leading_left, right, rate, align_end=True)
-        index = run_end
-    return filled
+        left = filled[-1][1] if filled else low
+        if run_end < len(units):  # words leading into an anchor
+            right = max(placed[run_end][0], left)  # type: ignore[index]
+            filled += _pack(units[j:run_end], left, right, pace, align_end=bool(filled))
+        else:  # words after the last anchor, at the voice's pace, not past the span
+            natural = pace * sum(units[j:run_end])
+            filled += _pack(units[j:run_end], left, min(left + natural, high), pace, align_end=False)
+        j = run_end
+    return [(speech.to_time(s, ends_word=False), speech.to_time(max(e, s), ends_word=True)) for s, e in filled]
 
 
-def _snap(t: float, edges: Sequence[float], limit: float, low: float, high: float) -> float:
-    """The edge nearest ``t`` within ``limit``, if it lies in [``low``, ``high``]: a segment's
-    start may not snap to an onset its previous words were heard after (that onset is theirs),
-    nor its end to an offset before the next words."""
-    i = bisect_left(edges, t)
-    near = [edges[j] for j in (i - 1, i) if 0 <= j < len(edges) and abs(edges[j] - t) <= limit and low <= edges[j] <= high]
-    return min(near, key=lambda e: abs(e - t)) if near else t
+def _snap_end(speech: SpeechTime, end: float, limit: float, snap_seconds: float) -> float:
+    """The passage's offset when the segment's last word ends within ``snap_seconds`` of it
+    (and it comes before the next segment)."""
+    i = speech.passage_of(end)
+    if i is not None and speech.ends[i] - end <= snap_seconds and speech.ends[i] <= limit:
+        return speech.ends[i]
+    return end
 
 
-def retime_segments(
-    segments: Sequence[Segment],
-    recognized: Sequence[TimedWord],
-    regions: Sequence[Region],
-    duration: float,
-    settings: RetimeSettings = RetimeSettings(),
-) -> tuple[tuple[Segment, ...], RetimeStats]:
-    """Segments with times taken from the audio; see the module docstring."""
-    words_per_segment = [tokens(s.content) for s in segments]
-    flat = [(si, w) for si, ws in enumerate(words_per_segment) for w in ws]
-    pairs = align_words([normalize_word(w) for _, w in flat], [normalize_word(r.text) for r in recognized], settings)
-    times: list[tuple[float, float] | None] = [
-        (recognized[pairs[i]].start, recognized[pairs[i]].end) if i in pairs else None for i in range(len(flat))
-    ]
-    if not pairs:  # nothing heard matches: the caller decides what the backend's times are worth
-        return tuple(segments), RetimeStats(len(segments), 0, 0, len(segments), 0, len(flat))
-    opens_segment = [i == 0 or flat[i - 1][0] != si for i, (si, _) in enumerate(flat)]
-    filled = _interpolate(times, [len(w) + 1 for _, w in flat], opens_segment, 0.0, duration)
-    onsets = sorted(s for s, _ in regions)
-    offsets = sorted(e for _, e in regions)
-
+def _assemble(segments: Sequence[Segment], placed: dict[int, Segment], duration: float) -> tuple[Segment, ...]:
+    """All segments in order: the placed ones, the word-less ones on the backend's time kept in
+    order; a voice's previous segment ends where its next one starts."""
     result: list[Segment] = []
-    counts = {"aligned": 0, "interpolated": 0, "model": 0}
-    cursor = 0
-    last_end_by_speaker: dict[str | None, int] = {}
-    for si, segment in enumerate(segments):
-        n = len(words_per_segment[si])
-        own = range(cursor, cursor + n)
-        cursor += n
+    last_of_speaker: dict[str | None, int] = {}
+    for k, segment in enumerate(segments):
         previous_start = result[-1].start if result else 0.0
-        if n == 0:  # no words to align: the backend's times, kept in order and inside the audio
-            counts["model"] += 1
+        if k in placed:
+            current = placed[k]
+            if current.start < previous_start:
+                current = dataclasses.replace(current, start=previous_start, end=max(current.end or previous_start, previous_start))
+        else:  # no words to place: the backend's time, in order and inside the audio
             start = min(max(segment.start, previous_start), duration)
             end = None if segment.end is None else min(max(segment.end, start), duration)
-            result.append(dataclasses.replace(segment, timing="model", start=start, end=end))
-            continue
-        anchored = [i for i in own if times[i] is not None]
-        start, end = filled[own[0]][0], filled[own[-1]][1]
-        # aligned: the segment's first word was heard; else its times lean on neighbouring anchors
-        timing = "aligned" if anchored and anchored[0] == own[0] else "interpolated"
-        word_before = filled[own[0] - 1][1] if own[0] > 0 else 0.0
-        word_after = filled[own[-1] + 1][0] if own[-1] + 1 < len(filled) else duration
-        start = _snap(start, onsets, settings.snap_seconds, word_before, end)
-        end = _snap(end, offsets, settings.snap_seconds, start, max(word_after, end))
-        start = min(max(start, previous_start), duration)  # keep segments in order
-        end = min(max(end, start), duration)
-        words = tuple(
-            Word(flat[i][1], round(filled[i][0], 3), round(filled[i][1], 3), 1.0 if times[i] is not None else None)
-            for i in own
-        )
-        counts[timing] += 1
-        retimed = dataclasses.replace(
-            segment,
-            start=round(start, 3),
-            end=round(end, 3),
-            words=words,
-            timing=timing,
-            anchored_share=round(len(anchored) / n, 3),
-        )
-        prior = last_end_by_speaker.get(segment.speaker)
-        if prior is not None and result[prior].end is not None and result[prior].end > retimed.start:
+            current = dataclasses.replace(segment, timing="model", start=start, end=end)
+        prior = last_of_speaker.get(current.speaker)
+        if prior is not None and result[prior].end is not None and result[prior].end > current.start:
             # the same voice cannot speak twice at once: end its previous segment here
-            result[prior] = dataclasses.replace(result[prior], end=retimed.start)
-        last_end_by_speaker[segment.speaker] = len(result)
-        result.append(retimed)
-    stats = RetimeStats(len(segments), counts["aligned"], counts["interpolated"], counts["model"], len(pairs), len(flat))
-    return tuple(result), stats
-
+            result[prior] = dataclasses.replace(result[prior], end=current.start)
+        last_of_speaker[current.speaker] = len(result)
+        result.append(current)
+    return tuple(result)

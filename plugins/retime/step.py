@@ -1,5 +1,5 @@
-"""The ``retime`` post-processing step: speech regions from the bundled voice-activity model,
-words recognised in them (language per region; the regions packed end to end, pauses left
+"""The ``retime`` post-processing step: speech regions from the bundled voice-activity model
+(their onsets refined on the signal's energy), words recognised in them (language per region; the regions packed end to end, pauses left
 out) by the same Whisper model the offline backend loads (once per process), and the
 backend's words aligned to them.
 
@@ -85,6 +85,52 @@ class PackedSpeech:
         return self.origins[index] + min(max(t - start, 0.0), end - start)
 
 
+#: An onset moves back while a frame this close to the passage's loudest (and this far above
+#: the pause's noise floor) lies within ONSET_BRIDGE_SECONDS before it.
+ONSET_DROP_DB = 25.0
+ONSET_ABOVE_FLOOR_DB = 12.0
+ONSET_BRIDGE_SECONDS = 0.12
+ONSET_LOOK_BACK_SECONDS = 1.0
+
+
+def refine_onsets(samples: np.ndarray, regions: Sequence[Region]) -> list[Region]:
+    """Regions whose onsets start where the sound does.
+
+    Silero's probability rises a few hundred milliseconds into a soft start (a breathy
+    consonant, a quiet first syllable: 0.3-0.7 s measured on the dev recordings), and a segment
+    start is judged by where its first sound is. So each onset moves back, at most
+    ONSET_LOOK_BACK_SECONDS and never into the region before, over 10 ms frames loud relative to
+    the passage (within ONSET_DROP_DB of its loudest frame in the first 2 s) and to the pause
+    before it (ONSET_ABOVE_FLOOR_DB over its quietest tenth, so background noise does not count).
+    """
+    import numpy as np
+
+    from runpipe.plugins.local.audio import SAMPLE_RATE
+
+    frame = SAMPLE_RATE // 100
+    bridge = int(ONSET_BRIDGE_SECONDS * 100)
+    refined: list[Region] = []
+    for index, (start, end) in enumerate(regions):
+        earliest = max(regions[index - 1][1] if index else 0.0, start - ONSET_LOOK_BACK_SECONDS)
+        first, last = int(earliest * SAMPLE_RATE) // frame, int(min(end, start + 2.0) * SAMPLE_RATE) // frame
+        frames = samples[first * frame:last * frame]
+        onset = int(start * SAMPLE_RATE) // frame - first
+        if frames.size < frame or onset <= 0 or onset * frame >= frames.size:
+            refined.append((start, end))
+            continue
+        level = 10 * np.log10(np.square(frames[: frames.size // frame * frame].reshape(-1, frame), dtype=np.float64).mean(axis=1) + 1e-10)
+        pause = level[:onset]
+        floor = float(np.percentile(pause, 10)) if pause.size >= 10 else -100.0
+        threshold = max(float(level[onset:].max()) - ONSET_DROP_DB, floor + ONSET_ABOVE_FLOOR_DB)
+        while True:
+            louder = [j for j in range(onset - 1, max(onset - 1 - bridge, -1), -1) if level[j] >= threshold]
+            if not louder:
+                break
+            onset = louder[0]
+        refined.append(((first + onset) * frame / SAMPLE_RATE, end))
+    return refined
+
+
 def listen(path: Path, start: float, end: float | None, *, beam_size: int, model_dir: str | None) -> Heard:
     """Speech regions and recognised words of ``path`` between ``start`` and ``end``."""
     from runpipe.plugins.local import models
@@ -98,8 +144,10 @@ def listen(path: Path, start: float, end: float | None, *, beam_size: int, model
     regions: list[Region] = []
     words: list[TimedWord] = []
     for window in stream_windows(path, start=start, end=end, vad=vad):
-        # The VAD pads each region; the speech itself starts and ends a pad inside it.
-        regions += [(window.offset + s + vad.pad_seconds, window.offset + e - vad.pad_seconds) for s, e in window.regions]
+        # The VAD pads each region; the speech itself starts and ends a pad inside it (or, for
+        # a soft start, earlier: refine_onsets).
+        unpadded = [(s + vad.pad_seconds, e - vad.pad_seconds) for s, e in window.regions]
+        regions += [(window.offset + s, window.offset + e) for s, e in refine_onsets(window.samples, unpadded)]
         # Language per region, on the recording. Short pauses stay inside a stretch (Whisper
         # hears words the VAD missed, a quiet "hello?" in a pause); longer ones are packed away.
         languages = detect_region_languages(window.samples, window.regions, whisper, decoding)
@@ -117,7 +165,7 @@ def listen(path: Path, start: float, end: float | None, *, beam_size: int, model
 
 
 def _cached_listen(path: Path, content_hash: str, start: float, end: float | None, beam_size: int, model_dir: str | None) -> Heard:
-    key = cache_key("retime-heard/2", content_hash, path.name, start, end, beam_size, model_dir)
+    key = cache_key("retime-heard/3", content_hash, path.name, start, end, beam_size, model_dir)
     stored = cache_dir("retime") / f"{key}.json"
     if stored.exists():
         data = json.loads(stored.read_text())
@@ -128,10 +176,11 @@ def _cached_listen(path: Path, content_hash: str, start: float, end: float | Non
 
 
 class RetimeStep(PostProcessor):
-    """Options: ``enabled`` (true), ``snap_seconds`` (0.5), ``fuzzy_ratio`` (0.75),
-    ``beam_size`` (5), ``whisper_model_dir`` (the offline backend's model), ``trust_local``
-    (true: a document whose every segment carries word times measured on the audio, as the
-    offline backend's do, is kept as it is)."""
+    """Options: ``enabled`` (true), ``snap_seconds`` (0.5: how far a segment's end may move to
+    meet a passage's offset), ``fuzzy_ratio`` (0.75: spelling similarity that still anchors a
+    word), ``beam_size`` (5: Whisper's beam when recognising anchors), ``whisper_model_dir``
+    (the offline backend's model), ``trust_local`` (true: a document whose every segment
+    carries word times measured on the audio, as the offline backend's do, is kept as it is)."""
 
     name = "retime"
     on_by_default = True
@@ -152,8 +201,10 @@ class RetimeStep(PostProcessor):
         self.trust_local = bool(self.options.get("trust_local", True))
 
     def process(self, document: Document) -> Document:
-        if not self.enabled or not document.segments:
+        if not document.segments:
             return document
+        if not self.enabled:  # the backend's times, in time order
+            return dataclasses.replace(document, segments=tuple(sorted(document.segments, key=lambda s: s.start)))
         duration = document.audio.duration or max((s.end or s.start) for s in document.segments)
         if self.trust_local and all(s.timing == "aligned" for s in document.segments):
             return document  # every segment carries word times measured on this very audio
@@ -165,10 +216,11 @@ class RetimeStep(PostProcessor):
         heard = _cached_listen(document.audio.path, document.audio.content_hash, start, end, self.beam_size,
                                self.options.get("whisper_model_dir"))
         segments, stats = retime_segments(document.segments, heard.words, heard.regions, duration, self.settings)
-        if stats.anchored_words == 0:
-            return self._approximate(document, duration, "no speech the local model could recognise was found")
-        note = (f"re-timed {stats.aligned + stats.interpolated} of {stats.segments} segments against the audio "
-                f"({stats.aligned} aligned, {stats.interpolated} interpolated; {stats.anchored_words} of {stats.words} words anchored)")
+        if stats.placed == 0:
+            return self._approximate(document, duration, "no speech was found in the audio")
+        note = (f"re-timed {stats.placed} of {stats.segments} segments against the audio "
+                f"({stats.aligned} aligned, {stats.interpolated} interpolated, {stats.passage} placed on speech passages; "
+                f"{stats.anchored_words} of {stats.words} words anchored)")
         return dataclasses.replace(document, segments=segments, notes=document.notes + (note,))
 
     @staticmethod
@@ -184,12 +236,12 @@ class RetimeStep(PostProcessor):
 
     @staticmethod
     def _approximate(document: Document, duration: float, reason: str) -> Document:
-        segments = tuple(
+        segments = tuple(sorted((
             dataclasses.replace(
                 s, start=min(s.start, duration), end=None if s.end is None else min(s.end, duration),
                 timing="approximate", anchored_share=0.0,
             )
             for s in document.segments
-        )
+        ), key=lambda s: s.start))  # the backend's times, in time order
         note = f"segment times are the backend's own, approximate: {reason}"
         return dataclasses.replace(document, segments=segments, notes=document.notes + (note,))
