@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -97,7 +99,13 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except KeyboardInterrupt:
-            _fail("interrupted; rerun the same command to continue where it stopped", EXIT_INTERRUPTED)
+            # A second Ctrl-C must not interrupt this, and exiting must not wait for threads
+            # still inside a request: what finished is in the run store, the rerun resumes.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            click.secho("error: interrupted; rerun the same command to continue where it stopped", fg="red", err=True)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_INTERRUPTED)
         except PipelineConfigError as exc:
             if verbose:
                 raise

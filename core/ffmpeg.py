@@ -15,6 +15,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import uuid
 from functools import lru_cache
@@ -24,6 +25,16 @@ from runpipe.errors import FFmpegError, MediaError
 from runpipe.model import AudioInfo
 
 log = logging.getLogger("runpipe.ffmpeg")
+
+
+def _run(cmd: list[str]) -> subprocess.CompletedProcess:
+    """Run ffmpeg or ffprobe. They share the terminal's process group, so Ctrl-C stops them too;
+    a child stopped that way raises KeyboardInterrupt here (in whichever thread ran it), rather
+    than its empty or cut output being read as a fault of the input."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
+    if proc.returncode == -signal.SIGINT or (proc.returncode == 255 and "received signal 2" in proc.stderr):
+        raise KeyboardInterrupt
+    return proc
 
 
 @lru_cache(maxsize=1)
@@ -50,12 +61,12 @@ def ffprobe_exe() -> str | None:
 
 @lru_cache(maxsize=1)
 def encoders() -> frozenset[str]:
-    out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
+    out = _run([ffmpeg_exe(), "-hide_banner", "-encoders"]).stdout
     return frozenset(m.group(1) for m in re.finditer(r"^\s*A\S*\s+(\S+)", out, re.MULTILINE))
 
 
 def version() -> str:
-    out = subprocess.run([ffmpeg_exe(), "-version"], capture_output=True, text=True).stdout
+    out = _run([ffmpeg_exe(), "-version"]).stdout
     return out.splitlines()[0] if out else "unknown"
 
 
@@ -89,7 +100,12 @@ def run(args: list[str], output: Path | None = None) -> str:
         tmp = output.with_name(f"{output.stem}.part-{uuid.uuid4().hex[:8]}{output.suffix}")
         cmd[-1] = str(tmp)
     log.debug("ffmpeg: %s", shlex.join(cmd))
-    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
+    try:
+        proc = _run(cmd)
+    except KeyboardInterrupt:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        raise
     if proc.returncode != 0:
         log.debug("ffmpeg failed (exit %s): %s", proc.returncode, proc.stderr.strip())
         if tmp is not None:
@@ -119,7 +135,7 @@ def probe(path: Path) -> AudioInfo:
 
 def _probe_ffprobe(path: Path) -> AudioInfo:
     cmd = [ffprobe_exe(), "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
+    proc = _run(cmd)
     if proc.returncode != 0:
         raise MediaError(f"not readable as audio or video ({_why(proc.stderr)})")
     data = json.loads(proc.stdout or "{}")
@@ -140,7 +156,7 @@ def _probe_ffprobe(path: Path) -> AudioInfo:
 
 def _probe_ffmpeg(path: Path) -> AudioInfo:
     cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-i", str(path)]
-    stderr = subprocess.run(cmd, capture_output=True, text=True, errors="replace").stderr
+    stderr = _run(cmd).stderr
     stream = _AUDIO_STREAM.search(stderr)
     if "Input #0" not in stderr:
         raise MediaError(f"not readable as audio or video ({_why(stderr)})")

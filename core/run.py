@@ -3,6 +3,7 @@ go, the run store, and access to the engine's shared components (backends load o
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
@@ -57,6 +58,7 @@ class RunContext:
         # input uri -> what its output names get appended so no two inputs of the batch write
         # the same file; planned by the runner after ingest (outputs.plan_output_names)
         self.output_names: Mapping[str, str] = dict(output_names or {})
+        self.interrupted = threading.Event()  # set on Ctrl-C: failures after it are not the inputs' fault
 
     @property
     def use_cache(self) -> bool:

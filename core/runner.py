@@ -80,6 +80,8 @@ def process_input(engine: "Engine", run: RunContext, item: MediaItem) -> InputRe
             item, "failed", tuple(documents), tuple(artifacts), error=str(error),
             failed_stage=error.stage, failed_plugin=error.plugin, timings=timings,
         )
+    if result.status == "failed" and run.interrupted.is_set():
+        return result  # a casualty of Ctrl-C (a request cut off), recorded as interrupted by the runner
     record_input(run, result)
     hook.runpipe_input_finish(result=result, run=run)
     run.emit(ProgressEvent("input_done", item=item, detail=result.status, data={"error": result.error}))
@@ -122,6 +124,19 @@ def ingest(engine: "Engine", run: RunContext, locations: Iterable[str]) -> tuple
     return items, failures
 
 
+def _in_threads(engine: "Engine", run: RunContext, items: list[MediaItem], workers: int) -> list[InputResult]:
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="runpipe")
+    try:
+        results = list(pool.map(lambda item: process_input(engine, run, item), items))
+    except BaseException:
+        # Ctrl-C: inputs not yet started never start, and requests in flight are not waited
+        # for (the CLI exits at once; the rerun resumes from the store)
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return results
+
+
 def run_pipeline(
     engine: "Engine", run: RunContext, locations: list[str], *, concurrency: int | None, executor: str | None,
     executor_options: dict[str, Any] | None = None,
@@ -138,11 +153,15 @@ def run_pipeline(
     # a batching backend wants many inputs waiting at once so they share one job
     wanted = max((run.backend(task.backend).parallelism or 0 for task in run.tasks), default=0) if items else 0
     workers = max(1, min(max(concurrency or DEFAULT_CONCURRENCY, wanted), len(items) or 1))
-    if executor:
-        results = list(engine.component("executors", executor, executor_options or {}).map(engine, run, items, workers))
-    else:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="runpipe") as pool:
-            results = list(pool.map(lambda item: process_input(engine, run, item), items))
+    try:
+        if executor:
+            results = list(engine.component("executors", executor, executor_options or {}).map(engine, run, items, workers))
+        else:
+            results = _in_threads(engine, run, items, workers)
+    except KeyboardInterrupt:
+        run.interrupted.set()
+        run.store.interrupt_run(run.run_id, [item.uri for item in items])
+        raise
     result = RunResult(run.pipeline.name, tuple(failures) + tuple(results), run_id=run.run_id)
     try:
         write_index(run, result)

@@ -216,6 +216,18 @@ class RunStore:
                 ),
             )
 
+    def interrupt_run(self, run_id: str, uris: Iterable[str]) -> None:
+        """Mark the run interrupted, and each of ``uris`` that has no record yet (running or
+        not started when Ctrl-C came) as interrupted: neither done nor failed, resumed by a rerun."""
+        now = time.time()
+        with self._lock:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO run_inputs (run_id, uri, status, timings, cached, outputs, recorded)"
+                " VALUES (?, ?, 'interrupted', '{}', '[]', '[]', ?)",
+                [(run_id, uri, now) for uri in uris],
+            )
+            self._db.execute("UPDATE runs SET finished = ?, status = 'interrupted' WHERE id = ?", (now, run_id))
+
     def finish_run(self, run_id: str, status: str) -> None:
         with self._lock:
             self._db.execute("UPDATE runs SET finished = ?, status = ? WHERE id = ?", (time.time(), status, run_id))

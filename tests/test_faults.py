@@ -49,6 +49,9 @@ Issue 14 case                                              Test
 =========================================================  ===================================================
 1. output names colliding (a.mp3/a.wav/sub/a.mp3, long     test_colliding_output_names_are_made_unique
    names cut alike, new\\nline vs new_line, index)
+2. Ctrl-C waits for requests in flight; a second one       test_ctrl_c_with_requests_in_flight_stops_at_once[1|2] (real CLI, SIGINT
+   prints a threading traceback; Ctrl-C while               to its process group, answers held 60 s: exit 130 at once, inputs
+   transcoding records invented failures                    interrupted, rerun done); test_ctrl_c_during_transcoding_records_no_invented_failure
 3. outputs written 0600; a rerun resets a user's chmod     test_outputs_have_normal_permissions_and_keep_a_users_chmod
 4. run store: full disk at PRAGMA journal_mode=WAL,        test_run_store_on_a_full_disk_is_one_line_exit_3[status|cache info|run]
    damaged runs.sqlite, RUNPIPE_USER_PATH at a file        (real EFBIG: RLIMIT_FSIZE 0), test_damaged_run_store_is_set_aside_and_rebuilt,
@@ -886,3 +889,94 @@ def test_export_html_says_when_the_normalized_audio_is_gone(tmp_path):
     assert f"the normalized audio {audio} is gone" in out.stderr
     page = (tmp_path / "re" / "a.html").read_text()
     assert "is gone, so there is no player" in page and "<audio" not in page
+
+
+# -- Ctrl-C: the real CLI in its own process group, SIGINT as a terminal sends it -----------------
+
+
+def _ctrl_c_job(tmp_path: Path, server: FakeGemini, inputs: list[Path]):
+    spec = tmp_path / "p.json"
+    spec.write_text(json.dumps({**pipeline(server, inline_limit_bytes=50_000_000), "concurrency": 4}))
+    env = {**os.environ, "RUNPIPE_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    args = [sys.executable, "-m", "runpipe", str(spec), *map(str, inputs), "-o", str(tmp_path / "out"), "--json", "--no-progress"]
+
+    def start() -> subprocess.Popen:
+        # its own session, like a shell's job: the Ctrl-C below reaches runpipe and its ffmpeg
+        return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+    def run() -> subprocess.CompletedProcess:
+        return subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+
+    return start, run
+
+
+def _wait_for(condition, what: str, timeout: float = 60.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def _ctrl_c(process: subprocess.Popen, times: int = 1) -> tuple[str, str]:
+    import signal
+    import time
+
+    for _ in range(times):
+        os.killpg(process.pid, signal.SIGINT)
+        time.sleep(0.3)
+    # the server holds each answer for 60 s: exiting before then means nothing waited for it
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted; rerun the same command" in stderr, stderr
+    return stdout, stderr
+
+
+def _statuses() -> tuple[dict, dict[str, str]]:
+    (last, *_) = json.loads(runpipe_cli("status", "--json").stdout)
+    rows = json.loads(runpipe_cli("status", last["id"], "--json").stdout)
+    return last, {Path(r["uri"]).name: r["status"] for r in rows}
+
+
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_with_requests_in_flight_stops_at_once(presses, server, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    inputs = [tone_wav(folder / f"{n}.wav", 1, freq=300 + 40 * n) for n in range(3)]
+    server.default_response = Answer(GOOD, delay=60)
+    start, run = _ctrl_c_job(tmp_path, server, inputs)
+    process = start()
+    _wait_for(lambda: len(server.requests_to("generateContent")) == 3, "three requests in flight")
+    _ctrl_c(process, presses)
+    last, rows = _statuses()
+    assert last["status"] == "interrupted" and last["unfinished"] == 3 and last["failed"] == 0
+    assert rows == {"0.wav": "interrupted", "1.wav": "interrupted", "2.wav": "interrupted"}
+    server.default_response = Answer(GOOD)
+    rerun = run()
+    assert rerun.returncode == 0, rerun.stderr
+    assert [i["status"] for i in json.loads(rerun.stdout)["inputs"]] == ["done"] * 3
+
+
+def test_ctrl_c_during_transcoding_records_no_invented_failure(server, tmp_path):
+    """ffmpeg gets the same SIGINT; its cut-off exit is not read as a fault of the input."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    inputs = []
+    for n in range(2):  # long enough that the transcode is surely running when Ctrl-C comes
+        ffmpeg("-f", "lavfi", "-i", f"sine=f={300 + 100 * n}:d=900", "-ar", "44100", "-ac", "2", str(folder / f"long{n}.wav"))
+        inputs.append(folder / f"long{n}.wav")
+    start, run = _ctrl_c_job(tmp_path, server, inputs)
+    process = start()
+    normalized = user_dir() / "normalized"
+    _wait_for(lambda: normalized.is_dir() and any(".part" in p.name for p in normalized.iterdir()), "a transcode under way")
+    _ctrl_c(process)
+    last, rows = _statuses()
+    assert last["status"] == "interrupted" and last["failed"] == 0, rows
+    assert set(rows.values()) <= {"interrupted", "done"} and "interrupted" in rows.values()
+    assert server.requests_to("generateContent") == []
+    server.default_response = Answer(GOOD)
+    rerun = run()
+    assert rerun.returncode == 0, rerun.stderr
+    assert [i["status"] for i in json.loads(rerun.stdout)["inputs"]] == ["done", "done"]
