@@ -310,20 +310,20 @@ def estimate_command(pipeline: str, inputs: tuple[str, ...], backend: str | None
         rows = estimate(engine, spec, list(inputs), backend=backend, count_tokens=count_tokens)
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
-        return
-    for row in rows:
-        if row.get("error"):
-            click.secho(f"{row['input']}: {row['error']}", fg="red")
-            continue
-        line = f"{row['input']}: {row['duration_s']:.1f} s"
-        if row["audio_tokens"] is not None:
-            line += f", {row['audio_tokens']} audio tokens"
-        if row["request_bytes"] is not None:
-            line += f", {row['request_bytes'] / 1e6:.2f} MB request"
-        line += f" -> {row['delivery']}"
-        if row.get("counted_tokens") is not None:
-            line += f", countTokens says {row['counted_tokens']}"
-        click.echo(line)
+    else:
+        for row in rows:
+            if row.get("error"):
+                click.secho(f"{row['input']}: {row['error']}", fg="red", err=True)
+                continue
+            line = f"{row['input']}: {row['duration_s']:.1f} s"
+            if row["audio_tokens"] is not None:
+                line += f", {row['audio_tokens']} audio tokens"
+            if row["request_bytes"] is not None:
+                line += f", {row['request_bytes'] / 1e6:.2f} MB request"
+            line += f" -> {row['delivery']}"
+            if row.get("counted_tokens") is not None:
+                line += f", countTokens says {row['counted_tokens']}"
+            click.echo(line)
     if any(r.get("error") for r in rows):
         sys.exit(EXIT_FAILED_INPUTS)
 

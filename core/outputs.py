@@ -3,6 +3,7 @@ a batch, written atomically."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -11,9 +12,9 @@ from pathlib import Path, PurePosixPath
 from typing import Iterable, Mapping
 
 from runpipe.atomic import write_atomic
-from runpipe.errors import OutputError
+from runpipe.errors import OutputError, RunpipeError
 from runpipe.interfaces import Exporter
-from runpipe.model import Artifact, Document, MediaItem, RunResult
+from runpipe.model import Artifact, Document, InputResult, MediaItem, RunResult
 from runpipe.run import RunContext
 
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
@@ -169,9 +170,52 @@ def write_output(path: Path, content: str | bytes, fmt: str) -> Artifact:
     return Artifact(fmt, path, size)
 
 
+def write_outputs(rendered: Iterable[tuple[str, Path, str | bytes]]) -> list[Artifact]:
+    """Write ``(format, path, content)`` all or nothing: when one cannot be written (a full
+    disk), the ones already written for it are removed, so a failed input leaves no partial set."""
+    written: list[Artifact] = []
+    try:
+        for fmt, path, content in rendered:
+            written.append(write_output(path, content, fmt))
+    except BaseException:
+        for artifact in written:
+            artifact.path.unlink(missing_ok=True)
+        raise
+    return written
+
+
+def _earlier_results(run: RunContext, result: RunResult) -> tuple[InputResult, ...]:
+    """Inputs of earlier runs whose JSON results are still in the output folder, so that a rerun
+    on some inputs keeps the others on the batch page (an input without a JSON output cannot be
+    told from a stranger's file, and is left out)."""
+    from runpipe.reexport import read_result  # reexport writes through this module
+
+    root = run.output_dir.resolve()
+    seen = {r.item.uri for r in result.inputs}
+    suffixes = {fmt.name: run.exporter(fmt).suffix for fmt in run.pipeline.export.formats}
+    earlier: dict[str, InputResult] = {}
+    for path in sorted(root.rglob("*.json")) if root.is_dir() else ():
+        try:
+            document = read_result(path)
+        except RunpipeError:
+            continue  # not a runpipe result
+        uri = document.source.uri
+        if uri in seen:
+            continue
+        artifacts = tuple(
+            Artifact(fmt, sibling, sibling.stat().st_size)
+            for fmt, suffix in suffixes.items() if (sibling := path.with_suffix(suffix)).is_file()
+        )
+        before = earlier.get(uri, InputResult(document.source, "done"))
+        earlier[uri] = dataclasses.replace(before, documents=before.documents + (document,), artifacts=before.artifacts + artifacts)
+    return tuple(earlier.values())
+
+
 def write_index(run: RunContext, result: RunResult) -> list[Artifact]:
-    """Batch pages from exporters that offer one (e.g. the HTML report's index.html)."""
+    """Batch pages from exporters that offer one (e.g. the HTML report's index.html), listing this
+    run's inputs and those of earlier runs into the same folder."""
     written = []
+    result = dataclasses.replace(result, inputs=result.inputs + _earlier_results(run, result))
     for fmt in run.pipeline.export.formats:
         exporter = run.exporter(fmt)
         root = run.output_dir.resolve()

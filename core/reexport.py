@@ -13,7 +13,7 @@ import jsonschema
 
 from runpipe.errors import PipelineConfigError
 from runpipe.model import Artifact, Document, Speaker
-from runpipe.outputs import output_path, write_output
+from runpipe.outputs import output_path, write_outputs
 from runpipe.paths import builtin_schemas_dir
 from runpipe.pipeline.loader import clip, format_path
 from runpipe.serialize import RESULT_FORMAT, document_from_dict
@@ -95,4 +95,4 @@ def reexport(engine: Any, result_path: Path, formats: list[str], renames: Iterab
     for fmt in formats:
         exporter = engine.component("exporters", fmt, options.get(fmt, {}))
         rendered.append((fmt, output_path(folder, stem, exporter.suffix), exporter.render(document)))
-    return [write_output(path, content, fmt) for fmt, path, content in rendered]
+    return write_outputs(rendered)

@@ -63,6 +63,10 @@ Issue 14 case                                              Test
    content, no segments (checked against                   null-speaker|null-content|no-segments|unknown-segment-key]
    schemas/result.schema.json)
 7. export HTML when the normalized audio is gone           test_export_html_says_when_the_normalized_audio_is_gone
+7. estimate exits 0 when inputs cannot be read            test_estimate_exits_1_when_an_input_cannot_be_read (with and without --json)
+7. a rerun on one input rewrites index.html with it alone  test_a_rerun_on_one_input_keeps_the_others_on_the_batch_page
+7. a disk-full error keeps 4 of a failed input's outputs   test_a_failed_write_leaves_none_of_the_inputs_outputs
+7. an interrupted run does not count unstarted inputs      test_ctrl_c_with_requests_in_flight_stops_at_once (unfinished == 3)
 7. status nosuchrun; -n -5                                 test_status_of_an_unknown_run_and_a_negative_limit
 7. podcast with no inputs leaves a phantom run             test_no_inputs_leaves_no_phantom_run
 7. -v only before the command                              test_verbose_flag_before_or_after_the_command
@@ -980,3 +984,50 @@ def test_ctrl_c_during_transcoding_records_no_invented_failure(server, tmp_path)
     rerun = run()
     assert rerun.returncode == 0, rerun.stderr
     assert [i["status"] for i in json.loads(rerun.stdout)["inputs"]] == ["done", "done"]
+
+
+def test_a_rerun_on_one_input_keeps_the_others_on_the_batch_page(tmp_path):
+    inputs = [tone_wav(tmp_path / f"{name}.wav", 1, freq=300 + 50 * n) for n, name in enumerate(("one", "two", "three"))]
+    spec = {**SCRIPTED, "stages": {**SCRIPTED["stages"], "export": {"formats": ["json", "html"]}}}
+    out = tmp_path / "out"
+    with scripted_engine() as engine:
+        engine.run(engine.load_dict(spec), [str(p) for p in inputs], output_dir=out)
+        engine.run(engine.load_dict(spec), [str(inputs[1])], output_dir=out)
+    page = (out / "index.html").read_text()
+    assert page.count('class="input-row"') == 3
+    assert all(f'href="{name}.html"' in page for name in ("one", "two", "three"))
+
+
+def test_a_failed_write_leaves_none_of_the_inputs_outputs(tmp_path, monkeypatch):
+    """The disk fills up at the fifth of five outputs: the four already written are removed."""
+    import errno
+
+    from runpipe import atomic
+
+    real = atomic.write_atomic
+
+    def full_at_html(path, data):
+        if path.suffix == ".html":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(path, data)
+
+    monkeypatch.setattr("runpipe.outputs.write_atomic", full_at_html)
+    good, bad = tone_wav(tmp_path / "good.wav", 1), tone_wav(tmp_path / "bad.wav", 1, freq=330)
+    spec = {**SCRIPTED, "stages": {**SCRIPTED["stages"], "export": {"formats": ["json", "srt", "vtt", "md", "html"]}}}
+    with scripted_engine() as engine:
+        (result,) = engine.run(engine.load_dict(spec), [str(bad)], output_dir=tmp_path / "out").inputs
+    assert result.status == "failed" and "No space left on device" in result.error, result.error
+    assert list((tmp_path / "out").iterdir()) == [] and not result.artifacts
+    monkeypatch.setattr("runpipe.outputs.write_atomic", real)
+    with scripted_engine() as engine:
+        (result,) = engine.run(engine.load_dict(spec), [str(good)], output_dir=tmp_path / "out").inputs
+    assert result.status == "done" and len(result.artifacts) == 5
+
+
+def test_estimate_exits_1_when_an_input_cannot_be_read(tmp_path):
+    (tmp_path / "notes.mp3").write_text("not audio\n")
+    tone_wav(tmp_path / "good.wav", 1)
+    for extra in ([], ["--json"]):
+        out = runpipe_cli("estimate", "podcast", tmp_path / "notes.mp3", tmp_path / "good.wav", *extra)
+        assert out.returncode == 1, (extra, out.stderr)
+    assert json.loads(out.stdout)[0]["error"].startswith("notes.mp3: not readable as audio")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from runpipe.hookspecs import hookimpl
 from runpipe.model import Artifact, Document
-from runpipe.outputs import output_path, output_stem, write_output
+from runpipe.outputs import output_path, output_stem, write_outputs
 from runpipe.plugins.exporters.json_export import JsonExporter
 from runpipe.plugins.exporters.markdown import MarkdownExporter
 from runpipe.plugins.exporters.subtitles import SrtExporter, VttExporter
@@ -26,4 +26,4 @@ def runpipe_export(document: Document, run: RunContext) -> list[Artifact]:
     for fmt in run.pipeline.export.formats:
         exporter = run.exporter(fmt)
         rendered.append((fmt.name, output_path(run.output_dir, stem, exporter.suffix), exporter.render(document)))
-    return [write_output(path, content, name) for name, path, content in rendered]
+    return write_outputs(rendered)
