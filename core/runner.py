@@ -7,14 +7,18 @@ recorded against that input with the stage and the plugin that raised, and the b
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from runpipe.errors import OutputError, RunpipeError, StageError, describe
 from runpipe.model import Artifact, Document, InputResult, MediaItem, RunResult
 from runpipe.outputs import check_outputs, plan_output_names, write_index
+from runpipe.paths import cache_dir
 from runpipe.run import ProgressEvent, RunContext
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -45,8 +49,31 @@ def _stage(engine: "Engine", run: RunContext, stage: str, item: MediaItem, call:
     return value
 
 
+@contextmanager
+def _input_lock(run: RunContext, item: MediaItem) -> Iterator[None]:
+    """Hold this input against other runpipe processes: two runs on the same input at once would
+    both pay for every analysis; the second waits, then finds the first one's stored results.
+    One thread holds at most one such lock, so runs can never wait on each other in a circle."""
+    path = cache_dir("locks") / f"{hashlib.sha256(item.uri.encode('utf-8', 'surrogateescape')).hexdigest()[:32]}.lock"
+    with open(path, "a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            run.message("waiting for another runpipe that is working on this input", item)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def process_input(engine: "Engine", run: RunContext, item: MediaItem) -> InputResult:
     """All stages for one input. Never raises for a problem with this input."""
+    with _input_lock(run, item):
+        return _process_input(engine, run, item)
+
+
+def _process_input(engine: "Engine", run: RunContext, item: MediaItem) -> InputResult:
     hook = engine.pm.hook
     timings: dict[str, float] = {}
     documents: list[Document] = []

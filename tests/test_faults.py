@@ -67,6 +67,7 @@ Issue 14 case                                              Test
 7. a rerun on one input rewrites index.html with it alone  test_a_rerun_on_one_input_keeps_the_others_on_the_batch_page
 7. a disk-full error keeps 4 of a failed input's outputs   test_a_failed_write_leaves_none_of_the_inputs_outputs
 7. an interrupted run does not count unstarted inputs      test_ctrl_c_with_requests_in_flight_stops_at_once (unfinished == 3)
+7. two runs on the same inputs both pay                   test_two_runs_on_the_same_input_pay_once (per-input lock, real CLI x2)
 7. status nosuchrun; -n -5                                 test_status_of_an_unknown_run_and_a_negative_limit
 7. podcast with no inputs leaves a phantom run             test_no_inputs_leaves_no_phantom_run
 7. -v only before the command                              test_verbose_flag_before_or_after_the_command
@@ -1031,3 +1032,19 @@ def test_estimate_exits_1_when_an_input_cannot_be_read(tmp_path):
         out = runpipe_cli("estimate", "podcast", tmp_path / "notes.mp3", tmp_path / "good.wav", *extra)
         assert out.returncode == 1, (extra, out.stderr)
     assert json.loads(out.stdout)[0]["error"].startswith("notes.mp3: not readable as audio")
+
+
+def test_two_runs_on_the_same_input_pay_once(server, tmp_path):
+    """A per-input lock: the second run waits for the first, then uses its stored answer."""
+    audio = tone_wav(tmp_path / "a.wav", 2)
+    server.default_response = Answer(GOOD, delay=10)  # the second run is surely up before this is answered
+    start, _ = _ctrl_c_job(tmp_path, server, [audio])
+    first = start()
+    _wait_for(lambda: len(server.requests_to("generateContent")) == 1, "the first run's request")
+    second = start()
+    outputs = [p.communicate(timeout=120) for p in (first, second)]
+    assert [p.returncode for p in (first, second)] == [0, 0], [e for _, e in outputs]
+    assert len(server.requests_to("generateContent")) == 1
+    summary = json.loads(outputs[1][0])
+    assert summary["inputs"][0]["status"] == "done"
+    assert "waiting for another runpipe that is working on this input" in " ".join(summary["messages"])
