@@ -328,6 +328,47 @@ def estimate_command(pipeline: str, inputs: tuple[str, ...], backend: str | None
         sys.exit(EXIT_FAILED_INPUTS)
 
 
+@main.command("ask")
+@click.argument("audio")
+@click.argument("questions", nargs=-1, required=True)
+@click.option("-m", "--model", help="Gemini model (default: the backend's).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
+def ask_command(audio: str, questions: tuple[str, ...], model: str | None, as_json: bool) -> None:
+    """Ask Gemini QUESTIONS about AUDIO (a file or a URL): one upload and, for audio long enough
+    for context caching, one cache that every question is asked against."""
+    from runpipe.interfaces import IngestOptions
+    from runpipe.media import Target, normalize
+    from runpipe.model import AudioFile, MediaItem
+    from runpipe.plugins.gemini.settings import find_api_key, missing_key_message
+
+    if find_api_key(None) is None:
+        raise BackendUnavailable(f"free-form answers need Gemini; the offline models cannot answer questions: {missing_key_message(None)}")
+    from runpipe.plugins.gemini.ask import ask
+
+    with _engine() as engine:
+        if "://" in audio:
+            media = AudioFile(source=MediaItem(audio, "url", audio.rsplit("/", 1)[-1] or audio), path=None, mime_type="video/*",
+                              duration=None, content_hash=audio)
+        else:
+            source = next(s for s in engine.sources() if s.claims(audio))
+            item = next(iter(source.resolve(audio, IngestOptions())), None)
+            if item is None:
+                raise PipelineConfigError(f"{audio}: no such audio file")
+            media = normalize(item, Target())
+        result = ask(engine.backend("gemini"), media, list(questions), model=model)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
+        return
+    for answer in result.answers:
+        click.secho(answer.question, bold=True)
+        click.echo(answer.answer)
+        for moment in answer.moments:
+            click.echo(f"  [{moment.timestamp}] {moment.quote}")
+    cached = f"one cache ({result.audio_tokens} audio tokens cached)" if result.cache else "no cache (audio too short to cache)"
+    click.echo(f"-- {len(result.answers)} question(s), one upload, {cached}", err=True)
+
+
 @main.command("models")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handle_errors

@@ -58,6 +58,7 @@ def test_a_retired_or_unknown_model_fails_up_front_in_one_line(server, tmp_path,
     assert [r.endpoint for r in server.requests] == ["models.list"]  # no audio was sent
 
 
+@pytest.mark.local_models  # the podcast pipeline re-times with the offline models
 def test_m_picks_another_current_model(server, tmp_path):
     from answers import TRANSCRIPT
 
@@ -161,3 +162,60 @@ def test_bad_thinking_option_is_a_config_error():
 
     with pytest.raises(PipelineConfigError, match="thinking must be one of minimal, low, medium, high"):
         GeminiBackend({"thinking": "extreme"})
+
+
+# -- ask: several questions, one upload, one cache ----------------------------------------------------
+
+
+def test_ask_answers_three_questions_about_one_upload_with_one_cache(server, tmp_path):
+    from runpipe.testing import tone_wav
+
+    audio = tone_wav(tmp_path / "talk.wav", 200.0)  # 200 s = 6,400 audio tokens, above the 4,096 caching needs
+    answer = {"answer": "They agree to ship on Friday.", "moments": [{"timestamp": "01:05", "quote": "let's ship Friday"}]}
+    server.script(Answer(answer), Answer(answer), Answer(answer))
+    out = cli(server, "ask", str(audio), "When do they ship?", "Who decides?", "Any risks?", "--json")
+    assert out.exit_code == 0, out.output
+    result = json.loads(out.output[out.output.index("{"):])
+    assert [r.endpoint for r in server.requests if r.endpoint.startswith("upload.start")] == ["upload.start"]
+    (create,) = server.requests_to("caches.create")
+    assert create.body["ttl"] == "600s"
+    asks = generate_requests(server)
+    assert len(asks) == 3 and {r.body["cachedContent"] for r in asks} == {result["cache"]}
+    assert all("fileData" not in p for r in asks for p in r.body["contents"][0]["parts"])  # the audio comes from the cache
+    assert [a["cached_tokens"] for a in result["answers"]] == [6400] * 3
+    assert result["answers"][0]["moments"] == [{"start": 65.0, "timestamp": "01:05", "quote": "let's ship Friday"}]
+    assert server.requests_to("caches.delete") and server.cache_names == []
+
+
+def test_ask_on_short_audio_goes_without_a_cache(server, tmp_path):
+    from runpipe.testing import tone_wav
+
+    audio = tone_wav(tmp_path / "short.wav", 10.0)
+    server.script(Answer({"answer": "A tone.", "moments": []}))
+    out = cli(server, "ask", str(audio), "What is it?", "--json")
+    assert out.exit_code == 0, out.output
+    assert not server.requests_to("caches.create")
+    (request,) = generate_requests(server)
+    assert "cachedContent" not in request.body and "fileData" in request.body["contents"][0]["parts"][0]
+
+
+def test_ask_offline_says_plainly_that_answers_need_gemini(tmp_path):
+    out = CliRunner().invoke(main, ["ask", str(tmp_path / "x.wav"), "What?"], env={"GEMINI_API_KEY": "", "GOOGLE_API_KEY": ""})
+    assert out.exit_code == 3 and "free-form answers need Gemini" in out.output
+
+
+def test_fake_gemini_caches_expire_and_refuse_what_the_api_refuses(server, tmp_path):
+    from runpipe.testing import tone_wav
+
+    client = genai.Client(api_key=server.api_key, http_options={"base_url": server.base_url, "api_version": "v1beta"})
+    part = types.Part.from_bytes(data=tone_wav(tmp_path / "t.wav", 200.0).read_bytes(), mime_type="audio/wav")
+    cache = client.caches.create(model="gemini-3.8-flash", config=types.CreateCachedContentConfig(contents=[part], ttl="60s"))
+    assert client.caches.get(name=cache.name).usage_metadata.total_token_count == 6400
+    with pytest.raises(genai_errors.ClientError, match="has to be the same"):
+        client.models.generate_content(model="gemini-3.7-flash", contents="q", config=types.GenerateContentConfig(cached_content=cache.name))
+    server.expire_cache(cache.name)
+    with pytest.raises(genai_errors.ClientError, match="CachedContent not found"):
+        client.caches.get(name=cache.name)
+    small = types.Part.from_bytes(data=tone_wav(tmp_path / "s.wav", 5.0).read_bytes(), mime_type="audio/wav")
+    with pytest.raises(genai_errors.ClientError, match="too small"):
+        client.caches.create(model="gemini-3.8-flash", config=types.CreateCachedContentConfig(contents=[small]))

@@ -52,6 +52,12 @@ What it implements, as observed from google-genai 3.4's source and traffic (not 
 * The transcription model ``gemini-3.5-transcribe`` (``server.transcribe``), see
   :mod:`runpipe.testing.fake_transcribe`.
 
+* Context caching: ``cachedContents`` create/get/list/delete. A cache below ``CACHE_MIN_TOKENS``
+  (4,096) is refused; it expires after its ``ttl`` (default 1 hour) or at once with
+  :meth:`FakeGemini.expire_cache`, after which it is gone (403, as Google answers). generateContent
+  with ``cachedContent`` must use the cache's model and set no system instruction or tools; its
+  usage counts the cached tokens in ``promptTokenCount`` and ``cachedContentTokenCount``.
+
 Not implemented (yet): ``streamGenerateContent``, batch input from a JSONL file.
 """
 
@@ -85,6 +91,7 @@ from runpipe.ffmpeg import ffmpeg_exe
 from runpipe.plugins.gemini.limits import (
     AUDIO_TOKENS_PER_SECOND,
     BATCH_REQUEST_LIMIT_BYTES,
+    CACHE_MIN_TOKENS,
     INLINE_LIMIT_BYTES,
     MODEL_OUTPUT_CEILING as MAX_OUTPUT_TOKENS,
     VIDEO_TOKENS_PER_SECOND_DEFAULT,
@@ -298,6 +305,10 @@ _GENERATE_CONTENT_REQUEST = {
     "safetySettings": ANY, "tools": ANY, "toolConfig": ANY, "cachedContent": ANY, "serviceTier": ANY,
     "store": ANY, "labels": ANY,
 }
+_CACHED_CONTENT = {
+    "name": ANY, "model": ANY, "contents": [_CONTENT], "systemInstruction": _CONTENT, "tools": ANY, "toolConfig": ANY,
+    "ttl": ANY, "expireTime": ANY, "displayName": ANY,
+}
 _COUNT_TOKENS_REQUEST = {"contents": [_CONTENT], "generateContentRequest": _GENERATE_CONTENT_REQUEST}
 _FILE = {
     "name": ANY, "displayName": ANY, "mimeType": ANY, "sizeBytes": ANY, "createTime": ANY,
@@ -481,6 +492,25 @@ class _StoredFile:
 
 
 @dataclass
+class _Cache:
+    name: str
+    model: str
+    tokens: int
+    created: dt.datetime
+    expires: dt.datetime
+    display_name: str | None = None
+
+    def as_json(self) -> dict:
+        document = {
+            "name": self.name, "model": self.model, "createTime": _rfc3339(self.created), "updateTime": _rfc3339(self.created),
+            "expireTime": _rfc3339(self.expires), "usageMetadata": {"totalTokenCount": self.tokens},
+        }
+        if self.display_name:
+            document["displayName"] = self.display_name
+        return document
+
+
+@dataclass
 class _UploadSession:
     mime_type: str
     declared_size: int
@@ -547,6 +577,7 @@ class FakeGemini:
         self._uploads: dict[str, _UploadSession] = {}
         self._ids = itertools.count(1)
         self._init_batches()
+        self._caches: dict[str, _Cache] = {}
         from runpipe.testing.fake_transcribe import Transcriptions  # it builds on this module
 
         #: The transcription model (gemini-3.5-transcribe): scripts and access, see fake_transcribe.
@@ -689,6 +720,13 @@ class FakeGemini:
         batch_route = _route_batches(method, path)
         if batch_route is not None:
             return batch_route
+        match = re.fullmatch(rf"/{_VERSION}/cachedContents(?:/([a-z0-9-]+))?", path)
+        if match:
+            version, cache_id = match.groups()
+            endpoint = {("POST", False): "caches.create", ("GET", False): "caches.list", ("GET", True): "caches.get",
+                        ("DELETE", True): "caches.delete"}.get((method, cache_id is not None))
+            if endpoint:
+                return endpoint, version, cache_id and f"cachedContents/{cache_id}"
         match = re.fullmatch(rf"/upload/{_VERSION}/files", path)
         if match and method == "POST":
             return ("upload.chunk" if "upload_id" in query else "upload.start"), match.group(1), None
@@ -725,6 +763,8 @@ class FakeGemini:
             )
 
     def _handle(self, endpoint, target, version, query, headers, raw, handler):
+        if endpoint.startswith("caches."):
+            return 200, self._handle_caches(endpoint, target, version, raw), {}
         if endpoint.startswith("batches."):
             return self._handle_batches(endpoint, target, version, query, raw)
         if endpoint in ("generateContent", "transcribe"):
@@ -1013,7 +1053,68 @@ class FakeGemini:
             details.append({"modality": "AUDIO", "tokenCount": audio})
         if video:
             details.append({"modality": "VIDEO", "tokenCount": video})
-        return {"promptTokenCount": text + audio + video, "promptTokensDetails": details}
+        usage = {"promptTokenCount": text + audio + video, "promptTokensDetails": details}
+        if request.get("cachedContent"):
+            cached = self._live_cache(request["cachedContent"]).tokens
+            usage["promptTokenCount"] += cached
+            usage["cachedContentTokenCount"] = cached
+        return usage
+
+    # -- cachedContents ---------------------------------------------------------------------------
+
+    def expire_cache(self, name: str) -> None:
+        """Make a cached content's TTL run out now."""
+        with self._lock:
+            self._caches[name].expires = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)
+
+    @property
+    def cache_names(self) -> list[str]:
+        """Names (``cachedContents/...``) of the caches still alive."""
+        now = dt.datetime.now(dt.timezone.utc)
+        with self._lock:
+            return [name for name, cache in self._caches.items() if cache.expires > now]
+
+    def _live_cache(self, name: str) -> "_Cache":
+        with self._lock:
+            cache = self._caches.get(name)
+            if cache is not None and cache.expires <= dt.datetime.now(dt.timezone.utc):
+                del self._caches[name]  # Google deletes a cache when its TTL is over
+                cache = None
+        if cache is None:
+            raise RequestRejected(403, f"CachedContent not found (or permission denied): {name}")
+        return cache
+
+    def _handle_caches(self, endpoint: str, target: str | None, version: str | None, raw: bytes) -> dict:
+        if endpoint == "caches.create":
+            return self._create_cache(raw, version)
+        if endpoint == "caches.list":
+            return {"cachedContents": [self._live_cache(name).as_json() for name in self.cache_names]}
+        cache = self._live_cache(target)
+        if endpoint == "caches.get":
+            return cache.as_json()
+        with self._lock:
+            self._caches.pop(target, None)
+        return {}
+
+    def _create_cache(self, raw: bytes, version: str | None) -> dict:
+        body = _canonical(_json_body(raw), _CACHED_CONTENT, "")
+        model = str(body.get("model") or "")
+        if not model:
+            raise RequestRejected(400, "* CreateCachedContentRequest.cached_content.model: model is required.\n")
+        self._check_model(model, version, "createCachedContent")
+        media = self._resolve_media(body.get("contents") or [], "cached_content.contents")
+        tokens = self._prompt_usage({"contents": body["contents"], "systemInstruction": body.get("systemInstruction")}, media)["promptTokenCount"]
+        if tokens < CACHE_MIN_TOKENS:
+            raise RequestRejected(400, f"Cached content is too small. total_token_count={tokens}, min_total_token_count={CACHE_MIN_TOKENS}")
+        ttl = body.get("ttl") or "3600s"
+        if not (isinstance(ttl, str) and _DURATION.fullmatch(ttl)):
+            raise RequestRejected(400, f"Invalid value at 'cached_content.ttl' (type.googleapis.com/google.protobuf.Duration), {ttl!r}")
+        now = dt.datetime.now(dt.timezone.utc)
+        with self._lock:
+            name = f"cachedContents/{next(self._ids):04d}{uuid.uuid4().hex[:8]}"
+            cache = _Cache(name, f"models/{model.removeprefix('models/')}", tokens, now, now + dt.timedelta(seconds=float(ttl[:-1])), body.get("displayName"))
+            self._caches[name] = cache
+        return cache.as_json()
 
     def _next_scripted(self, endpoint: str) -> Scripted | None:
         with self._lock:
@@ -1094,6 +1195,12 @@ class FakeGemini:
 
     def _check_generate_request(self, request: dict, model: str) -> list[float | None]:
         """Check a parsed generateContent body beyond its field names; the seconds of each media part."""
+        if request.get("cachedContent"):
+            cache = self._live_cache(request["cachedContent"])
+            if cache.model != f"models/{model.removeprefix('models/')}":
+                raise RequestRejected(400, f"Model used by GenerateContent request (models/{model.removeprefix('models/')}) and CachedContent ({cache.model}) has to be the same.")
+            if request.get("systemInstruction") or request.get("tools") or request.get("toolConfig"):
+                raise RequestRejected(400, "CachedContent can not be used with GenerateContent request setting system_instruction, tools or tool_config.")
         media = self._resolve_media(request.get("contents") or [], "contents")
         if request.get("systemInstruction"):
             self._resolve_media([request["systemInstruction"]], "system_instruction")
