@@ -12,6 +12,8 @@ import re
 from collections import Counter
 from typing import Any, Mapping, Sequence
 
+import ffmpeg as ffmpeg_python
+
 from runpipe import ffmpeg
 from runpipe.model import Analysis, AudioFile, ModelUse, TimeRange, Usage
 from runpipe.timecode import format_clock, parse_clock
@@ -25,12 +27,15 @@ def find_silences(
 ) -> list[tuple[float, float]]:
     """Stretches of silence in ``audio`` (only within ``span`` if given) as (start, end) seconds
     on the audio's timeline, from ffmpeg's silencedetect."""
-    seek: list[str] = []
+    seek: dict[str, str] = {}
     offset = 0.0
     if span is not None:
         offset = span.start
-        seek = ["-ss", f"{span.start:.3f}"] + (["-t", f"{span.end - span.start:.3f}"] if span.end is not None else [])
-    stderr = ffmpeg.run(["-v", "info", *seek, "-i", str(audio.path), "-af", f"silencedetect=n={noise_db}dB:d={min_seconds}", "-f", "null", "-"])
+        seek["ss"] = f"{span.start:.3f}"
+        if span.end is not None:
+            seek["t"] = f"{span.end - span.start:.3f}"
+    detect = ffmpeg_python.input(str(audio.path), **seek).filter("silencedetect", n=f"{noise_db}dB", d=min_seconds)
+    stderr = ffmpeg.run(detect.output("-", f="null"), log_level="info")
     starts = [float(x) + offset for x in _SILENCE_START.findall(stderr)]
     ends = [float(x) + offset for x in _SILENCE_END.findall(stderr)]
     last = (span.end if span is not None and span.end is not None else None) or audio.duration

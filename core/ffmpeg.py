@@ -4,7 +4,8 @@ The binary is ``RUNPIPE_FFMPEG`` if set, else ``ffmpeg`` on PATH, else the one t
 ``imageio-ffmpeg`` package ships, so a fresh machine needs no system package. Probing uses
 ``ffprobe`` when it sits beside that ffmpeg and otherwise parses ``ffmpeg -i``'s report, so it
 works without a system ffprobe. Commands are argv lists (never a shell), logged at debug level,
-and outputs are written to a temporary name and renamed into place.
+and outputs are written to a temporary name and renamed into place. Callers describe the work as an
+ffmpeg-python graph; :func:`run` compiles it against the chosen binary and executes it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import subprocess
 import uuid
 from functools import lru_cache
 from pathlib import Path
+
+import ffmpeg as ffmpeg_python
 
 from runpipe.errors import FFmpegError, MediaError
 from runpipe.model import AudioInfo
@@ -89,16 +92,19 @@ def _why(stderr: str) -> str:
     return lines[-1] if lines else "no error output"
 
 
-def run(args: list[str], output: Path | None = None) -> str:
-    """Run ``ffmpeg args``; when ``output`` is given, ``args`` must end with that path and the
-    file appears there only if ffmpeg succeeded. Returns stderr."""
-    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-y", *args]
+def run(graph: ffmpeg_python.nodes.OutputStream, output: Path | None = None, *, log_level: str = "error") -> str:
+    """Run an ffmpeg-python ``graph``, compiled against the chosen binary; when ``output`` is
+    given it is the graph's output file, which appears only if ffmpeg succeeded. Returns stderr
+    (``log_level`` "info" for what filters and the progress line report)."""
+    compiled = graph.compile(cmd=ffmpeg_exe())
+    # the runner's own global options: never wait for a key, no banner, the temp name may exist
+    cmd = [compiled[0], "-nostdin", "-hide_banner", "-y", "-v", log_level, *compiled[1:]]
     tmp: Path | None = None
     if output is not None:
         # ffmpeg picks the muxer from the suffix, so keep it; unique per call, because two
         # threads may be producing the same cached file at once
         tmp = output.with_name(f"{output.stem}.part-{uuid.uuid4().hex[:8]}{output.suffix}")
-        cmd[-1] = str(tmp)
+        cmd[len(cmd) - 1 - cmd[::-1].index(str(output))] = str(tmp)
     log.debug("ffmpeg: %s", shlex.join(cmd))
     try:
         proc = _run(cmd)
@@ -187,7 +193,7 @@ def decoded_duration(path: Path) -> float:
     Used when the container does not state a duration, and to catch files whose header
     promises audio that is not there (truncated uploads, corrupt frames).
     """
-    stderr = run(["-v", "info", "-i", str(path), "-vn", "-f", "null", "-"])
+    stderr = run(ffmpeg_python.input(str(path)).output("-", f="null", vn=None), log_level="info")
     times = _TIME.findall(stderr)
     if not times:
         return 0.0

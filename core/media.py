@@ -14,6 +14,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import ffmpeg as ffmpeg_python
+
 from runpipe import ffmpeg
 from runpipe.atomic import write_atomic
 from runpipe.errors import MediaError
@@ -59,19 +61,33 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _encoder_args(target: Target) -> list[str]:
+def _encoder_options(target: Target) -> dict[str, str | None]:
     _, _, choices = FORMATS[target.format]
     available = ffmpeg.encoders()
     encoder = next((c for c in choices if c in available), None)
     if encoder is None:
         raise MediaError(f"this ffmpeg ({ffmpeg.ffmpeg_exe()}) cannot encode {target.format}; choose another normalize.format")
-    args = ["-c:a", encoder]
+    options: dict[str, str | None] = {"c:a": encoder}
     if encoder == "vorbis":
-        args += ["-strict", "-2"]  # ffmpeg's native vorbis encoder is marked experimental
+        options["strict"] = "-2"  # ffmpeg's native vorbis encoder is marked experimental
     bitrate = target.bitrate or DEFAULT_BITRATE.get(target.format)
     if bitrate:
-        args += ["-b:a", bitrate]
-    return args
+        options["b:a"] = bitrate
+    return options
+
+
+def normalize_graph(path: Path, target: Target, out: Path) -> ffmpeg_python.nodes.OutputStream:
+    """The first audio stream of ``path`` as ``target`` in ``out``; video, subtitles and data
+    streams left behind."""
+    first_audio = ffmpeg_python.input(str(path))["a:0"]
+    return first_audio.output(str(out), vn=None, sn=None, dn=None, ac=target.channels, ar=target.sample_rate,
+                              **_encoder_options(target))
+
+
+def slice_graph(path: Path, start: float, seconds: float, target: Target, out: Path) -> ffmpeg_python.nodes.OutputStream:
+    """``seconds`` of ``path`` from ``start``, re-encoded as ``target`` in ``out``."""
+    window = ffmpeg_python.input(str(path), ss=f"{start:.3f}", t=f"{seconds:.3f}")
+    return window.output(str(out), ac=target.channels, ar=target.sample_rate, **_encoder_options(target))
 
 
 def _check_file(item: MediaItem) -> Path:
@@ -116,11 +132,7 @@ def _transcode(item: MediaItem, path: Path, target: Target, out: Path) -> tuple[
     info = probe_input(item)
     with _ENCODE_SLOTS:
         try:
-            ffmpeg.run(
-                ["-v", "error", "-i", str(path), "-map", "0:a:0", "-vn", "-sn", "-dn",
-                 "-ac", str(target.channels), "-ar", str(target.sample_rate), *_encoder_args(target), str(out)],
-                output=out,
-            )
+            ffmpeg.run(normalize_graph(path, target, out), output=out)
         except MediaError as exc:
             raise MediaError(f"{item.name}: cannot decode the audio ({exc})") from None
     try:
@@ -185,12 +197,8 @@ def slice_audio(audio: AudioFile, window: TimeRange) -> AudioFile:
         fmt = next(name for name, (sfx, _, _) in FORMATS.items() if sfx == suffix)
         target = Target(fmt, audio.sample_rate or 16000, audio.channels or 1)
         with _ENCODE_SLOTS:
-            ffmpeg.run(
-                ["-v", "error", "-ss", f"{window.start:.3f}", "-t", f"{max(0.01, (end or 0) - window.start):.3f}",
-                 "-i", str(audio.path), "-ac", str(target.channels), "-ar", str(target.sample_rate),
-                 *_encoder_args(target), str(out)],
-                output=out,
-            )
+            seconds = max(0.01, (end or 0) - window.start)
+            ffmpeg.run(slice_graph(audio.path, window.start, seconds, target, out), output=out)
     duration = (end or window.start) - window.start
     return AudioFile(
         source=audio.source,
