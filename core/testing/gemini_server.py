@@ -75,7 +75,6 @@ import random
 import re
 import socket
 import struct
-import subprocess
 import tempfile
 import threading
 import time
@@ -83,11 +82,12 @@ import uuid
 import wave
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, Mapping, Union
 from urllib.parse import parse_qs, urlsplit
 
 from runpipe.errors import MediaError
-from runpipe.ffmpeg import ffmpeg_exe
+from runpipe.ffmpeg import decoded_duration
 from runpipe.plugins.gemini.limits import (
     AUDIO_TOKENS_PER_SECOND,
     BATCH_REQUEST_LIMIT_BYTES,
@@ -418,22 +418,13 @@ def _flac_duration(data: bytes) -> float | None:
 
 
 def _ffmpeg_duration(data: bytes) -> float | None:
-    try:
-        executable = ffmpeg_exe()
-    except MediaError:
-        return None
     with tempfile.NamedTemporaryFile(suffix=".media") as handle:
         handle.write(data)
         handle.flush()
-        result = subprocess.run(
-            [executable, "-hide_banner", "-nostdin", "-i", handle.name, "-vn", "-f", "null", "-"],
-            capture_output=True, text=True, errors="replace", timeout=120,
-        )
-    times = re.findall(r"time=(\d+):(\d\d):(\d\d(?:\.\d+)?)", result.stderr)
-    if result.returncode != 0 or not times:
-        return None
-    hours, minutes, seconds = times[-1]
-    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        try:
+            return decoded_duration(Path(handle.name)) or None
+        except MediaError:  # undecodable, or no ffmpeg at all
+            return None
 
 
 def media_duration(data: bytes) -> float | None:
