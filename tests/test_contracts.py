@@ -57,6 +57,7 @@ class TestGemini(BackendContract):
             yield GeminiBackend({"base_url": server.base_url, "retry_base_delay": 0.01})
 
 
+@pytest.mark.local_models  # runs Whisper
 class TestLocal(BackendContract):
     """The answer test needs the offline models (runpipe[local]); the rest runs anywhere."""
 
