@@ -278,7 +278,11 @@ class Engine:
             reason = self.registries.backends.get(name).unavailable_reason()
             if reason:
                 raise BackendUnavailable(f"backend {name}: {reason}")
-            self.backend(name, pipeline.analyze.backends.get(name, {})).check_task(task)
+            backend_cls = self.registries.backends.get(name)
+            # Building a backend warms it up (the local one loads Whisper): only a backend that
+            # checks tasks is built before the inputs are known to exist.
+            if backend_cls.check_task is not Backend.check_task:
+                self.backend(name, pipeline.analyze.backends.get(name, {})).check_task(task)
         out = Path(output_dir) if output_dir is not None else Path(pipeline.export.output_dir)
         locations = [str(i) for i in inputs] if inputs else [
             str(pipeline.base_dir / loc) if "://" not in loc else loc for loc in pipeline.ingest.inputs

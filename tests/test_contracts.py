@@ -62,3 +62,7 @@ class TestLocal(BackendContract):
     """The answer test needs the offline models (runpipe[local]); the rest runs anywhere."""
 
     backend_class = LocalBackend
+
+    @pytest.mark.local_models
+    def test_answers_on_the_schema(self, backend, audio, task):
+        super().test_answers_on_the_schema(backend, audio, task)
