@@ -169,6 +169,35 @@ def test_assembly_refuses_parts_with_the_wrong_hash(tmp_path):
     assert not (target / "model.bin").exists()
 
 
+def test_assembly_on_a_full_disk_is_one_clear_error(tmp_path):
+    """A real write failure (a file-size limit, as a full disk gives) while the model is joined is
+    a BackendUnavailable naming the folder and what to do, and leaves no partial model.bin."""
+    import subprocess
+    import sys
+
+    parts = [tmp_path / "model.bin.part1", tmp_path / "model.bin.part2"]
+    for part in parts:
+        part.write_bytes(b"x" * 200_000)
+    target = tmp_path / "assembled"
+    script = (
+        "import resource, signal, sys\n"
+        "from pathlib import Path\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))\n"
+        "from runpipe.errors import BackendUnavailable\n"
+        "from runpipe.plugins.local.models import WHISPER_BASE_SHA256, assemble_model\n"
+        f"parts = [Path({str(parts[0])!r}), Path({str(parts[1])!r})]\n"
+        "try:\n"
+        f"    assemble_model(parts, [], Path({str(target)!r}), WHISPER_BASE_SHA256, 'whisper-base')\n"
+        "except BackendUnavailable as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "cannot write the whisper-base model into" in out.stdout and "free some disk space" in out.stdout
+    assert not (target / "model.bin").exists() and not list(target.glob(".model.bin.*"))
+
+
 def test_user_model_dir_with_wrong_hash_is_refused(tmp_path):
     from runpipe.plugins.local.models import verify_model_dir
 

@@ -123,13 +123,19 @@ def assemble_model(parts: list[Path], side_files: list[Path], target: Path, expe
     freshly joined file still does not match, the parts themselves are wrong: this raises
     :class:`BackendUnavailable` and leaves no model.bin behind, rather than load unknown weights.
     """
-    target.mkdir(parents=True, exist_ok=True)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _cannot_write(name, target, exc) from exc
     model_bin = target / "model.bin"
     if not (model_bin.is_file() and sha256_of(model_bin) == expected_sha256):
         for part in parts:
             if not part.is_file():
                 raise BackendUnavailable(f"{name} weights are incomplete: {part} is missing; reinstall with {INSTALL_HINT}")
-        _write_atomically(model_bin, _read_files(parts))
+        try:
+            _write_atomically(model_bin, _read_files(parts))
+        except OSError as exc:  # a full disk or a file-size limit: say so in one line, not a traceback
+            raise _cannot_write(name, target, exc) from exc
         found = sha256_of(model_bin)
         if found != expected_sha256:
             model_bin.unlink(missing_ok=True)
@@ -139,8 +145,18 @@ def assemble_model(parts: list[Path], side_files: list[Path], target: Path, expe
             )
     for side_file in side_files:
         if not (target / side_file.name).is_file():
-            _write_atomically(target / side_file.name, _read_files([side_file]))
+            try:
+                _write_atomically(target / side_file.name, _read_files([side_file]))
+            except OSError as exc:
+                raise _cannot_write(name, target, exc) from exc
     return WhisperModelFiles(target, name, expected_sha256)
+
+
+def _cannot_write(name: str, target: Path, exc: OSError) -> BackendUnavailable:
+    return BackendUnavailable(
+        f"cannot write the {name} model into {target} ({exc.strerror or exc}); free some disk space there, "
+        "or point RUNPIPE_USER_PATH at a folder on a disk with room"
+    )
 
 
 def assemble_whisper_base(target: Path | None = None) -> WhisperModelFiles:
