@@ -429,6 +429,9 @@ def _align_passages(
     # pull formulation: candidate c is reached from one of the candidates before it, at most
     # _BAND_SECONDS earlier
     lowest = np.searchsorted(times, times - _BAND_SECONDS)
+    # ... but always from the candidate just before, however far back it is: speech an hour apart
+    # (long silences, or the pieces of a long recording) must still be reachable
+    lowest = np.minimum(lowest, np.maximum(np.arange(count) - 1, 0))
     width = int(max(1, (np.arange(count) - lowest).max()))
     previous = np.arange(count)[:, None] - 1 - np.arange(width)[None, :]
     valid = previous >= lowest[:, None]
