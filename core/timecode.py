@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any, Mapping
 
 from runpipe.model import TimeRange
 
@@ -45,3 +46,18 @@ def parse_range(text: str) -> TimeRange:
     if end is not None and end <= start:
         raise ValueError(f"time range {text!r} ends before it starts")
     return TimeRange(start, end)
+
+
+def item_seconds(item: Mapping[str, Any], number_key: str, clock_key: str) -> float | None:
+    """Seconds from an answer item: a number under ``number_key`` (what the offline backend and
+    stitching give), else a MM:SS / H:MM:SS string under ``clock_key``; None when neither reads."""
+    value = item.get(number_key)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    text = item.get(clock_key)
+    if isinstance(text, str) and text.strip():
+        try:
+            return parse_clock(text)
+        except ValueError:
+            return None
+    return None

@@ -15,7 +15,7 @@ from runpipe.hookspecs import hookimpl
 from runpipe.model import Analysis, AudioFile, Document, Segment, Speaker, Task, Word
 from runpipe.pipeline.spec import SpeakersSpec
 from runpipe.run import RunContext
-from runpipe.timecode import parse_clock
+from runpipe.timecode import item_seconds
 
 _GENERIC_SPEAKER = re.compile(r"^\s*(?:speaker|spk|sprecher|locutor|intervenant)[\s_:#-]*([0-9]+|[a-z])\s*$", re.IGNORECASE)
 
@@ -26,19 +26,6 @@ def validate_answer(data: Mapping[str, Any], task: Task) -> None:
         first = errors[0]
         where = "/".join(map(str, first.absolute_path)) or "(top level)"
         raise BackendError(f"answer does not match schema {task.schema_name} at {where}: {first.message} ({len(errors)} problem(s))")
-
-
-def _seconds(item: Mapping[str, Any], key: str, clock_key: str) -> float | None:
-    value = item.get(key)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    text = item.get(clock_key)
-    if isinstance(text, str) and text.strip():
-        try:
-            return parse_clock(text)
-        except ValueError:
-            return None
-    return None
 
 
 def _words(item: Mapping[str, Any], offset: float) -> tuple[Word, ...]:
@@ -64,13 +51,13 @@ def build_segments(analysis: Analysis, duration: float | None) -> tuple[tuple[Se
     unparsed = 0
     previous = 0.0
     for item in raw:
-        start = _seconds(item, "start", "timestamp")
+        start = item_seconds(item, "start", "timestamp")
         if start is None:
             unparsed += 1
             start = previous
         else:
             start += analysis.offset
-        end = _seconds(item, "end", "end_timestamp")
+        end = item_seconds(item, "end", "end_timestamp")
         pending.append((start, None if end is None else end + analysis.offset, item, "start" in item))
         previous = start
     if unparsed:

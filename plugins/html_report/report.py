@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 from runpipe.model import Document, Segment, Usage
 from runpipe.plugins.feelings import FEELING_KEYS, MUSICAL_KINDS, SPEECH_EMOTIONS, event_feelings, known_mood, mood_phrase
-from runpipe.timecode import parse_clock
+from runpipe.timecode import item_seconds, parse_clock
 
 from .page import clock, esc, seconds_attr
 
@@ -292,28 +292,17 @@ def timed_events(document: Document) -> list[TimedEvent]:
     starts = []
     for item in raw:
         if isinstance(item, Mapping) and isinstance(item.get("kind"), str):
-            start = _event_seconds(item, "start", "timestamp")
+            start = item_seconds(item, "start", "timestamp")
             if start is not None:
                 starts.append((start, item))
     events = []
     for index, (start, item) in enumerate(starts):
-        end = _event_seconds(item, "end", "end_timestamp")
+        end = item_seconds(item, "end", "end_timestamp")
         if end is None or end <= start:
             later = [s for s, _ in starts[index + 1 :] if s > start]
             end = later[0] if later else start
         events.append(TimedEvent(start, end, item["kind"], item))
     return events
-
-
-def _event_seconds(item: Mapping[str, Any], number_key: str, clock_key: str) -> float | None:
-    """Seconds from the event: the offline backend gives them as numbers, Gemini as MM:SS."""
-    value = item.get(number_key)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    try:
-        return parse_clock(item[clock_key]) if isinstance(item.get(clock_key), str) else None
-    except ValueError:
-        return None
 
 
 def events_duration(document: Document, duration: float) -> float:
