@@ -419,7 +419,7 @@ def test_sdk_base_url_variable_keeps_working(server, monkeypatch, tmp_path):
 def test_options_are_validated():
     with pytest.raises(PipelineConfigError, match="unknown option"):
         GeminiBackend({"max_output_token": 5})
-    with pytest.raises(PipelineConfigError, match="concurrency must be a whole number"):
+    with pytest.raises(PipelineConfigError, match="concurrency must be an integer"):
         GeminiBackend({"concurrency": "4"})
     with pytest.raises(PipelineConfigError, match="within 65536"):
         GeminiBackend({"max_output_tokens": 65000, "thinking_budget": 1000})

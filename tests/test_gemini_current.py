@@ -219,3 +219,15 @@ def test_fake_gemini_caches_expire_and_refuse_what_the_api_refuses(server, tmp_p
     small = types.Part.from_bytes(data=tone_wav(tmp_path / "s.wav", 5.0).read_bytes(), mime_type="audio/wav")
     with pytest.raises(genai_errors.ClientError, match="too small"):
         client.caches.create(model="gemini-3.8-flash", config=types.CreateCachedContentConfig(contents=[small]))
+
+
+# -- the options object -------------------------------------------------------------------------------
+
+
+def test_runpipe_schema_gemini_documents_every_option():
+    out = CliRunner().invoke(main, ["schema", "gemini"], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    properties = json.loads(out.output)["properties"]
+    assert properties["model"]["default"] == DEFAULT_MODEL and properties["thinking"]["default"] == "low"
+    assert properties["concurrency"]["minimum"] == 1 and properties["temperature"]["type"] == ["number", "null"]
+    assert all(p.get("description") and "not documented" not in p["description"] for p in properties.values())

@@ -89,11 +89,11 @@ class GeminiBackend(Backend):
     auto_rank = 20  # `backend: auto` prefers Gemini whenever a key is set
     accepts_urls = True
     limits = BackendLimits(max_audio_seconds=9.5 * 3600, preferred_chunk_seconds=PREFERRED_CHUNK_SECONDS)
-    option_names = tuple(field.name for field in dataclasses.fields(GeminiSettings))
+    Options = GeminiSettings
 
     def __init__(self, options: Mapping[str, Any] | None = None):
-        super().__init__(options)
-        self.settings = GeminiSettings.from_options(self.options)
+        super().__init__(options)  # self.settings: every option's type and range checked
+        self.settings.check(f"backend {self.name}")
         self._session: _Session | None = None
         self._session_lock = threading.Lock()
         self._validators: dict[str, jsonschema.protocols.Validator] = {}

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from runpipe.errors import PipelineConfigError
+from runpipe.options import option, parse_options
 
 from .limits import AUDIO_TOKENS_PER_SECOND, INLINE_LIMIT_BYTES, MODEL_OUTPUT_CEILING  # noqa: F401 (re-exported)
 
@@ -34,52 +35,54 @@ MEDIA_RESOLUTIONS = ("low", "medium", "high")
 
 @dataclass(frozen=True)
 class GeminiSettings:
-    """Validated options of one GeminiBackend (see the plugin README for each one's meaning)."""
+    """Validated options of one GeminiBackend: its options object (``runpipe schema gemini``)."""
 
-    api_key_env: str | None = None  # read only this variable; None: GEMINI_API_KEY, then GOOGLE_API_KEY
-    base_url: str | None = None  # None: the SDK's own GOOGLE_GEMINI_BASE_URL, else Google's endpoint
-    api_version: str = DEFAULT_API_VERSION
-    model: str = DEFAULT_MODEL
-    max_output_tokens: int = 32768  # tokens for the answer itself; thinking gets its own reserve on top
+    api_key_env: str | None = option(None, "read the key only from this variable (unset: GEMINI_API_KEY, then GOOGLE_API_KEY)")
+    base_url: str | None = option(None, "endpoint (unset: the SDK's GOOGLE_GEMINI_BASE_URL, else Google's)")
+    api_version: str = option(DEFAULT_API_VERSION, "API version the requests use (v1beta: see settings.DEFAULT_API_VERSION)")
+    model: str = option(DEFAULT_MODEL, "model for tasks that name none; checked up front against models.list")
+    max_output_tokens: int = option(32768, "tokens for the answer itself; thinking gets its own reserve on top", minimum=1)
     # Transcribing and describing need little reasoning, and a low level keeps thinking from
     # eating into the answer's budget; raise it for hard questions.
-    thinking: str = "low"
-    thinking_budget: int | None = None  # an exact budget for models that take one (None: from ``thinking``)
+    thinking: str = option("low", "how much the model thinks: minimal, low, medium or high (thinkingLevel on Gemini 3)")
+    thinking_budget: int | None = option(None, "an exact thinking budget for the Gemini 2.x models that take one", minimum=0)
     # Video (YouTube) frames cost ~300 tokens a second at the default resolution, which puts an
     # hour past what fits; runpipe is after the sound track, so frames go at the lowest resolution.
-    media_resolution: str = "low"
-    temperature: float | None = None  # None: the model's default (1.0 for Gemini 3, which loops when lowered)
-    max_retries: int = 5
-    retry_base_delay: float = 1.0
-    retry_max_delay: float = 60.0
-    repair_attempts: int = 2
-    concurrency: int = 16  # requests in flight; the run's --concurrency bounds them too
-    requests_per_minute: int | None = None  # client-side quota, e.g. 5 on a free tier
-    tokens_per_minute: int | None = None  # input tokens (audio at 32/s plus text) per minute
-    inline_limit_bytes: int = INLINE_LIMIT_BYTES  # Google's limit for the whole request
-    delete_uploads: bool = True
-    request_timeout: float = 600.0
-    file_poll_interval: float = 2.0
-    file_active_timeout: float = 600.0
-    batch: bool = False  # analysis through Gemini's batch mode (half price, answers within 24 h)
-    batch_poll_interval: float = 30.0
-    batch_max_wait: float = 48 * 3600.0  # Google expires a job still unfinished after 48 hours
-    batch_settle: float = 1.0  # submit once no request has arrived for this long
-    batch_max_requests: int = 256
+    media_resolution: str = option("low", "resolution of video frames (YouTube URLs): low, medium or high")
+    temperature: float | None = option(None, "unset: the model's default (Google advises 1.0 for Gemini 3, which loops when lowered)",
+                                       minimum=0, maximum=2)
+    max_retries: int = option(5, "retries of 408/429/5xx and connection failures", minimum=0)
+    retry_base_delay: float = option(1.0, "seconds before the first retry (exponential backoff with jitter)", minimum=0)
+    retry_max_delay: float = option(60.0, "longest wait between retries; a longer Retry-After gives up at once", minimum=0)
+    repair_attempts: int = option(2, "extra requests after an unusable answer (broken JSON, schema violation, cut, loop)", minimum=0)
+    concurrency: int = option(16, "requests in flight at once (the run's --concurrency bounds them too)", minimum=1)
+    requests_per_minute: int | None = option(None, "client-side request quota, e.g. 5 on a free tier", minimum=1)
+    tokens_per_minute: int | None = option(None, "client-side input-token quota (audio at 32 a second plus text)", minimum=1)
+    inline_limit_bytes: int = option(INLINE_LIMIT_BYTES, "audio goes inline while the whole request stays below this, else it is uploaded", minimum=0)
+    delete_uploads: bool = option(True, "delete uploaded files when the engine closes (false: reuse them for 48 hours)")
+    request_timeout: float = option(600.0, "seconds per request", minimum=0.001)
+    file_poll_interval: float = option(2.0, "seconds between checks that an upload is ACTIVE", minimum=0)
+    file_active_timeout: float = option(600.0, "seconds to wait for an upload to become ACTIVE", minimum=0.001)
+    batch: bool = option(False, "analysis through Gemini's batch mode (half price, answers within 24 h)")
+    batch_poll_interval: float = option(30.0, "seconds between checks that a batch job is done", minimum=0)
+    batch_max_wait: float = option(48 * 3600.0, "seconds to wait for a batch job (Google expires one unfinished after 48 h)", minimum=0.001)
+    batch_settle: float = option(1.0, "submit a batch job once no request has joined it for this long", minimum=0)
+    batch_max_requests: int = option(256, "requests in one batch job at most", minimum=1)
     # Segment times, words, speakers and languages from Gemini's transcription model (for tasks
     # whose answer has segments); off, or the model out of reach: the general model's own.
-    transcribe_timeline: bool = True
-    transcribe_model: str = "gemini-3.5-transcribe"
+    transcribe_timeline: bool = option(True, "segment times, words, speakers and languages from the transcription model")
+    transcribe_model: str = option("gemini-3.5-transcribe", "the transcription model for the timeline")
 
     #: Options a task may override in its ``options``: they change one request, not the client.
     PER_TASK = ("model", "max_output_tokens", "thinking", "thinking_budget", "media_resolution", "temperature", "repair_attempts", "inline_limit_bytes")
     #: Task options the engine gives every backend (``runpipe.tasks``): the speaker counts and the
-    #: question. Gemini gets them through the prompt text, which the engine has already extended.
-    FROM_ENGINE = ("num_speakers", "min_speakers", "max_speakers", "question")
+    #: questions. Gemini gets them through the prompt text, which the engine has already extended,
+    #: or (``questions``) asks them one by one.
+    FROM_ENGINE = ("num_speakers", "min_speakers", "max_speakers", "question", "questions")
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> "GeminiSettings":
-        """Build settings from a pipeline's option mapping, checking every value's type and range."""
+        """Settings from a pipeline's option mapping, every value's type, range and choice checked."""
         return cls()._with(options, "backend gemini")
 
     def for_task(self, task_name: str, options: Mapping[str, Any]) -> "GeminiSettings":
@@ -95,34 +98,18 @@ class GeminiSettings:
         return self._with(options, f"task {task_name}") if options else self
 
     def _with(self, options: Mapping[str, Any], owner: str) -> "GeminiSettings":
-        known = {f.name: f for f in dataclasses.fields(self)}
-        changes = {}
-        for name, value in options.items():
-            if name not in known:
-                raise PipelineConfigError(f"{owner}: unknown option {name}; known options: {', '.join(sorted(known))}")
-            changes[name] = _checked(owner, name, value)
-        settings = dataclasses.replace(self, **changes)
-        settings._check_ranges(owner)
+        parsed = parse_options(type(self), options, owner)  # types and ranges, on the defaults
+        settings = dataclasses.replace(self, **{name: getattr(parsed, name) for name in options})
+        settings.check(owner)
         return settings
 
-    def _check_ranges(self, owner: str) -> None:
+    def check(self, owner: str) -> None:
+        """What :func:`runpipe.options.parse_options` cannot check: choices and sums of options."""
         problems = [
-            (self.max_output_tokens >= 1, "max_output_tokens must be at least 1"),
             (self.thinking in THINKING_TOKENS, f"thinking must be one of {', '.join(THINKING_TOKENS)}, got {self.thinking!r}"),
             (self.media_resolution in MEDIA_RESOLUTIONS, f"media_resolution must be one of {', '.join(MEDIA_RESOLUTIONS)}, got {self.media_resolution!r}"),
-            (self.thinking_budget is None or self.thinking_budget >= 0, "thinking_budget must be 0 (no thinking) or more"),
             (self.max_output_tokens + self.thinking_tokens <= MODEL_OUTPUT_CEILING,
              f"max_output_tokens + the thinking reserve ({self.thinking_tokens}) must stay within {MODEL_OUTPUT_CEILING}"),
-            (self.max_retries >= 0, "max_retries must be 0 or more"),
-            (self.repair_attempts >= 0, "repair_attempts must be 0 or more"),
-            (self.concurrency >= 1, "concurrency must be at least 1"),
-            (self.requests_per_minute is None or self.requests_per_minute >= 1, "requests_per_minute must be at least 1"),
-            (self.tokens_per_minute is None or self.tokens_per_minute >= 1, "tokens_per_minute must be at least 1"),
-            (self.inline_limit_bytes >= 0, "inline_limit_bytes must be 0 or more"),
-            (min(self.retry_base_delay, self.retry_max_delay, self.file_poll_interval) >= 0, "delays must not be negative"),
-            (min(self.request_timeout, self.file_active_timeout, self.batch_max_wait) > 0, "timeouts must be positive"),
-            (min(self.batch_poll_interval, self.batch_settle) >= 0, "batch intervals must not be negative"),
-            (self.batch_max_requests >= 1, "batch_max_requests must be at least 1"),
         ]
         for ok, message in problems:
             if not ok:
@@ -137,30 +124,6 @@ class GeminiSettings:
     def endpoint(self) -> str:
         """The base URL requests go to, resolved the way the SDK resolves it."""
         return self.base_url or os.environ.get("GOOGLE_GEMINI_BASE_URL") or DEFAULT_ENDPOINT
-
-
-_FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(GeminiSettings)}
-
-
-def _checked(owner: str, name: str, value: Any) -> Any:
-    """``value`` converted to the option's type, or a PipelineConfigError naming the option."""
-    declared = _FIELD_TYPES[name]
-    optional = "None" in declared
-    if value is None and optional:
-        return None
-    if declared.startswith("bool"):
-        ok = isinstance(value, bool)
-    elif declared.startswith("int"):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif declared.startswith("float"):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    else:
-        ok = isinstance(value, str) and bool(value.strip())
-    if not ok:
-        kind = {"bool": "true or false", "int": "a whole number", "float": "a number", "str": "a non-empty string"}[declared.split(" ")[0]]
-        raise PipelineConfigError(f"{owner}: option {name} must be {kind}, got {value!r}")
-    return value
 
 
 def find_api_key(api_key_env: str | None) -> tuple[str, str] | None:
