@@ -151,9 +151,50 @@ def test_fake_gemini_checks_thinking_levels_as_the_api_does(server):
     for model, thinking, said in [
         ("gemini-3.8-flash", {"thinking_level": "MEDIUM", "thinking_budget": 100}, "cannot both be set"),
         ("gemini-2.5-flash", {"thinking_level": "LOW"}, "not supported for this model"),
+        ("gemini-3.8-flash", {"thinking_level": "MINIMAL"}, "MINIMAL is not supported"),  # 3.8/3.7 Flash: low-high
     ]:
         with pytest.raises(genai_errors.ClientError, match=said):
             ask(model, **thinking)
+
+
+def test_fake_gemini_takes_minimal_where_the_model_does(server):
+    client = genai.Client(api_key=server.api_key, http_options={"base_url": server.base_url})
+    server.default_response = RawText("ok")
+    config = types.GenerateContentConfig(thinking_config=types.ThinkingConfig(thinking_level="MINIMAL"))
+    assert client.models.generate_content(model="gemini-3.6-flash", contents="hi", config=config).text == "ok"
+
+
+def test_a_thinking_level_the_model_refuses_fails_up_front_in_one_line(server, tmp_path):
+    audio = sample_copy(tmp_path / "in")
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text((ROOT / "pipelines" / "podcast.yaml").read_text().replace(
+        "analyze:", "analyze:\n    backends: {gemini: {thinking: minimal}}", 1))
+    out = cli(server, "run", str(pipeline), str(audio), "-b", "gemini", "-o", str(tmp_path / "out"), "--no-progress")
+    assert out.exit_code == 2, out.output
+    (line,) = out.output.strip().splitlines()
+    assert "gemini-3.8-flash does not take thinking minimal; it takes low, medium, high" in line
+    assert not server.requests  # not even models.list
+
+
+@pytest.mark.parametrize("schema_field, schema, said", [
+    ("response_json_schema", {"type": "object", "properties": {"t": {"type": ["string", "null"]}}}, None),
+    ("response_json_schema", {"type": "object", "properties": {"t": {"type": "STRING"}}}, "not a JSON Schema type"),
+    ("response_schema", {"type": "OBJECT", "properties": {"t": {"type": "STRING", "nullable": True}}}, None),
+    ("response_schema", {"type": "OBJECT", "properties": {"t": {"type": ["STRING", "NULL"]}}}, "Proto field is not repeating"),
+])
+def test_fake_gemini_takes_nullable_fields_the_way_each_schema_field_documents(server, schema_field, schema, said):
+    import requests
+
+    server.default_response = RawText("{}")
+    key = {"response_json_schema": "responseJsonSchema", "response_schema": "responseSchema"}[schema_field]
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+            "generationConfig": {"responseMimeType": "application/json", key: schema}}
+    answer = requests.post(f"{server.base_url}/v1beta/models/gemini-3.8-flash:generateContent", json=body,
+                           headers={"x-goog-api-key": server.api_key}, timeout=30)
+    if said is None:
+        assert answer.status_code == 200, answer.text
+    else:
+        assert answer.status_code == 400 and said in answer.text
 
 
 def test_bad_thinking_option_is_a_config_error():

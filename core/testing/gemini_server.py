@@ -33,7 +33,11 @@ What it implements, as observed from google-genai 3.4's source and traffic (not 
   the stable models of late 2026); any other name is a 404 NOT_FOUND saying to call ListModels,
   as Google answers for a retired or misspelt model.
 * ``thinkingConfig``: ``thinkingLevel`` must be MINIMAL/LOW/MEDIUM/HIGH and is refused for the
-  Gemini 1/2 models (which take a budget); a level and a budget together are refused.
+  Gemini 1/2 models (which take a budget); MINIMAL is refused by the models that do not take it
+  (3.8 and 3.7 Flash, ``limits.thinking_levels``); a level and a budget together are refused.
+* Response schemas: ``responseJsonSchema`` types are JSON Schema type names (a nullable field
+  lists ``"null"``); ``responseSchema`` types are single Schema-proto enum values (a list is the
+  protobuf parser's 400) and ``nullable`` is a boolean.
 * Safety: :class:`BlockedPrompt` answers with ``promptFeedback.blockReason`` and no candidate;
   :class:`SafetyStop` with a candidate that has no content and finish reason SAFETY (or another).
 * Video: ``videoMetadata`` offsets must be protobuf durations (``"600s"``); the length of a public
@@ -96,6 +100,7 @@ from runpipe.plugins.gemini.limits import (
     INLINE_LIMIT_BYTES,
     MODEL_OUTPUT_CEILING as MAX_OUTPUT_TOKENS,
     VIDEO_TOKENS_PER_SECOND_DEFAULT,
+    thinking_levels,
 )
 
 __all__ = [
@@ -126,7 +131,60 @@ MEDIA_RESOLUTIONS = frozenset({"MEDIA_RESOLUTION_UNSPECIFIED", "MEDIA_RESOLUTION
 _DURATION = re.compile(r"\d+(\.\d{1,9})?s")
 API_VERSIONS = ("v1", "v1beta", "v1alpha")
 _VERSION = "(" + "|".join(API_VERSIONS) + ")"
-FILE_TTL = dt.timedelta(hours=48)  # uploaded files live 48 hours on the real service
+FILE_TTL = dt.timedelta(hours=48)
+
+#: The two ways to ask for a nullable field, one per schema field: ``responseJsonSchema`` is JSON
+#: Schema, where a nullable field lists "null" among its types (``"type": ["string", "null"]``,
+#: https://ai.google.dev/gemini-api/docs/structured-output); ``responseSchema`` is the Schema
+#: proto, "a select subset of an OpenAPI 3.0 schema object", whose ``type`` is one enum value and
+#: whose ``nullable`` boolean allows null (https://ai.google.dev/api/python/google/ai/generativelanguage/Schema).
+#: A list in ``responseSchema.type`` gets the protobuf parser's 400 (quoted from the real API in
+#: https://github.com/prism-php/prism/issues/974).
+JSON_SCHEMA_TYPES = frozenset({"string", "number", "integer", "boolean", "object", "array", "null"})
+OPENAPI_TYPES = frozenset({"TYPE_UNSPECIFIED", "STRING", "NUMBER", "INTEGER", "BOOLEAN", "ARRAY", "OBJECT", "NULL"})
+_SUBSCHEMA_MAPS = ("properties", "$defs", "defs")
+_SUBSCHEMA_LISTS = ("anyOf", "any_of", "oneOf", "prefixItems")
+
+
+def _subschemas(schema: dict, where: str) -> Iterable[tuple[Any, str]]:
+    for key in _SUBSCHEMA_MAPS:
+        for name, sub in (schema.get(key) or {}).items():
+            yield sub, f"{where}.{key}[{name}]"
+    for key in _SUBSCHEMA_LISTS:
+        for index, sub in enumerate(schema.get(key) or []):
+            yield sub, f"{where}.{key}[{index}]"
+    for key in ("items", "additionalProperties"):
+        if isinstance(schema.get(key), dict):
+            yield schema[key], f"{where}.{key}"
+
+
+def _check_openapi_schema(schema: Any, where: str) -> None:
+    if not isinstance(schema, dict):
+        raise RequestRejected(400, f"Invalid JSON payload received. Invalid value at '{where}': a Schema object is expected.")
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        raise RequestRejected(400, f"Invalid JSON payload received. Unknown name \"type\" at '{where}': Proto field is not repeating, cannot start list.")
+    if kind is not None and str(kind).upper() not in OPENAPI_TYPES:
+        raise RequestRejected(400, f"Invalid value at '{where}.type' (type.googleapis.com/google.ai.generativelanguage.v1beta.Type), \"{kind}\"")
+    if "nullable" in schema and not isinstance(schema["nullable"], bool):
+        raise RequestRejected(400, f"Invalid value at '{where}.nullable' (TYPE_BOOL), {schema['nullable']!r}")
+    for sub, place in _subschemas(schema, where):
+        _check_openapi_schema(sub, place)
+
+
+def _check_json_schema_types(schema: Any, where: str) -> None:
+    if isinstance(schema, bool):
+        return
+    if not isinstance(schema, dict):
+        raise RequestRejected(400, f"Invalid JSON schema at '{where}': a schema must be an object or a boolean.")
+    kind = schema.get("type")
+    kinds = kind if isinstance(kind, list) else [] if kind is None else [kind]
+    if (isinstance(kind, list) and not kind) or any(k not in JSON_SCHEMA_TYPES for k in kinds):
+        raise RequestRejected(400, f"Invalid JSON schema at '{where}.type': {kind!r} is not a JSON Schema type "
+                                   f"(one of {', '.join(sorted(JSON_SCHEMA_TYPES))}, or a list of them).")
+    for sub, place in _subschemas(schema, where):
+        _check_json_schema_types(sub, place)
+  # uploaded files live 48 hours on the real service
 
 #: MIME types Gemini accepts as media (audio, video, and the image/document types a prompt may carry).
 ACCEPTED_MIME_TYPES = frozenset(
@@ -1032,6 +1090,12 @@ class FakeGemini:
                 raise RequestRejected(400, "thinking_budget and thinking_level cannot both be set.")
             if re.match(r"(models/)?gemini-[12][.-]", model):
                 raise RequestRejected(400, "Thinking level is not supported for this model.")
+            if level.lower() not in thinking_levels(model):
+                raise RequestRejected(400, f"Thinking level {level} is not supported for this model.")
+        if "responseSchema" in config:
+            _check_openapi_schema(config["responseSchema"], "generation_config.response_schema")
+        if "responseJsonSchema" in config:
+            _check_json_schema_types(config["responseJsonSchema"], "generation_config.response_json_schema")
         resolution = config.get("mediaResolution")
         if resolution is not None and resolution not in MEDIA_RESOLUTIONS:
             raise RequestRejected(400, f"Invalid value at 'generation_config.media_resolution', \"{resolution}\"")

@@ -28,6 +28,7 @@ from .limits import AUDIO_TOKENS_PER_SECOND, BATCH_REQUEST_LIMIT_BYTES, VIDEO_TO
 from .media import MediaStager, StagedMedia, is_youtube
 from .models import ModelCatalog, ModelInfo
 from .request import (
+    check_thinking,
     enlarged_budget,
     first_turn,
     generation_config,
@@ -145,7 +146,9 @@ class GeminiBackend(Backend):
         """Fail up front, in one line naming the alternatives, when the task's model is not one
         the key can use: a retired or misspelt model would otherwise fail every input."""
         settings = self.settings.for_task(task.name, task.options)
-        self._ready().catalog.require(task.model or settings.model)
+        model = task.model or settings.model
+        check_thinking(model, generation_settings(task, settings)["thinking"], f"task {task.name}")
+        self._ready().catalog.require(model)
 
     def _inline_limit(self, settings: GeminiSettings) -> int:
         # A batch job is one request body, and batch requests keep the 20 MB limit.

@@ -20,3 +20,18 @@ MODEL_OUTPUT_CEILING = 65536
 #: for every model: a cache below a model's minimum is refused, and a cache is only worth it for
 #: long audio anyway (4,096 tokens is about two minutes).
 CACHE_MIN_TOKENS = 4096
+#: Thinking levels a Gemini 3 model takes, where Google documents fewer than all four: Gemini 3.8
+#: and 3.7 Flash take LOW, MEDIUM and HIGH (default MEDIUM) and refuse MINIMAL ("Developer's guide
+#: to Gemini 3.8 Flash", https://docs.cloud.google.com/gemini-enterprise-agent-platform/models/guides/gemini-3-8-flash);
+#: ``gemini-flash-latest`` points at 3.8 Flash. 3.5/3.6 Flash and the Flash-Lite models take all four.
+THINKING_LEVELS = ("minimal", "low", "medium", "high")
+NARROWER_THINKING_LEVELS = {
+    "gemini-3.8-flash": ("low", "medium", "high"),
+    "gemini-3.7-flash": ("low", "medium", "high"),
+    "gemini-flash-latest": ("low", "medium", "high"),
+}
+
+
+def thinking_levels(model: str) -> tuple[str, ...]:
+    """The thinking levels ``model`` takes (lower case)."""
+    return NARROWER_THINKING_LEVELS.get(model.removeprefix("models/"), THINKING_LEVELS)

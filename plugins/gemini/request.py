@@ -14,7 +14,7 @@ from runpipe.timecode import format_clock
 
 from .response import Verdict
 from .schema import response_json_schema
-from .limits import MODEL_OUTPUT_CEILING
+from .limits import MODEL_OUTPUT_CEILING, thinking_levels
 from .settings import THINKING_TOKENS, GeminiSettings
 
 #: Settings a task's ``generation`` mapping may hold.
@@ -57,6 +57,18 @@ def thinking_tokens(generation: Mapping[str, Any]) -> int:
     """The tokens reserved for thinking: the explicit budget, else the level's."""
     budget = generation.get("thinking_budget")
     return int(budget) if budget is not None else THINKING_TOKENS[generation["thinking"]]
+
+
+def check_thinking(model: str, level: str, where: str) -> None:
+    """Refuse, before any request, a thinking level the model does not take (the API answers it
+    with a 400 on every input)."""
+    if takes_thinking_budget(model):
+        return  # the level becomes a budget, which every such model takes
+    levels = thinking_levels(model)
+    if level not in levels:
+        raise PipelineConfigError(
+            f"{where}: {model} does not take thinking {level}; it takes {', '.join(levels)} (set thinking to one of them)"
+        )
 
 
 def thinking_config(model: str, generation: Mapping[str, Any]) -> types.ThinkingConfig:
