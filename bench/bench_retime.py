@@ -12,8 +12,8 @@ in one of three ways:
 
 The real Gemini backend runs through ``runpipe.Engine`` with re-timing off and on; the script
 prints, per file and drift, the start-time error before and after (median, 90th percentile,
-share within 0.5 s, starts or ends past the end of the audio) and what re-timing costs (the
-first, cold run per file; later drifts reuse what the audio yielded, as a rerun does).
+share within 0.5 s, starts or ends past the end of the audio) and what re-timing costs for each
+drift, cold (every drift starts from an empty cache, as a first run does).
 
     python bench/bench_retime.py                         # sample + both composed files
     python bench/bench_retime.py --only two_speaker_dialogue --show-segments
@@ -116,19 +116,20 @@ def answer(lines: list[Line], stamps: list[float]) -> dict:
     return {"summary": "A benchmark conversation.", "segments": segments}
 
 
-def pipeline(base_url: str, retime: bool) -> dict:
-    gemini = {"base_url": base_url, "retry_base_delay": 0.01, "max_retries": 0}
+def pipeline(base_url: str, retime: dict) -> dict:
+    # the answer's own drifted times are what is measured: no Gemini Transcribe timeline
+    gemini = {"base_url": base_url, "retry_base_delay": 0.01, "max_retries": 0, "transcribe_timeline": False}
     return {
         "name": "bench-retime",
         "stages": {
             "analyze": {"backend": "gemini", "backends": {"gemini": gemini}, "tasks": [{"prompt": "transcript"}]},
-            "postprocess": {"steps": [{"retime": {"enabled": retime}}]},
+            "postprocess": {"steps": [{"retime": retime}]},
             "export": {"formats": ["json"]},
         },
     }
 
 
-def run_pipeline(audio: Path, reply: dict, retime: bool, out: Path) -> dict:
+def run_pipeline(audio: Path, reply: dict, retime: dict, out: Path) -> dict:
     from runpipe import Engine
     from runpipe.testing.gemini_server import Answer, FakeGemini
 
@@ -201,30 +202,40 @@ def main() -> None:
     parser.add_argument("--drift", choices=tuple(DRIFTS), action="append", help="one drift kind (repeatable)")
     parser.add_argument("--show-segments", action="store_true", help="print every segment's true and re-timed start")
     parser.add_argument("--cache", type=Path, help="keep what the audio yielded here between runs (costs are then warm)")
+    parser.add_argument("--option", action="append", default=[], metavar="NAME=JSON",
+                        help="a retime option for every run, e.g. beam_size=1 (repeatable)")
+    parser.add_argument("--starts", type=Path, help="write every re-timed segment start here as JSON "
+                        "(bench/retime_stability.py compares two such files)")
     args = parser.parse_args()
     names = args.only or ["sample", *COMPOSED]
     drifts = args.drift or list(DRIFTS)
+    retime = {"enabled": True, **{k: json.loads(v) for k, v in (o.split("=", 1) for o in args.option)}}
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         os.environ["RUNPIPE_USER_PATH"] = str(args.cache or work / "user")
         load_models()
         costs = timed_retime_step()
-        print(f"{'file':<22} {'drift':<7} {'':>6} {'median':>6} {'p90':>6} {'<=0.5s':>7} {'past':>4}")
+        starts: dict[str, dict[str, list[float]]] = {}
+        print(f"retime options {json.dumps(retime)}; ffmpeg {os.environ.get('RUNPIPE_FFMPEG', '(default)')}")
+        print(f"{'file':<22} {'drift':<7} {'':>6} {'median':>6} {'p90':>6} {'<=0.5s':>7} {'past':>4} {'cost (x real time)':>19}")
         for name in names:
             audio, lines = sample(work) if name == "sample" else composed(name, work)
-            cost_index = len(costs)
             for drift in drifts:
+                if not args.cache:  # every drift cold: nothing the audio yielded is reused
+                    os.environ["RUNPIPE_USER_PATH"] = str(work / "user" / name / drift)
                 reply = answer(lines, DRIFTS[drift](lines))
-                before = run_pipeline(audio, reply, False, work / name / drift / "off")
-                after = run_pipeline(audio, reply, True, work / name / drift / "on")
+                before = run_pipeline(audio, reply, {"enabled": False}, work / name / drift / "off")
+                after = run_pipeline(audio, reply, retime, work / name / drift / "on")
+                wall, cpu = costs[-1]
+                duration = after["media"]["duration"]
                 print(f"{name:<22} {drift:<7} {'before':>6} {scores(before, lines)}")
-                print(f"{'':<22} {'':<7} {'after':>6} {scores(after, lines)}")
+                print(f"{'':<22} {'':<7} {'after':>6} {scores(after, lines)} {wall / duration:7.3f} "
+                      f"({wall:.1f} s wall, {cpu:.1f} s CPU for {duration:.1f} s, load {os.getloadavg()[0]:.1f})")
                 if args.show_segments:
                     show(after, lines)
-            duration = after["media"]["duration"]
-            wall, cpu = costs[cost_index]  # the first run with re-timing on: nothing cached yet
-            print(f"{name:<22} re-timing cost {wall:.1f} s for {duration:.1f} s = {wall / duration:.3f} x real time "
-                  f"(CPU {cpu:.1f} s on {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f})")
+                starts.setdefault(name, {})[drift] = [s["start"] for s in after["segments"]]
+    if args.starts:
+        args.starts.write_text(json.dumps({"ffmpeg": os.environ.get("RUNPIPE_FFMPEG"), "retime": retime, "starts": starts}))
 
 
 if __name__ == "__main__":

@@ -160,6 +160,40 @@ def test_speech_with_no_word_anchored_still_places_the_segments():
     assert stats.anchored_words == 0 and stats.passage == 1
 
 
+def test_the_fuzzy_length_option_decides_which_misspelled_words_anchor():
+    # the recogniser wrote "cat" and "sofa" as "cats" and "sofas"; "on the dog", heard exactly,
+    # is a run and anchors either way
+    segments = [segment("00:00", "cat on the dog sofa")]
+    recognized = [TimedWord("cats", 1.0, 1.3), TimedWord("on", 1.4, 1.6), TimedWord("the", 2.0, 2.2),
+                  TimedWord("dog", 2.2, 2.5), TimedWord("sofas", 2.6, 3.0)]
+
+    def anchored(**options) -> list[bool]:
+        (result,), _ = retime_segments(segments, recognized, None, duration=4.0, settings=RetimeSettings(**options))
+        return [w.probability == 1.0 for w in result.words]
+    assert anchored() == [False, True, True, True, True]  # "sofas" ~ "sofa"; "cat" is too short to match by spelling
+    assert anchored(min_fuzzy_letters=3) == [True, True, True, True, True]
+    assert anchored(min_fuzzy_letters=5) == [False, True, True, True, False]
+
+
+def test_the_steps_options_are_documented_checked_and_reach_the_aligner():
+    from runpipe.errors import PipelineConfigError
+    from runpipe.options import options_schema
+    from runpipe.plugins.retime.step import RetimeOptions, RetimeStep
+
+    properties = options_schema(RetimeOptions, "retime")["properties"]
+    assert {"enabled", "beam_size", "band_seconds", "fuzzy_ratio", "min_fuzzy_letters", "backend_time_cost",
+            "onset_look_back_seconds", "whisper_model_dir", "trust_local"} <= set(properties)
+    assert all(entry.get("description") for entry in properties.values())
+    step = RetimeStep({"min_fuzzy_letters": 3, "band_seconds": 60})
+    assert (step.settings.min_fuzzy_letters, step.settings.band_seconds) == (3, 60.0)
+    with pytest.raises(PipelineConfigError, match="post-processor retime: option fuzzy_ratio must be between 0 and 1"):
+        RetimeStep({"fuzzy_ratio": 1.5})
+    with pytest.raises(PipelineConfigError, match="min_seconds_per_letter .0.2. is above max_seconds_per_letter"):
+        RetimeStep({"min_seconds_per_letter": 0.2})
+    with pytest.raises(PipelineConfigError, match="unknown option.s. beam; known options: .*beam_size"):
+        RetimeStep({"beam": 1})
+
+
 def test_packed_speech_maps_times_both_ways():
     from runpipe.plugins.retime.step import PackedSpeech
 

@@ -47,7 +47,9 @@ from typing import Sequence
 
 import numpy as np
 
+from runpipe.errors import PipelineConfigError
 from runpipe.model import Segment, Word
+from runpipe.options import option
 
 Region = tuple[float, float]
 
@@ -59,12 +61,62 @@ class TimedWord:
     end: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RetimeSettings:
-    """The re-timing step's options ``snap_seconds`` and ``fuzzy_ratio``."""
+    """How the aligner weighs its evidence: the ``retime`` step's options that reach it (the
+    step adds its own, see :class:`~runpipe.plugins.retime.step.RetimeOptions`).
 
-    snap_seconds: float = 0.5  # how far a segment's end may move to meet a passage's offset
-    fuzzy_ratio: float = 0.75  # spelling similarity that still counts as the same word
+    The costs of the passage alignment are in "seconds of misplacement". Each is a cause, not a
+    fit: text evidence (anchors) outweighs the backend's times, which drift by design.
+    """
+
+    snap_seconds: float = option(0.5, "how far a segment's end may move to meet the end of its speech passage",
+                                 minimum=0, maximum=5)
+    fuzzy_ratio: float = option(0.75, "spelling similarity (0-1) at which a heard word still counts as the backend's "
+                                "word (a misheard ending, a folded accent)", minimum=0, maximum=1)
+    # "und" is 0.75 like "sound": short words match by spelling far too easily
+    min_fuzzy_letters: int = option(4, "shorter words anchor only when spelled exactly alike", minimum=1, maximum=20)
+    band_seconds: float = option(180.0, "longest stretch of the recording one segment may span (bounds the "
+                                 "alignment's cost)", minimum=10)
+    anchor_cost: float = option(3.0, "cost per second a segment starts away from where its heard words put it",
+                                minimum=0)
+    anchor_cost_cap_seconds: float = option(4.0, "the anchors' pull grows no further beyond this many seconds",
+                                            minimum=0)
+    anchor_outside_cost: float = option(4.0, "cost per heard word that the placement would put into another segment",
+                                        minimum=0)
+    lone_anchor_weight: float = option(0.3, "weight of a heard word outside any matching run of two or more (a lone "
+                                       "'the' matches anywhere) against 1 inside one", minimum=0, maximum=1)
+    mid_flow_start_cost: float = option(2.0, "cost of starting a segment where no pause precedes; an onset after a "
+                                        "pause costs less, after a long one nothing", minimum=0)
+    natural_pause_seconds: float = option(0.25, "pause before a start that makes it natural (the mid-flow cost falls "
+                                          "off over this scale)", minimum=0.01)
+    short_speech_cost: float = option(2.0, "cost per second of speech missing from what a segment's words need "
+                                      "(below 80 % of it)", minimum=0)
+    min_need_share: float = option(0.5, "a segment is never given less than this share of the speech its words need",
+                                   minimum=0.05, maximum=1)
+    unexplained_speech_cost: float = option(0.3, "cost per second of speech a segment would hold beyond 1.5 x what "
+                                            "its words need (a partial transcript skips speech, not for free)",
+                                            minimum=0)
+    backend_spacing_cost: float = option(0.15, "cost per second the backend's spacing of two consecutive segments "
+                                         "disagrees (its times are a weak prior)", minimum=0)
+    backend_spacing_cap_seconds: float = option(6.0, "the spacing prior's pull grows no further beyond this many "
+                                                "seconds", minimum=0)
+    backend_time_cost: float = option(0.05, "cost per second a start differs from the backend's own time", minimum=0)
+    backend_time_cap_seconds: float = option(10.0, "the backend time's pull grows no further beyond this many seconds",
+                                             minimum=0)
+    grid_seconds: float = option(0.5, "spacing of the start candidates inside speech where no word was recognised",
+                                 minimum=0.05)
+    default_seconds_per_letter: float = option(0.07, "the voice's pace when no anchored word measures it",
+                                               minimum=0.01, maximum=1)
+    min_seconds_per_letter: float = option(0.045, "the fastest pace measured anchors may set", minimum=0.01, maximum=1)
+    max_seconds_per_letter: float = option(0.14, "the slowest pace measured anchors may set", minimum=0.01, maximum=1)
+
+    def __post_init__(self) -> None:
+        if self.min_seconds_per_letter > self.max_seconds_per_letter:
+            raise PipelineConfigError(
+                f"post-processor retime: min_seconds_per_letter ({self.min_seconds_per_letter:g}) is above "
+                f"max_seconds_per_letter ({self.max_seconds_per_letter:g})"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,25 +135,6 @@ class RetimeStats:
         return self.aligned + self.interpolated + self.passage
 
 
-# Costs of the passage alignment, in "seconds of misplacement". Each is a cause, not a fit:
-# text evidence (anchors) outweighs the backend's times, which drift by design.
-_ANCHOR_PER_SECOND = 3.0  # start away from where its anchors put it (capped at _ANCHOR_CAP)
-_ANCHOR_CAP = 4.0
-_ANCHOR_OUTSIDE = 4.0  # per solid anchor that would fall into another segment
-_LONE_ANCHOR = 0.3  # weight of an anchor outside any matching run
-_MID_FLOW_START = 2.0  # start where no pause precedes; an onset after a long pause costs ~0
-_PAUSE_SCALE = 0.25  # seconds of pause that make a start natural
-_SHORT_PER_SECOND = 2.0  # speech missing from what the words need (below 80 % of it)
-_MIN_NEED_SHARE = 0.5  # a segment never gets less than this share of the speech its words need
-_UNEXPLAINED_PER_SECOND = 0.3  # speech a segment would hold beyond 1.5 x what its words need
-_PRIOR_SPACING = 0.15  # per second the backend's spacing of two segments disagrees, capped
-_PRIOR_SPACING_CAP = 6.0
-_PRIOR_ABSOLUTE = 0.05  # per second the start differs from the backend's, capped
-_PRIOR_ABSOLUTE_CAP = 10.0
-_BAND_SECONDS = 180.0  # a segment spans at most this much of the recording (bounds the cost)
-_GRID_SECONDS = 0.5  # start candidates inside long word-less speech
-_DEFAULT_PACE = 0.07  # seconds of speech per letter when nothing was measured
-_PACE_RANGE = (0.045, 0.14)
 _SYLLABIC_UNITS = 2.5  # a CJK character or kana is a syllable: about two and a half letters of speech
 
 
@@ -149,11 +182,8 @@ def spoken_units(word: str) -> float:
     return sum(ch.isalnum() for ch in word) + 1.0  # and the break after a word
 
 
-_MIN_FUZZY_LETTERS = 4  # shorter words are not matched by spelling ("und" is 0.75 like "sound")
-
-
-def _similar(a: str, b: str, ratio: float) -> bool:
-    return min(len(a), len(b)) >= _MIN_FUZZY_LETTERS and SequenceMatcher(None, a, b).ratio() >= ratio
+def _similar(a: str, b: str, settings: RetimeSettings) -> bool:
+    return min(len(a), len(b)) >= settings.min_fuzzy_letters and SequenceMatcher(None, a, b).ratio() >= settings.fuzzy_ratio
 
 
 def align_words(ours: Sequence[str], theirs: Sequence[str], settings: RetimeSettings = RetimeSettings()) -> dict[int, int]:
@@ -172,11 +202,11 @@ def _anchor_pairs(ours: Sequence[str], theirs: Sequence[str], settings: RetimeSe
         j = 0
         for i in gap_a:
             for k in range(j, len(gap_b)):
-                if _similar(ours[i], theirs[gap_b[k]], settings.fuzzy_ratio):
-                    pairs[i] = (gap_b[k], _LONE_ANCHOR)
+                if _similar(ours[i], theirs[gap_b[k]], settings):
+                    pairs[i] = (gap_b[k], settings.lone_anchor_weight)
                     j = k + 1
                     break
-        weight = 1.0 if block.size >= 2 else _LONE_ANCHOR
+        weight = 1.0 if block.size >= 2 else settings.lone_anchor_weight
         for offset in range(block.size):
             pairs[block.a + offset] = (block.b + offset, weight)
         previous_a, previous_b = block.a + block.size, block.b + block.size
@@ -257,7 +287,7 @@ def _passages_from_words(words: Sequence[TimedWord], gap: float = 0.3) -> list[R
     return [(s, e) for s, e in passages]
 
 
-def _start_candidates(speech: SpeechTime, words: Sequence[TimedWord]) -> tuple[np.ndarray, np.ndarray]:
+def _start_candidates(speech: SpeechTime, words: Sequence[TimedWord], grid_seconds: float) -> tuple[np.ndarray, np.ndarray]:
     """Where a segment may start, and the pause before each place: every passage onset, every
     word start inside a passage (a passage can hold several segments) and, where speech went
     unrecognised, a grid."""
@@ -276,12 +306,12 @@ def _start_candidates(speech: SpeechTime, words: Sequence[TimedWord]) -> tuple[n
         inner.append(word.start)
     inner.sort()
     for start, end in zip(speech.starts, speech.ends):
-        t = start + _GRID_SECONDS
+        t = start + grid_seconds
         while t < end - 0.15:
             near = bisect_left(inner, t - 1.0)
             if near >= len(inner) or inner[near] > t + 1.0:
                 places.setdefault(round(t, 3), 0.0)
-            t += _GRID_SECONDS
+            t += grid_seconds
     times = np.array(sorted(places))
     return times, np.array([places[t] for t in times.tolist()])
 
@@ -294,12 +324,13 @@ class _Anchor:
     weight: float
 
 
-def _pace(anchors: Sequence[_Anchor], units: Sequence[float], speech: SpeechTime, total_units: float) -> float:
+def _pace(anchors: Sequence[_Anchor], units: Sequence[float], speech: SpeechTime, total_units: float,
+          settings: RetimeSettings) -> float:
     """Seconds of speech time per letter: the anchored words' own pace, bounded by what the
     passages hold for the whole text (a transcript can skip speech but not invent it)."""
     rates = sorted((a.end - a.start) / units[a.word] for a in anchors if a.weight == 1.0 and a.end > a.start)
-    measured = rates[len(rates) // 2] * 1.15 if rates else _DEFAULT_PACE  # plus the breaks between words
-    low, high = _PACE_RANGE
+    measured = rates[len(rates) // 2] * 1.15 if rates else settings.default_seconds_per_letter  # plus the breaks between words
+    low, high = settings.min_seconds_per_letter, settings.max_seconds_per_letter
     return min(max(measured, low), high, max(speech.total / max(total_units, 1.0), low))
 
 
@@ -332,7 +363,7 @@ def retime_segments(
     pairs = _anchor_pairs([normalize_word(w) for _, w in flat], [normalize_word(w.text) for w in heard], settings)
     anchors = [_Anchor(i, heard[j].start, max(heard[j].end, heard[j].start), weight) for i, (j, weight) in sorted(pairs.items())]
     units = [spoken_units(w) for _, w in flat]
-    pace = _pace(anchors, units, speech, sum(units))
+    pace = _pace(anchors, units, speech, sum(units), settings)
     first_word: dict[int, int] = {}
     for i, (k, _) in enumerate(flat):
         first_word.setdefault(k, i)
@@ -344,9 +375,9 @@ def retime_segments(
     needs = [sum(units[i] for i in range(first_word[k], first_word[k] + len(tokens_per_segment[k]))) * pace for k in placeable]
     priors = [None if segments[k].timing == "approximate" else segments[k].start for k in placeable]
 
-    times, pauses = _start_candidates(speech, heard)
+    times, pauses = _start_candidates(speech, heard, settings.grid_seconds)
     offsets_of = [[sum(units[first_word[k]:a.word]) * pace for a in anchors_of[n]] for n, k in enumerate(placeable)]
-    starts = _align_passages(speech, times, pauses, needs, priors, anchors_of, offsets_of)
+    starts = _align_passages(speech, times, pauses, needs, priors, anchors_of, offsets_of, settings)
     span_ends = [times[c] for c in starts[1:]] + [speech.ends[-1]]
 
     placed: dict[int, Segment] = {}
@@ -388,13 +419,14 @@ def _align_passages(
     priors: Sequence[float | None],
     anchors_of: Sequence[Sequence[_Anchor]],
     offsets_of: Sequence[Sequence[float]],
+    settings: RetimeSettings,
 ) -> list[int]:
     """The start candidate of every segment: the monotonic path of least cost (module docstring)."""
     clock = np.array([speech.at(t) for t in times.tolist()])
     end_clock = speech.total
-    scale = min(1.0, 0.95 * end_clock / (_MIN_NEED_SHARE * sum(needs))) if sum(needs) else 1.0
+    scale = min(1.0, 0.95 * end_clock / (settings.min_need_share * sum(needs))) if sum(needs) else 1.0
     n, count = len(needs), len(times)
-    start_cost = _MID_FLOW_START * np.exp(-np.minimum(pauses, 60.0) / _PAUSE_SCALE)
+    start_cost = settings.mid_flow_start_cost * np.exp(-np.minimum(pauses, 60.0) / settings.natural_pause_seconds)
 
     def unary(k: int) -> np.ndarray:
         """What starting segment k at each candidate costs on its own."""
@@ -406,29 +438,29 @@ def _align_passages(
             trust = np.array([a.weight / (0.3 + off) for a, off in zip(anchors_of[k], offsets_of[k])])
             target = _weighted_median(implied, trust)
             confidence = min(1.0, sum(a.weight for a in anchors_of[k]) / 2.0)
-            cost += _ANCHOR_PER_SECOND * confidence * np.minimum(np.abs(clock - target), _ANCHOR_CAP)
+            cost += settings.anchor_cost * confidence * np.minimum(np.abs(clock - target), settings.anchor_cost_cap_seconds)
             heard_at = np.array([a.start for a in anchors_of[k]])
             weight = np.array([a.weight for a in anchors_of[k]])
             # anchors before this start would belong to the segment before
-            cost += _ANCHOR_OUTSIDE * (weight[None, :] * (heard_at[None, :] < times[:, None] - 0.1)).sum(axis=1)
+            cost += settings.anchor_outside_cost * (weight[None, :] * (heard_at[None, :] < times[:, None] - 0.1)).sum(axis=1)
         if k > 0 and anchors_of[k - 1]:
             heard_at = np.array([a.start for a in anchors_of[k - 1]])
             weight = np.array([a.weight for a in anchors_of[k - 1]])
             # the previous segment's anchors at or after this start would fall into this one
-            cost += _ANCHOR_OUTSIDE * (weight[None, :] * (heard_at[None, :] >= times[:, None] - 0.1)).sum(axis=1)
+            cost += settings.anchor_outside_cost * (weight[None, :] * (heard_at[None, :] >= times[:, None] - 0.1)).sum(axis=1)
         if priors[k] is not None:
-            cost += _PRIOR_ABSOLUTE * np.minimum(np.abs(times - priors[k]), _PRIOR_ABSOLUTE_CAP)
+            cost += settings.backend_time_cost * np.minimum(np.abs(times - priors[k]), settings.backend_time_cap_seconds)
         return cost
 
     def span_cost(k: int, span: np.ndarray) -> np.ndarray:
         need = needs[k]
-        cost = _SHORT_PER_SECOND * np.maximum(0.0, 0.8 * need - span)
-        cost += _UNEXPLAINED_PER_SECOND * np.maximum(0.0, span - 1.5 * need)
-        return np.where(span < _MIN_NEED_SHARE * need * scale, np.inf, cost)
+        cost = settings.short_speech_cost * np.maximum(0.0, 0.8 * need - span)
+        cost += settings.unexplained_speech_cost * np.maximum(0.0, span - 1.5 * need)
+        return np.where(span < settings.min_need_share * need * scale, np.inf, cost)
 
     # pull formulation: candidate c is reached from one of the candidates before it, at most
-    # _BAND_SECONDS earlier
-    lowest = np.searchsorted(times, times - _BAND_SECONDS)
+    # band_seconds earlier
+    lowest = np.searchsorted(times, times - settings.band_seconds)
     # ... but always from the candidate just before, however far back it is: speech an hour apart
     # (long silences, or the pieces of a long recording) must still be reachable
     lowest = np.minimum(lowest, np.maximum(np.arange(count) - 1, 0))
@@ -439,12 +471,13 @@ def _align_passages(
     span = clock[:, None] - clock[previous]
     elapsed = times[:, None] - times[previous]
 
-    total = unary(0) + _UNEXPLAINED_PER_SECOND * clock  # speech before the first segment is unexplained
+    total = unary(0) + settings.unexplained_speech_cost * clock  # speech before the first segment is unexplained
     back = np.zeros((n, count), dtype=np.int64)
     for k in range(1, n):
         step = total[previous] + span_cost(k - 1, span)
         if priors[k] is not None and priors[k - 1] is not None:
-            step = step + _PRIOR_SPACING * np.minimum(np.abs(elapsed - (priors[k] - priors[k - 1])), _PRIOR_SPACING_CAP)
+            step = step + settings.backend_spacing_cost * np.minimum(np.abs(elapsed - (priors[k] - priors[k - 1])),
+                                                                  settings.backend_spacing_cap_seconds)
         step = np.where(valid, step, np.inf)
         best = step.argmin(axis=1)
         back[k] = previous[np.arange(count), best]

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from runpipe.atomic import write_atomic
-from runpipe.errors import PipelineConfigError
 from runpipe.interfaces import PostProcessor
 from runpipe.model import Document
 from runpipe.paths import cache_dir
+from runpipe.options import option
 from runpipe.plugins.retime.align import RetimeSettings, TimedWord, retime_segments
 from runpipe.store import cache_key
 
@@ -85,23 +85,42 @@ class PackedSpeech:
         return self.origins[index] + min(max(t - start, 0.0), end - start)
 
 
-#: An onset moves back while a frame this close to the passage's loudest (and this far above
-#: the pause's noise floor) lies within ONSET_BRIDGE_SECONDS before it.
-ONSET_DROP_DB = 25.0
-ONSET_ABOVE_FLOOR_DB = 12.0
+@dataclasses.dataclass(frozen=True)
+class RetimeOptions(RetimeSettings):
+    """The ``retime`` step's options: the aligner's (:class:`RetimeSettings`) and how the audio
+    is heard."""
+
+    enabled: bool = option(True, "re-time segments against the audio; false keeps the backend's times, in time order")
+    trust_local: bool = option(True, "keep a document whose every segment carries word times measured on the audio "
+                               "(the offline backend's, Gemini Transcribe's) as it is")
+    # Beam 5: greedy decoding of the packed language clips misheard a turn's first words.
+    beam_size: int = option(5, "Whisper's beam when recognising the words that anchor segments (1 is greedy)",
+                            minimum=1, maximum=10)
+    whisper_model_dir: str | None = option(None, "the folder of the Whisper model (default: the offline backend's)")
+    # Silero's probability rises a few hundred milliseconds into a soft start (a breathy
+    # consonant, a quiet first syllable: 0.3-0.7 s measured on the dev recordings).
+    onset_look_back_seconds: float = option(1.0, "how far a speech passage's onset may move back onto the first "
+                                            "sound the voice-activity model missed (0: not at all)", minimum=0, maximum=3)
+    onset_drop_db: float = option(25.0, "a frame within this many dB of the passage's loudest counts as its sound",
+                                  minimum=0)
+    onset_above_floor_db: float = option(12.0, "... and only when this many dB above the pause's noise floor",
+                                         minimum=0)
+
+
+#: An onset moves back only across gaps this short between loud frames.
 ONSET_BRIDGE_SECONDS = 0.12
-ONSET_LOOK_BACK_SECONDS = 1.0
 
 
-def refine_onsets(samples: np.ndarray, regions: Sequence[Region]) -> list[Region]:
+def refine_onsets(samples: np.ndarray, regions: Sequence[Region], options: RetimeOptions = RetimeOptions()) -> list[Region]:
     """Regions whose onsets start where the sound does.
 
     Silero's probability rises a few hundred milliseconds into a soft start (a breathy
     consonant, a quiet first syllable: 0.3-0.7 s measured on the dev recordings), and a segment
     start is judged by where its first sound is. So each onset moves back, at most
-    ONSET_LOOK_BACK_SECONDS and never into the region before, over 10 ms frames loud relative to
-    the passage (within ONSET_DROP_DB of its loudest frame in the first 2 s) and to the pause
-    before it (ONSET_ABOVE_FLOOR_DB over its quietest tenth, so background noise does not count).
+    ``onset_look_back_seconds`` and never into the region before, over 10 ms frames loud relative
+    to the passage (within ``onset_drop_db`` of its loudest frame in the first 2 s) and to the
+    pause before it (``onset_above_floor_db`` over its quietest tenth, so background noise does
+    not count).
     """
     import numpy as np
 
@@ -111,7 +130,7 @@ def refine_onsets(samples: np.ndarray, regions: Sequence[Region]) -> list[Region
     bridge = int(ONSET_BRIDGE_SECONDS * 100)
     refined: list[Region] = []
     for index, (start, end) in enumerate(regions):
-        earliest = max(regions[index - 1][1] if index else 0.0, start - ONSET_LOOK_BACK_SECONDS)
+        earliest = max(regions[index - 1][1] if index else 0.0, start - options.onset_look_back_seconds)
         first, last = int(earliest * SAMPLE_RATE) // frame, int(min(end, start + 2.0) * SAMPLE_RATE) // frame
         frames = samples[first * frame:last * frame]
         onset = int(start * SAMPLE_RATE) // frame - first
@@ -121,7 +140,7 @@ def refine_onsets(samples: np.ndarray, regions: Sequence[Region]) -> list[Region
         level = 10 * np.log10(np.square(frames[: frames.size // frame * frame].reshape(-1, frame), dtype=np.float64).mean(axis=1) + 1e-10)
         pause = level[:onset]
         floor = float(np.percentile(pause, 10)) if pause.size >= 10 else -100.0
-        threshold = max(float(level[onset:].max()) - ONSET_DROP_DB, floor + ONSET_ABOVE_FLOOR_DB)
+        threshold = max(float(level[onset:].max()) - options.onset_drop_db, floor + options.onset_above_floor_db)
         while True:
             louder = [j for j in range(onset - 1, max(onset - 1 - bridge, -1), -1) if level[j] >= threshold]
             if not louder:
@@ -131,23 +150,23 @@ def refine_onsets(samples: np.ndarray, regions: Sequence[Region]) -> list[Region
     return refined
 
 
-def listen(path: Path, start: float, end: float | None, *, beam_size: int, model_dir: str | None) -> Heard:
+def listen(path: Path, start: float, end: float | None, options: RetimeOptions = RetimeOptions()) -> Heard:
     """Speech regions and recognised words of ``path`` between ``start`` and ``end``."""
     from runpipe.plugins.local import models
     from runpipe.plugins.local.audio import VadSettings, stream_windows
     from runpipe.plugins.local.transcribe import DecodingSettings, detect_region_languages, plan_stretches, transcribe_regions
 
     models.require_packages()
-    whisper = models.whisper_model(model_dir)
+    whisper = models.whisper_model(options.whisper_model_dir)
     vad = VadSettings()
-    decoding = DecodingSettings(beam_size=beam_size)
+    decoding = DecodingSettings(beam_size=options.beam_size)
     regions: list[Region] = []
     words: list[TimedWord] = []
     for window in stream_windows(path, start=start, end=end, vad=vad):
         # The VAD pads each region; the speech itself starts and ends a pad inside it (or, for
         # a soft start, earlier: refine_onsets).
         unpadded = [(s + vad.pad_seconds, e - vad.pad_seconds) for s, e in window.regions]
-        regions += [(window.offset + s, window.offset + e) for s, e in refine_onsets(window.samples, unpadded)]
+        regions += [(window.offset + s, window.offset + e) for s, e in refine_onsets(window.samples, unpadded, options)]
         # Language per region, on the recording. Short pauses stay inside a stretch (Whisper
         # hears words the VAD missed, a quiet "hello?" in a pause); longer ones are packed away.
         languages = detect_region_languages(window.samples, window.regions, whisper, decoding)
@@ -164,57 +183,41 @@ def listen(path: Path, start: float, end: float | None, *, beam_size: int, model
     return Heard(tuple(regions), tuple(words))
 
 
-def _cached_listen(path: Path, content_hash: str, start: float, end: float | None, beam_size: int, model_dir: str | None) -> Heard:
-    key = cache_key("retime-heard/3", content_hash, path.name, start, end, beam_size, model_dir)
+def _cached_listen(path: Path, content_hash: str, start: float, end: float | None, options: RetimeOptions) -> Heard:
+    hearing = (options.beam_size, options.whisper_model_dir, options.onset_look_back_seconds, options.onset_drop_db,
+               options.onset_above_floor_db)  # the options that change what is heard
+    key = cache_key("retime-heard/4", content_hash, path.name, start, end, *hearing)
     stored = cache_dir("retime") / f"{key}.json"
     if stored.exists():
         data = json.loads(stored.read_text())
         return Heard(tuple(map(tuple, data["regions"])), tuple(TimedWord(*w) for w in data["words"]))
-    heard = listen(path, start, end, beam_size=beam_size, model_dir=model_dir)
+    heard = listen(path, start, end, options)
     write_atomic(stored, json.dumps({"regions": heard.regions, "words": [(w.text, w.start, w.end) for w in heard.words]}))
     return heard
 
 
 class RetimeStep(PostProcessor):
-    """Options: ``enabled`` (true), ``snap_seconds`` (0.5: how far a segment's end may move to
-    meet a passage's offset), ``fuzzy_ratio`` (0.75: spelling similarity that still anchors a
-    word), ``beam_size`` (5: Whisper's beam when recognising anchors), ``whisper_model_dir``
-    (the offline backend's model), ``trust_local`` (true: a document whose every segment
-    carries word times measured on the audio, as the offline backend's do, is kept as it is)."""
+    """Segment times taken from the audio; its options are :class:`RetimeOptions`."""
 
     name = "retime"
     on_by_default = True
-    option_names = ("enabled", "snap_seconds", "fuzzy_ratio", "beam_size", "whisper_model_dir", "trust_local")
-
-    def __init__(self, options: dict[str, Any] | None = None):
-        super().__init__(options)
-        try:
-            self.settings = RetimeSettings(
-                snap_seconds=float(self.options.get("snap_seconds", 0.5)),
-                fuzzy_ratio=float(self.options.get("fuzzy_ratio", 0.75)),
-            )
-            # Beam 5: greedy decoding of the packed language clips misheard a turn's first words.
-            self.beam_size = int(self.options.get("beam_size", 5))
-        except (TypeError, ValueError) as exc:
-            raise PipelineConfigError(f"post-processor retime: {exc}") from None
-        self.enabled = bool(self.options.get("enabled", True))
-        self.trust_local = bool(self.options.get("trust_local", True))
+    Options = RetimeOptions
+    settings: RetimeOptions
 
     def process(self, document: Document) -> Document:
         if not document.segments:
             return document
-        if not self.enabled:  # the backend's times, in time order
+        if not self.settings.enabled:  # the backend's times, in time order
             return dataclasses.replace(document, segments=tuple(sorted(document.segments, key=lambda s: s.start)))
         duration = document.audio.duration or max((s.end or s.start) for s in document.segments)
-        if self.trust_local and all(s.timing == "aligned" for s in document.segments):
+        if self.settings.trust_local and all(s.timing == "aligned" for s in document.segments):
             return document  # every segment carries word times measured on this very audio
         reason = self._cannot_align(document)
         if reason:
             return self._approximate(document, duration, reason)
         window = document.time_range
         start, end = (max(0.0, window.start - 5.0), None if window.end is None else window.end + 5.0) if window else (0.0, None)
-        heard = _cached_listen(document.audio.path, document.audio.content_hash, start, end, self.beam_size,
-                               self.options.get("whisper_model_dir"))
+        heard = _cached_listen(document.audio.path, document.audio.content_hash, start, end, self.settings)
         segments, stats = retime_segments(document.segments, heard.words, heard.regions, duration, self.settings)
         if stats.placed == 0:
             return self._approximate(document, duration, "no speech was found in the audio")
