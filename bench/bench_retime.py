@@ -175,7 +175,7 @@ def timed_retime_step() -> list[tuple[float, float]]:
     untimed = RetimeStep.process
 
     def process(self, document):
-        if not self.enabled:
+        if not self.settings.enabled:
             return untimed(self, document)
         wall, cpu = time.perf_counter(), time.process_time()
         try:
