@@ -92,7 +92,7 @@ def generate_requests(server: FakeGemini):
 
 def test_small_file_goes_inline_with_schema_prompt_and_budgets(server, backends, tmp_path):
     server.script(Answer(GOOD, thoughts_tokens=7))
-    analysis = backends(max_output_tokens=2000, thinking="minimal").analyze(local_audio(tmp_path), transcript_task())
+    analysis = backends(max_output_tokens=2000, thinking="medium").analyze(local_audio(tmp_path), transcript_task())
 
     assert analysis.data == GOOD and analysis.backend == "gemini" and analysis.model == "gemini-3.8-flash"
     assert analysis.provenance["media"] == "inline" and analysis.provenance["attempts"] == 1
@@ -106,8 +106,8 @@ def test_small_file_goes_inline_with_schema_prompt_and_budgets(server, backends,
     assert request.body["systemInstruction"]["parts"][0]["text"] == "You are a careful transcriber."
     config = request.body["generationConfig"]
     assert config["responseMimeType"] == "application/json"
-    assert config["maxOutputTokens"] == 2512  # answer budget + the reserve for minimal thinking
-    assert config["thinkingConfig"] == {"thinking_level": "MINIMAL"}  # a level, no budget, for Gemini 3
+    assert config["maxOutputTokens"] == 2000 + 8192  # answer budget + the reserve for medium thinking
+    assert config["thinkingConfig"] == {"thinking_level": "MEDIUM"}  # a level, no budget, for Gemini 3
     assert "$schema" not in config["responseJsonSchema"]
     assert config["responseJsonSchema"]["properties"]["segments"]["items"]["required"] == SCHEMA["properties"]["segments"]["items"]["required"]
     assert not server.requests_to("upload.start")
