@@ -15,8 +15,8 @@ from typing import Any, Mapping, Sequence
 import ffmpeg as ffmpeg_python
 
 from runpipe import ffmpeg
+from runpipe.answer import shift_item
 from runpipe.model import Analysis, AudioFile, ModelUse, TimeRange, Usage
-from runpipe.timecode import format_clock, parse_clock
 
 _SILENCE_START = re.compile(r"silence_start: (-?\d+(?:\.\d+)?)")
 _SILENCE_END = re.compile(r"silence_end: (-?\d+(?:\.\d+)?)")
@@ -94,38 +94,6 @@ def owned_ranges(windows: Sequence[TimeRange | None]) -> list[tuple[float, float
     return bounds
 
 
-def _shift_item(item: Mapping[str, Any], offset: float) -> tuple[float | None, dict[str, Any]]:
-    """An answer item (segment, event, decision) with its times moved by ``offset``."""
-    shifted = dict(item)
-    start = None
-    if isinstance(item.get("start"), (int, float)):
-        start = item["start"] + offset
-        shifted["start"] = start
-        if isinstance(item.get("end"), (int, float)):
-            shifted["end"] = item["end"] + offset
-        if item.get("words"):
-            shifted["words"] = [
-                {**w, **{k: w[k] + offset for k in ("start", "end") if isinstance(w.get(k), (int, float))}} for w in item["words"]
-            ]
-    if isinstance(item.get("timestamp"), str):
-        try:
-            local = parse_clock(item["timestamp"])
-        except ValueError:
-            local = None
-        if local is not None:
-            start = start if start is not None else local + offset
-            shifted["timestamp"] = format_clock(local + offset)
-            if "start" not in item:
-                shifted["start"] = local + offset  # keep the fraction a MM:SS string would lose
-    for key in ("end_timestamp",):
-        if isinstance(item.get(key), str):
-            try:
-                shifted[key] = format_clock(parse_clock(item[key]) + offset)
-            except ValueError:
-                pass
-    return start, shifted
-
-
 def stitch(analyses: Sequence[Analysis], windows: Sequence[TimeRange | None], schema: Mapping[str, Any] | None = None) -> Analysis:
     """One answer on the input's timeline from the answers of consecutive windows.
 
@@ -144,7 +112,7 @@ def stitch(analyses: Sequence[Analysis], windows: Sequence[TimeRange | None], sc
         for key, value in analysis.data.items():
             if isinstance(value, list) and all(isinstance(v, Mapping) for v in value):
                 for item in value:
-                    start, shifted = _shift_item(item, analysis.offset)
+                    start, shifted = shift_item(item, analysis.offset)
                     if start is None or lo <= start < hi:
                         merged.setdefault(key, []).append(shifted)
                 merged.setdefault(key, [])

@@ -196,6 +196,61 @@ class Segment:
 
 
 @dataclass(frozen=True, slots=True)
+class Feelings:
+    """How something sounds, as an answer described it: the mood of music (a word of the
+    description schema's vocabulary, or ``other`` with ``mood_detail``), its energy, the emotion
+    of speech, the language of lyrics. Empty fields are None."""
+
+    mood: str | None = None
+    mood_detail: str | None = None
+    energy: str | None = None
+    emotion: str | None = None
+    lyrics_language: str | None = None
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, f.name) for f in dataclasses.fields(self))
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerItem:
+    """One entry of a list an answer gave besides its segments: a meeting's decision or action
+    item, a description's sound event, or an entry of a schema of your own.
+
+    Times are seconds on the input's timeline (None when the entry has none, or none that
+    reads). ``extras`` holds the entry's keys no field covers; ``answered`` is the entry as the
+    backend gave it (moved onto the input's timeline): the JSON result keeps exactly that.
+    """
+
+    text: str  # what it says: the decision, task, description, text or content
+    start: float | None = None
+    end: float | None = None
+    timestamp: str | None = None  # the start as the answer wrote it (MM:SS)
+    end_timestamp: str | None = None
+    kind: str | None = None  # a sound event's kind: speech, music, singing, sound, silence
+    speaker: str | None = None  # label of who said it
+    owner: str | None = None  # label of who is to do it
+    due: str | None = None
+    feelings: Feelings = field(default_factory=Feelings)
+    extras: Mapping[str, Any] = field(default_factory=dict)
+    answered: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerField:
+    """One field of an answer besides its segments, in the order the answer gave them.
+
+    ``text`` is set for a text (a summary, a description), ``items`` for a list (decisions,
+    events); ``answered`` is the value as the backend gave it, what the JSON result keeps (and
+    the only form of a value that is neither, such as a number).
+    """
+
+    name: str
+    answered: Any
+    text: str | None = None
+    items: tuple[AnswerItem, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Speaker:
     label: str  # "Speaker 1"
     name: str | None = None  # "Ada", set by the pipeline or `runpipe export --rename`
@@ -209,8 +264,9 @@ class Speaker:
 class Document:
     """The post-processed result of one task on one input: what every exporter renders.
 
-    ``fields`` keeps the task's other answer fields (summary, decisions, answer, ...);
-    ``segments`` is the typed transcript when the task has one.
+    ``segments`` is the typed transcript when the task has one; ``answer`` the task's other
+    answer fields (summary, decisions, events, answer, ...), typed. Both are parsed once from
+    the backend's validated JSON (:mod:`runpipe.answer`).
     """
 
     source: MediaItem
@@ -219,7 +275,7 @@ class Document:
     schema_name: str
     backend: str
     model: str
-    fields: Mapping[str, Any]
+    answer: tuple[AnswerField, ...] = ()
     segments: tuple[Segment, ...] = ()
     speakers: tuple[Speaker, ...] = ()
     usage: Usage = field(default_factory=Usage)
@@ -232,10 +288,28 @@ class Document:
     time_range: TimeRange | None = None
     models: tuple[ModelUse, ...] = ()  # see Analysis.models
 
+    def field(self, name: str) -> AnswerField | None:
+        """The answer field called ``name``, or None when the answer has none."""
+        return next((f for f in self.answer if f.name == name), None)
+
+    def text(self, name: str) -> str | None:
+        """The text of answer field ``name`` (None when it is missing or not a text)."""
+        found = self.field(name)
+        return found.text if found is not None else None
+
+    def items(self, name: str) -> tuple[AnswerItem, ...]:
+        """The entries of list field ``name`` (empty when it is missing or not a list)."""
+        found = self.field(name)
+        return found.items or () if found is not None else ()
+
     @property
     def summary(self) -> str | None:
-        value = self.fields.get("summary")
-        return value if isinstance(value, str) else None
+        return self.text("summary")
+
+    @property
+    def mood(self) -> Feelings:
+        """The overall mood a description gave (its ``mood`` and ``mood_detail`` fields)."""
+        return Feelings(mood=self.text("mood") or None, mood_detail=self.text("mood_detail") or None)
 
     def speaker_name(self, label: str | None) -> str | None:
         if label is None:

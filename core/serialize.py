@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from runpipe.answer import parse_fields
 from runpipe.model import Analysis, AudioFile, AudioInfo, Document, MediaItem, ModelUse, Segment, Speaker, TimeRange, Usage, Word
 
 RESULT_FORMAT = "runpipe.result/1"
@@ -93,7 +94,7 @@ def document_to_dict(document: Document) -> dict[str, Any]:
         "usage": _plain(document.usage),
         **({"models": _plain(document.models)} if document.models else {}),
         "speakers": [_plain(s) for s in document.speakers],
-        **{k: _plain(v) for k, v in document.fields.items() if k != "segments"},
+        **{f.name: _plain(f.answered) for f in document.answer},
         "segments": [segment_to_dict(s) for s in document.segments],
         "notes": list(document.notes),
         "windows": [_range_to_list(w) for w in document.windows],
@@ -133,7 +134,7 @@ def document_from_dict(data: Mapping[str, Any]) -> Document:
         schema_name=data["schema"],
         backend=data["backend"],
         model=data["model"],
-        fields={k: v for k, v in data.items() if k not in _DOC_KEYS},
+        answer=parse_fields({k: v for k, v in data.items() if k not in _DOC_KEYS}),
         segments=segments,
         speakers=tuple(Speaker(**s) for s in data.get("speakers", ())),
         usage=usage_from_dict(data.get("usage")),

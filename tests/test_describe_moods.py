@@ -11,6 +11,8 @@ import sys
 import pytest
 
 from conftest import ROOT
+from runpipe.answer import parse_item
+from runpipe.model import Feelings
 from runpipe.plugins.feelings import ENERGIES, MOODS, SPEECH_EMOTIONS, event_feelings, mood_phrase
 from runpipe.testing import tone_wav
 from runpipe.testing.gemini_server import Answer, FakeGemini
@@ -142,11 +144,13 @@ def test_a_users_own_schema_without_moods(tmp_path):
 
 
 def test_mood_phrases():
-    assert mood_phrase({"mood": "other", "mood_detail": "eerie"}) == "eerie"
-    assert mood_phrase({"mood": "calm", "mood_detail": "Calm"}) == "calm"
-    assert mood_phrase({"mood_detail": "bittersweet"}) == "bittersweet"
-    assert mood_phrase({"mood": None}) == ""
-    assert event_feelings({"kind": "sound", "description": "a door"}) == []
+    assert mood_phrase(Feelings(mood="other", mood_detail="eerie")) == "eerie"
+    assert mood_phrase(Feelings(mood="calm", mood_detail="Calm")) == "calm"
+    assert mood_phrase(Feelings(mood_detail="bittersweet")) == "bittersweet"
+    assert mood_phrase(Feelings()) == ""
+    assert event_feelings(parse_item({"kind": "sound", "description": "a door"}).feelings) == []
+    lyrics = parse_item({"kind": "singing", "lyrics_language_code": "fr", "energy": " high ", "mood": ""})
+    assert event_feelings(lyrics.feelings) == [("energy", "high"), ("lyrics", "fr")]
 
 
 @pytest.mark.local_models

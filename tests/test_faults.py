@@ -603,7 +603,7 @@ def test_too_long_answer_splits_the_window_at_a_silence(server, tmp_path, monkey
     assert len(windows) == 2 and 12 < windows[0].end < 28 and windows[1].end == pytest.approx(document.audio.duration, abs=0.01)
     assert [s.content for s in document.segments] == ["first", "second"]
     assert document.segments[1].start == pytest.approx(windows[1].start + 3, abs=0.01)  # on the input's timeline
-    assert document.fields["summary"] == "One.\n\nTwo."
+    assert document.summary == "One.\n\nTwo."
     # a rerun goes straight to the stored halves: nothing is asked again
     with make_engine() as engine:
         check_batch(engine, spec, [audio], tmp_path / "out", bad={})

@@ -244,7 +244,7 @@ def test_batch_results_equal_direct_results(server, inputs, tmp_path):
     def comparable(result):
         (document,) = result.documents
         volatile = {"response_id", "batch_job"}  # a new id per answer; the job only in batch mode
-        return document.fields, document.segments, document.usage, {k: v for k, v in document.provenance.items() if k not in volatile}
+        return document.answer, document.segments, document.usage, {k: v for k, v in document.provenance.items() if k not in volatile}
 
     assert {n: comparable(r) for n, r in batched.items()} == {n: comparable(r) for n, r in direct.items()}
     for name in direct:

@@ -70,3 +70,53 @@ def test_retime_keeps_segments_by_their_timing_evidence_not_the_backend_name(tmp
     # local audio to align against, so they are marked approximate)
     remote = dataclasses.replace(document, backend="local", audio=dataclasses.replace(document.audio, path=None))
     assert {s.timing for s in RetimeStep().process(remote).segments} == {"approximate"}
+
+
+# -- the answer is parsed once into typed values -------------------------------------------------
+
+MEETING = {
+    "summary": "Budget meeting.",
+    "decisions": [{"decision": "Ship in May", "speaker": "Speaker 2", "timestamp": "00:03"}],
+    "action_items": [{"task": "Write the plan", "owner": "Speaker 1", "due": None, "timestamp": "00:04", "room": "B"}],
+    "segments": [{"speaker": "Speaker 1", "timestamp": "00:01", "content": "Let us start.", "language_code": "en"}],
+}
+
+
+def test_answer_items_are_typed_values_and_the_json_result_keeps_them_as_answered(tmp_path):
+    from runpipe.model import AnswerItem
+
+    spec = {"name": "t", "stages": {"analyze": {"backend": "scripted", "tasks": [{"prompt": "meeting"}]},
+                                    "postprocess": {"steps": []}, "export": {"formats": ["json", "md"]}}}
+    with make_engine([ScriptedBackendPlugin(MEETING)]) as engine:
+        result = engine.run(engine.load_dict(spec), [str(tone_wav(tmp_path / "a.wav", 6))], output_dir=tmp_path / "out")
+    (document,) = result.inputs[0].documents
+    assert [f.name for f in document.answer] == ["summary", "decisions", "action_items"]
+    assert document.summary == "Budget meeting."
+    (decision,) = document.items("decisions")
+    assert isinstance(decision, AnswerItem)
+    assert (decision.text, decision.speaker, decision.start, decision.timestamp) == ("Ship in May", "Speaker 2", 3.0, "00:03")
+    (action,) = document.items("action_items")
+    assert (action.text, action.owner, action.due, action.extras) == ("Write the plan", "Speaker 1", None, {"room": "B"})
+    data = json.loads((tmp_path / "out" / "a.json").read_text())
+    assert {k: data[k] for k in ("summary", "decisions", "action_items")} == {k: MEETING[k] for k in ("summary", "decisions", "action_items")}
+    assert document_from_dict(data).answer == document.answer
+    assert "- [00:04] Write the plan (owner: Speaker 1)" in (tmp_path / "out" / "a.md").read_text()
+
+
+def test_answer_items_of_a_time_range_are_on_the_inputs_timeline(tmp_path):
+    events = {"description": "A door, then music.", "answer": "", "events": [
+        {"timestamp": "00:01", "end_timestamp": "00:02", "kind": "sound", "description": "a door"},
+        {"timestamp": "00:03", "kind": "music", "description": "a tune", "mood": "calm", "energy": "low"}]}
+    spec = {"name": "t", "stages": {"analyze": {"backend": "scripted", "tasks": [{"prompt": "describe", "time_range": "00:10-00:20"}]},
+                                    "postprocess": {"steps": []}, "export": {"formats": ["json", "html"]}}}
+    with make_engine([ScriptedBackendPlugin(events)]) as engine:
+        result = engine.run(engine.load_dict(spec), [str(tone_wav(tmp_path / "a.wav", 25))], output_dir=tmp_path / "out")
+    assert result.ok, result.inputs[0].error
+    (document,) = result.inputs[0].documents
+    door, tune = document.items("events")
+    assert (door.start, door.end, door.timestamp, door.end_timestamp) == (11.0, 12.0, "00:11", "00:12")
+    assert (tune.start, tune.kind, tune.feelings.mood, tune.feelings.energy) == (13.0, "music", "calm", "low")
+    data = json.loads((tmp_path / "out" / "a.json").read_text())
+    assert [e["timestamp"] for e in data["events"]] == ["00:11", "00:13"]
+    assert document_from_dict(data).items("events") == document.items("events")
+    assert 'data-seek="11' in (tmp_path / "out" / "a.html").read_text()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from runpipe.answer import parse_fields
 from runpipe.errors import PipelineConfigError
 from runpipe.model import AudioFile, Document, InputResult, MediaItem, RunResult, Segment, Speaker, Usage
 from runpipe.plugins.html_report import HtmlExporter, runpipe_register_exporters
@@ -76,7 +77,7 @@ def make_document(wav: Path | None, segments: tuple[Segment, ...] | None = None,
         schema_name="transcript",
         backend="gemini",
         model="gemini-2.5-flash",
-        fields={"summary": "Two hosts talk about turning recordings into notes.", **fields},
+        answer=parse_fields({"summary": "Two hosts talk about turning recordings into notes.", **fields}),
         segments=segments,
         speakers=(Speaker("Speaker 1", "Ada"), Speaker("Speaker 2")),
         usage=Usage(prompt_tokens=1200, audio_tokens=256, output_tokens=400, requests=1),

@@ -23,6 +23,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from runpipe.answer import parse_fields
 from runpipe.hookspecs import hookimpl
 from runpipe.interfaces import Backend, BackendLimits
 from runpipe.model import Analysis, AudioFile, Document, MediaItem, Segment, Speaker, Task, TimeRange, Usage
@@ -133,7 +134,7 @@ def make_document(
     audio = AudioFile(source=item, path=None, mime_type="audio/ogg", duration=end, content_hash="0" * 64)
     speakers = tuple(Speaker(label) for label in dict.fromkeys(s.speaker for s in typed if s.speaker))
     values = dict(source=item, audio=audio, task="transcript", schema_name="transcript", backend="scripted",
-                  model="scripted-1", fields=dict(fields if fields is not None else {"summary": ""}), segments=typed,
+                  model="scripted-1", answer=parse_fields(fields if fields is not None else {"summary": ""}), segments=typed,
                   speakers=speakers)
     return Document(**{**values, **changes})
 

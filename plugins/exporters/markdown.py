@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from runpipe.interfaces import Exporter
-from runpipe.model import Document
+from runpipe.model import AnswerItem, Document
 from runpipe.plugins.feelings import event_feelings, mood_phrase
 from runpipe.timecode import format_clock
 
@@ -17,25 +17,21 @@ def _yaml_scalar(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _list_section(title: str, items: list[Any], document: Document) -> list[str]:
+def _list_section(title: str, items: tuple[AnswerItem, ...], document: Document) -> list[str]:
     lines = [f"## {title}", ""]
     for item in items:
-        if not isinstance(item, dict):
-            lines.append(f"- {item}")
-            continue
-        text = item.get("task") or item.get("decision") or item.get("description") or ""
         extras = []
-        if item.get("owner"):
-            extras.append(f"owner: {document.speaker_name(item['owner'])}")
-        elif item.get("speaker"):
-            extras.append(document.speaker_name(item["speaker"]) or "")
-        if item.get("due"):
-            extras.append(f"due: {item['due']}")
-        if item.get("kind") and item["kind"] != text:
-            extras.insert(0, item["kind"])
-        extras += [f"{label}: {value}" for label, value in event_feelings(item)]
-        stamp = f"[{item['timestamp']}" + (f"–{item['end_timestamp']}" if item.get("end_timestamp") else "") + "] " if item.get("timestamp") else ""
-        lines.append(f"- {stamp}{text}" + (f" ({', '.join(e for e in extras if e)})" if extras else ""))
+        if item.owner:
+            extras.append(f"owner: {document.speaker_name(item.owner)}")
+        elif item.speaker:
+            extras.append(document.speaker_name(item.speaker) or "")
+        if item.due:
+            extras.append(f"due: {item.due}")
+        if item.kind and item.kind != item.text:
+            extras.insert(0, item.kind)
+        extras += [f"{label}: {value}" for label, value in event_feelings(item.feelings)]
+        stamp = f"[{item.timestamp}" + (f"–{item.end_timestamp}" if item.end_timestamp else "") + "] " if item.timestamp else ""
+        lines.append(f"- {stamp}{item.text}" + (f" ({', '.join(e for e in extras if e)})" if extras else ""))
     if not items:
         lines.append("_None._")
     return lines + [""]
@@ -66,17 +62,17 @@ class MarkdownExporter(Exporter):
         out += ["---", "", f"# {title}", ""]
         if document.summary:
             out += ["## Summary", "", document.summary.strip(), ""]
-        overall_mood = mood_phrase(document.fields)
+        overall_mood = mood_phrase(document.mood)
         if overall_mood:
             out += [f"**Overall mood:** {overall_mood}", ""]
-        for key, value in document.fields.items():
-            if key in ("summary", "mood", "mood_detail"):
+        for field in document.answer:
+            if field.name in ("summary", "mood", "mood_detail"):
                 continue
-            heading = key.replace("_", " ").capitalize()
-            if isinstance(value, list):
-                out += _list_section(heading, value, document)
-            elif isinstance(value, str) and value.strip():
-                out += [f"## {heading}", "", value.strip(), ""]
+            heading = field.name.replace("_", " ").capitalize()
+            if field.items is not None:
+                out += _list_section(heading, field.items, document)
+            elif field.text and field.text.strip():
+                out += [f"## {heading}", "", field.text.strip(), ""]
         if document.segments:
             out += ["## Transcript", ""]
             turn_speaker: object = object()

@@ -34,8 +34,8 @@ class TextExporter(Exporter):
                 prefix += f"{name}: "
             lines.append(prefix + segment.content)
         if not document.segments:
-            for key in ("description", "answer", "summary"):
-                value = document.fields.get(key)
-                if isinstance(value, str) and value.strip():
-                    lines.append(value.strip())
+            for name in ("description", "answer", "summary"):
+                text = document.text(name)
+                if text and text.strip():
+                    lines.append(text.strip())
         return "\n".join(lines) + ("\n" if lines else "")

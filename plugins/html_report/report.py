@@ -7,9 +7,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from runpipe.model import Document, Segment, Usage
-from runpipe.plugins.feelings import FEELING_KEYS, MUSICAL_KINDS, SPEECH_EMOTIONS, event_feelings, known_mood, mood_phrase
-from runpipe.timecode import item_seconds, parse_clock
+from runpipe.answer import parse_item
+from runpipe.model import AnswerField, AnswerItem, Document, Feelings, Segment, Usage
+from runpipe.plugins.feelings import MUSICAL_KINDS, SPEECH_EMOTIONS, event_feelings, known_mood, mood_phrase
 
 from .page import clock, esc, seconds_attr
 
@@ -26,8 +26,6 @@ _FIELD_TITLES = {
     "action_items": "Action items",
     "events": "Events",
 }
-_MAIN_KEYS = ("decision", "task", "description", "text", "content")
-_META_LABELS = {"owner": "Owner", "due": "Due"}
 _LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*$")
 _LANE_HEIGHT = 28
 _SVG_WIDTH = 1000
@@ -89,15 +87,15 @@ def header_meta(document: Document, title: str) -> str:
 
 
 def fields_html(document: Document) -> str:
-    """One section per answer field (summary first), skipping empty ones and the segments."""
-    known = [name for name in _FIELD_TITLES if name in document.fields]
-    others = [name for name in document.fields if name not in _FIELD_TITLES and name not in ("segments", "mood_detail")]
+    """One section per answer field (summary first), skipping empty ones."""
+    known = [f for name in _FIELD_TITLES if (f := document.field(name)) is not None]
+    others = [f for f in document.answer if f.name not in _FIELD_TITLES and f.name != "mood_detail"]
     sections = []
-    for name in known + others:
-        body = _mood_body(document.fields) if name == "mood" else _field_body(document, document.fields[name])
+    for field in known + others:
+        body = _mood_body(document.mood) if field.name == "mood" else _field_body(document, field)
         if body:
-            title = _FIELD_TITLES.get(name) or name.replace("_", " ").capitalize()
-            slug = "field-" + re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+            title = _FIELD_TITLES.get(field.name) or field.name.replace("_", " ").capitalize()
+            slug = "field-" + re.sub(r"[^a-z0-9]+", "-", field.name.lower()).strip("-")
             sections.append(
                 f'<section class="field" id="{esc(slug)}" aria-labelledby="{esc(slug)}-h">'
                 f'<h2 id="{esc(slug)}-h">{esc(title)}</h2>{body}</section>'
@@ -105,60 +103,66 @@ def fields_html(document: Document) -> str:
     return "\n".join(sections)
 
 
-def _mood_body(fields: Mapping[str, Any]) -> str:
-    phrase = mood_phrase(fields)
-    return f'<p><span class="chip chip-mood{_mood_class(fields.get("mood"))}">{esc(phrase)}</span></p>' if phrase else ""
+def _mood_body(mood: Feelings) -> str:
+    phrase = mood_phrase(mood)
+    return f'<p><span class="chip chip-mood{_mood_class(mood.mood)}">{esc(phrase)}</span></p>' if phrase else ""
 
 
-def _mood_class(value: Any) -> str:
+def _mood_class(value: str | None) -> str:
     mood = known_mood(value)
     return f" mood-{mood}" if mood else ""
 
 
-def _field_body(document: Document, value: Any) -> str:
-    if isinstance(value, str):
-        paragraphs = [p.strip() for p in re.split(r"\n\s*\n", value) if p.strip()]
+def _field_body(document: Document, field: AnswerField) -> str:
+    if field.text is not None:
+        paragraphs = [p.strip() for p in re.split(r"\n\s*\n", field.text) if p.strip()]
         return "".join(f"<p>{esc(p)}</p>" for p in paragraphs)
-    if isinstance(value, (list, tuple)):
-        items = [_field_item(document, item) for item in value if item not in (None, "", {}, [])]
+    if field.items is not None:
+        items = [_field_item(document, item) for item in field.items if item.answered not in (None, "", {}, [])]
         return f'<ul class="items">{"".join(items)}</ul>' if items else ""
+    value = field.answered
     if isinstance(value, Mapping):
-        return f'<ul class="items">{_field_item(document, value)}</ul>' if value else ""
+        return f'<ul class="items">{_field_item(document, parse_item(value))}</ul>' if value else ""
     return "" if value is None else f"<p>{esc(value)}</p>"
 
 
-def _field_item(document: Document, item: Any) -> str:
-    if not isinstance(item, Mapping):
-        return f"<li>{esc(item)}</li>"
-    main = next((k for k in _MAIN_KEYS if isinstance(item.get(k), str) and item[k]), None)
-    when = _seek_button(item.get("timestamp"), item.get("end_timestamp"))
+def _chip(key: str, text: Any, label: str = "") -> str:
+    if not isinstance(text, str):
+        text = json.dumps(text, ensure_ascii=False)
+    css = "chip chip-" + re.sub(r"[^a-z0-9]+", "-", key.lower())
+    return f'<span class="{esc(css)}">{esc(label + ": ") if label else ""}{esc(text)}</span>'
+
+
+def _field_item(document: Document, item: AnswerItem) -> str:
+    if not isinstance(item.answered, Mapping):
+        return f"<li>{esc(item.text)}</li>"
+    when = _seek_button(item)
     meta = []
-    for key, value in item.items():
-        if key in (main, "timestamp", "end_timestamp") or key in FEELING_KEYS or value in (None, "", [], {}):
-            continue
-        text = document.speaker_name(value) if key in ("speaker", "owner") and isinstance(value, str) else value
-        if not isinstance(text, str):
-            text = json.dumps(text, ensure_ascii=False)
-        label = _META_LABELS.get(key, "")
-        css = "chip chip-" + re.sub(r"[^a-z0-9]+", "-", str(key).lower())
-        meta.append(f'<span class="{esc(css)}">{esc(label + ": ") if label else ""}{esc(text)}</span>')
-    for label, value in event_feelings(item):
-        css = f"chip chip-{label}" + (_mood_class(item.get("mood")) if label == "mood" else "")
+    if item.kind and item.kind != item.text:
+        meta.append(_chip("kind", item.kind))
+    if item.speaker:
+        meta.append(_chip("speaker", document.speaker_name(item.speaker)))
+    if item.owner:
+        meta.append(_chip("owner", document.speaker_name(item.owner), "Owner"))
+    if item.due:
+        meta.append(_chip("due", item.due, "Due"))
+    meta += [_chip(key, value) for key, value in item.extras.items()]
+    for label, value in event_feelings(item.feelings):
+        css = f"chip chip-{label}" + (_mood_class(item.feelings.mood) if label == "mood" else "")
         meta.append(f'<span class="{esc(css)}">{esc(label.capitalize())}: {esc(value)}</span>')
-    text = f'<span class="item-text">{esc(item[main])}</span>' if main else ""
+    text = f'<span class="item-text">{esc(item.text)}</span>' if item.text else ""
     return f'<li class="item">{when}{text}{"".join(meta)}</li>'
 
 
-def _seek_button(start: Any, end: Any = None) -> str:
-    """A button that seeks the player to a ``MM:SS`` timestamp, or plain text if unparsable."""
-    if not isinstance(start, str) or not start.strip():
+def _seek_button(item: AnswerItem) -> str:
+    """A button that seeks the player to where ``item`` starts, or its time as plain text when
+    it does not read as one."""
+    if not item.timestamp:
         return ""
-    label = start.strip() + (f"–{end.strip()}" if isinstance(end, str) and end.strip() else "")
-    try:
-        seconds = parse_clock(start)
-    except ValueError:
+    label = item.timestamp + (f"–{item.end_timestamp}" if item.end_timestamp else "")
+    if item.start is None:
         return f'<span class="when">{esc(label)}</span>'
-    return f'<button type="button" class="when seek" data-seek="{seconds_attr(seconds)}" aria-label="Play from {esc(start.strip())}">{esc(label)}</button>'
+    return f'<button type="button" class="when seek" data-seek="{seconds_attr(item.start)}" aria-label="Play from {esc(item.timestamp)}">{esc(label)}</button>'
 
 
 # ---------------------------------------------------------------------------
@@ -276,32 +280,25 @@ _EVENT_KINDS = ("speech", "singing", "music", "sound", "silence")
 
 @dataclass(frozen=True, slots=True)
 class TimedEvent:
-    """One event of a description, with its MM:SS times read; ``item`` is the event as answered."""
+    """One event of a description with a start, and an end (the next event's start when it has none)."""
 
     start: float
     end: float
     kind: str
-    item: Mapping[str, Any]
+    item: AnswerItem
 
 
 def timed_events(document: Document) -> list[TimedEvent]:
-    """The events whose start can be read; an event without a readable end lasts until the next."""
-    raw = document.fields.get("events")
-    if not isinstance(raw, list):
-        return []
-    starts = []
-    for item in raw:
-        if isinstance(item, Mapping) and isinstance(item.get("kind"), str):
-            start = item_seconds(item, "start", "timestamp")
-            if start is not None:
-                starts.append((start, item))
+    """The events whose kind and start can be read; an event without a readable end lasts until the next."""
+    starts = [item for item in document.items("events") if item.kind and item.start is not None]
     events = []
-    for index, (start, item) in enumerate(starts):
-        end = item_seconds(item, "end", "end_timestamp")
+    for index, item in enumerate(starts):
+        start, end = item.start, item.end
+        assert start is not None and item.kind is not None
         if end is None or end <= start:
-            later = [s for s, _ in starts[index + 1 :] if s > start]
+            later = [s.start for s in starts[index + 1 :] if s.start is not None and s.start > start]
             end = later[0] if later else start
-        events.append(TimedEvent(start, end, item["kind"], item))
+        events.append(TimedEvent(start, end, item.kind, item))
     return events
 
 
@@ -349,26 +346,25 @@ def _event_bar(event: TimedEvent, row: int, duration: float) -> str:
     x = _x(event.start, duration)
     width = max(_x(event.end, duration) - x, 2.0)
     y = row * _LANE_HEIGHT + 5
-    feelings = ", ".join(f"{label} {value}" for label, value in event_feelings(event.item))
-    description = event.item.get("description") if isinstance(event.item.get("description"), str) else ""
-    tip = f"{clock(event.start)} {event.kind}: {_shorten(description, 90)}" + (f" ({feelings})" if feelings else "")
+    feelings = ", ".join(f"{label} {value}" for label, value in event_feelings(event.item.feelings))
+    tip = f"{clock(event.start)} {event.kind}: {_shorten(event.item.text, 90)}" + (f" ({feelings})" if feelings else "")
     bar = (
         f'<rect class="event-bar kind-{esc(event.kind)}" data-seek="{seconds_attr(event.start)}" x="{x:.2f}" y="{y}" '
         f'width="{width:.2f}" height="{_LANE_HEIGHT - 10}"><title>{esc(tip)}</title></rect>'
     )
     if event.kind in MUSICAL_KINDS:
-        mood = known_mood(event.item.get("mood"))
+        mood = known_mood(event.item.feelings.mood)
         if mood:
             bar += f'<rect class="mood-mark mood-{mood}" x="{x:.2f}" y="{y}" width="{width:.2f}" height="4"/>'
     elif event.kind == "speech":
-        emotion = (event.item.get("emotion") or "").strip().lower() if isinstance(event.item.get("emotion"), str) else ""
+        emotion = (event.item.feelings.emotion or "").lower()
         if emotion in EMOTIONS and emotion != "neutral":
             bar += f'<rect class="emotion-mark emotion-{emotion}" x="{x:.2f}" y="{y}" width="{width:.2f}" height="4"/>'
     return bar
 
 
 def _mood_legend(events: list[TimedEvent]) -> str:
-    moods = dict.fromkeys(m for e in events if e.kind in MUSICAL_KINDS and (m := known_mood(e.item.get("mood"))))
+    moods = dict.fromkeys(m for e in events if e.kind in MUSICAL_KINDS and (m := known_mood(e.item.feelings.mood)))
     if not moods:
         return ""
     parts = "".join(f'<span class="legend-item"><span class="mood-dot mood-{m}" aria-hidden="true"></span>{m}</span>' for m in moods)
