@@ -230,6 +230,84 @@ def test_guards_collapse_loops_and_spot_stock_phrases():
     assert not is_stock_phrase("Thanks for having me on the show.")
 
 
+def test_repetition_loops_are_told_from_sentences():
+    from runpipe.plugins.local.guards import is_repetition_loop
+
+    # Base Whisper's translation of the sample's German turn, as it came back once.
+    assert is_repetition_loop("And the sun is shining, and the sun is shining, " * 6 + "and the sun is shini")
+    assert not is_repetition_loop("And if someone speaks German, the summary should still be in English.")
+    assert not is_repetition_loop("no no no, I said the blue one")
+    assert not is_repetition_loop("")
+
+
+def test_packed_clips_cut_in_pauses_and_keep_regions_whole():
+    from runpipe.plugins.local.transcribe import PackedClip
+
+    regions = [(1.0, 12.0), (12.5, 25.0), (26.0, 40.0), (60.0, 70.0), (71.0, 90.0)]
+    spans = [(0.7, 40.3), (59.7, 90.3)]  # two stretches, as transcribe_regions pads them
+    packed = PackedClip.pack(np.zeros(100 * RATE, np.float32), spans, gap_seconds=0.5)
+    bounds = packed.clips(regions, longest=29.5)
+    clips = list(zip(bounds[::2], bounds[1::2]))
+    assert clips[0][0] == 0.0 and clips[-1][1] == pytest.approx(packed.samples.size / RATE)
+    assert all(a[1] == b[0] for a, b in zip(clips, clips[1:]))
+    for start, end in regions:
+        inside = packed.to_packed(start), packed.to_packed(end)
+        assert any(a < inside[0] and inside[1] < b for a, b in clips), (start, end, clips)
+    # Cut only where needed: every clip but the last would have run past 29.5 s with its next region.
+    assert all(end - start <= 29.5 for start, end in clips)
+    assert len(clips) == 3
+
+
+def test_a_translation_over_a_voice_change_is_shared_not_repeated():
+    from runpipe.plugins.local.recognize import _translations_of
+    from runpipe.plugins.local.transcribe import RecognizedSegment, TranslatedText
+
+    segments = [
+        RecognizedSegment(0.0, 2.0, "Good morning.", "en", 1.0),
+        RecognizedSegment(2.5, 4.5, "Und wenn jemand", "de", 1.0),
+        RecognizedSegment(4.5, 6.5, "Deutsch spricht.", "de", 1.0),
+    ]
+    shared = _translations_of(segments, (TranslatedText(2.4, 6.6, "de", "And if someone speaks German."),))
+    assert shared[0] == "" and shared[1] and shared[2]
+    assert f"{shared[1]} {shared[2]}" == "And if someone speaks German."
+    alone = _translations_of(segments, (TranslatedText(7.0, 8.0, "de", "Goodbye."),))
+    assert alone == ["", "", "Goodbye."]
+
+
+def test_translation_reuses_the_encoded_windows(monkeypatch):
+    """The German turn is transcribed and translated over one encoder pass of its window:
+    the encoder runs once per transcribed window, never again for the translation."""
+    from faster_whisper.transcribe import WhisperModel
+
+    from runpipe.plugins.local import models
+    from runpipe.plugins.local.audio import load_audio, speech_regions
+    from runpipe.plugins.local.transcribe import detect_region_languages, recognize_speech
+
+    whisper = models.whisper_model()
+    samples = load_audio(SAMPLE)
+    regions = speech_regions(samples)
+    counts = {"encode": 0, "transcribe": 0, "translate": 0}
+    encode, generate = WhisperModel.encode, WhisperModel.generate_with_fallback
+
+    def counted_encode(self, features):
+        counts["encode"] += 1
+        return encode(self, features)
+
+    def counted_generate(self, encoder_output, prompt, tokenizer, options):
+        counts["transcribe" if tokenizer.task == tokenizer.transcribe else "translate"] += 1
+        return generate(self, encoder_output, prompt, tokenizer, options)
+
+    monkeypatch.setattr(WhisperModel, "encode", counted_encode)
+    monkeypatch.setattr(WhisperModel, "generate_with_fallback", counted_generate)
+    languages = detect_region_languages(samples, regions, whisper)
+    counts["encode"] = 0  # (the language probes encode too)
+    speech = recognize_speech(samples, regions, whisper, languages=languages, translate=True)
+    assert speech.translations and {t.language for t in speech.translations} == {"de"}
+    assert counts["translate"] >= 1
+    assert counts["encode"] == counts["transcribe"]
+    assert "encode" not in vars(whisper.model)  # the reuse ends with the call
+
+
 def test_options_are_validated():
     from runpipe.errors import PipelineConfigError
 

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -26,14 +25,6 @@ EMOTION_NOT_ESTIMATED = (
 )
 SUMMARY_METHOD = "extractive: transcript sentences nearest the TF-IDF centroid, in spoken order"
 MEETING_METHOD = "cue phrases in the transcript (e.g. 'we decided', 'I will'), quoted as said"
-
-
-def loudness_db(samples: np.ndarray) -> float:
-    """RMS level of ``samples`` in dBFS (-120 for silence)."""
-    if samples.size == 0:
-        return -120.0
-    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
-    return 20 * math.log10(max(rms, 1e-6))
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")

@@ -2,7 +2,7 @@
 
 Per decode window (about ``window_seconds``, cut in a pause): speech regions, language per
 region, recognition, speaker embeddings, a local speaker clustering used only to split
-segments where the voice changes, translation and loudness of the resulting pieces. The
+segments where the voice changes, and translation of the non-English passages. The
 window's samples are then dropped, so memory stays flat however long the file is. At the
 end one global clustering of all embeddings names the speakers.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from runpipe.plugins.local import models
-from runpipe.plugins.local.audio import AudioWindow, VadSettings, slice_seconds, stream_windows
+from runpipe.plugins.local.audio import AudioWindow, VadSettings, stream_windows
 from runpipe.plugins.local.diarize import (
     DiarizationSettings,
     SpeakerEmbedding,
@@ -23,13 +23,12 @@ from runpipe.plugins.local.diarize import (
     cluster_speakers,
     embed_regions,
 )
-from runpipe.plugins.local.enrich import loudness_db
 from runpipe.plugins.local.transcribe import (
     DecodingSettings,
     RecognizedSegment,
+    TranslatedText,
     detect_region_languages,
-    transcribe_regions,
-    translate_spans,
+    recognize_speech,
 )
 
 
@@ -53,7 +52,6 @@ class Piece:
 
     segment: RecognizedSegment
     translation: str
-    loudness_db: float
     speaker: str = "Speaker 1"
 
 
@@ -93,7 +91,8 @@ def recognize(path: str | Path, start: float, end: float | None, settings: Recog
         speech += sum(e - s for s, e in regions)
         languages = detect_region_languages(window.samples, regions, whisper, settings.decoding)
         languages_seen += [lang.code for lang in languages]
-        segments = transcribe_regions(window.samples, regions, whisper, settings.decoding, languages=languages)
+        speech = recognize_speech(window.samples, regions, whisper, settings.decoding, languages=languages, translate=settings.translate)
+        segments = list(speech.segments)
         window_embeddings: list[SpeakerEmbedding] = []
         if embedder is not None and regions:
             window_embeddings = embed_regions(
@@ -102,25 +101,40 @@ def recognize(path: str | Path, start: float, end: float | None, settings: Recog
             local = cluster_speakers(window_embeddings, settings.diarization)
             split = assign_speakers(segments, window_embeddings, local, regions, settings.diarization)
             segments = [item.segment for item in split]
-        translations = _translations(window, segments, whisper, settings)
+        translations = _translations_of(segments, speech.translations)
         embeddings += [
             SpeakerEmbedding(e.start + shift, e.end + shift, e.vector, e.language) for e in window_embeddings
         ]
-        for segment, translation in zip(segments, translations):
-            level = loudness_db(slice_seconds(window.samples, segment.start, segment.end))
-            pieces.append(Piece(segment.shifted(shift), translation, level))
+        pieces += [Piece(segment.shifted(shift), translation) for segment, translation in zip(segments, translations)]
     pieces, speaker_count = _name_speakers(pieces, embeddings, settings)
     return Recognition(tuple(pieces), duration, speech, tuple(dict.fromkeys(languages_seen)), speaker_count, windows)
 
 
-def _translations(window: AudioWindow, segments: list[RecognizedSegment], whisper, settings: RecognitionSettings) -> list[str]:
-    foreign = [i for i, s in enumerate(segments) if s.language != "en"]
-    translations = [""] * len(segments)
-    if settings.translate and foreign:
-        spans = [(segments[i].start, segments[i].end, segments[i].language) for i in foreign]
-        for index, text in zip(foreign, translate_spans(window.samples, spans, whisper, settings.decoding)):
-            translations[index] = text
-    return translations
+def _translations_of(segments: list[RecognizedSegment], translated: tuple[TranslatedText, ...]) -> list[str]:
+    """Each segment's translation, from the translated texts of its language.
+
+    A text goes to the segment it overlaps (the nearest one where none does). A text over
+    several segments (a sentence split where the voice changes) is shared out word by word
+    in proportion to each one's overlap, in time order: translating each piece alone would
+    mean a second decode. English segments and segments no translation reached get ""."""
+    parts: list[list[str]] = [[] for _ in segments]
+    for text in translated:
+        candidates = sorted((i for i, s in enumerate(segments) if s.language == text.language), key=lambda i: segments[i].start)
+        if not candidates:
+            continue
+        overlaps = [max(0.0, min(segments[i].end, text.end) - max(segments[i].start, text.start)) for i in candidates]
+        words = text.text.split()
+        if sum(overlaps) == 0 or len(words) == 1:
+            middle = (text.start + text.end) / 2
+            nearest = max(zip(overlaps, candidates), key=lambda item: (item[0], -abs((segments[item[1]].start + segments[item[1]].end) / 2 - middle)))[1]
+            parts[nearest].append(text.text)
+            continue
+        shares = np.cumsum(overlaps) / sum(overlaps)
+        cuts = [0] + [round(share * len(words)) for share in shares]
+        for index, first, last in zip(candidates, cuts, cuts[1:]):
+            if last > first:
+                parts[index].append(" ".join(words[first:last]))
+    return [" ".join(p) for p in parts]
 
 
 def _name_speakers(pieces: list[Piece], embeddings: list[SpeakerEmbedding], settings: RecognitionSettings):
@@ -143,5 +157,5 @@ def _name_speakers(pieces: list[Piece], embeddings: list[SpeakerEmbedding], sett
         else:
             cluster = int(clusters[int(np.argmin(np.abs(middles - (seg.start + seg.end) / 2)))])
         names.setdefault(cluster, f"Speaker {len(names) + 1}")
-        named.append(Piece(seg, piece.translation, piece.loudness_db, names[cluster]))
+        named.append(Piece(seg, piece.translation, names[cluster]))
     return named, len(names)

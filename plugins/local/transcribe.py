@@ -11,21 +11,26 @@ language loses every later passage (base Whisper "translates" or drops it). Here
    joined, pause included), and decoded by one ``transcribe`` call in that language: a
    language switch costs no extra padded windows, and on one-language audio the decode is
    the bare engine's own;
-3. the hallucination guards in :mod:`.guards` clean the result.
+3. the hallucination guards in :mod:`.guards` clean the result;
+4. a non-English pack is translated (Whisper's translate task) over the same windows its
+   transcription just encoded, reusing the encoder's output: translation costs a greedy
+   decode, not a second pass of the encoder.
 
 Every time here is in seconds from the start of the ``samples`` array passed in.
 """
 
 from __future__ import annotations
 
+import hashlib
 from bisect import bisect_right
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
 from runpipe.plugins.local.audio import SAMPLE_RATE, Region, slice_seconds, speech_overlap
-from runpipe.plugins.local.guards import collapse_repeats, is_stock_phrase
+from runpipe.plugins.local.guards import collapse_repeats, is_repetition_loop, is_stock_phrase
 from runpipe.plugins.local.models import LoadedWhisper
 
 
@@ -54,7 +59,14 @@ class DecodingSettings:
     # Silence between packed stretches: Whisper ends a sentence at it instead of running one
     # speaker's first words into the last words of a stretch it has not heard in between.
     pack_gap_seconds: float = 0.5
-    translate_beam_size: int = 1  # the translation is rough either way; greedy halves its cost
+    translate_beam_size: int = 1  # the translation is rough either way; greedy halves its decode
+    # A translated window whose text compresses better than compression_ratio_threshold is
+    # a phrase loop (base Whisper's translate task falls into them); it is decoded again
+    # sampled at these temperatures, and dropped if it still loops.
+    translate_retry_temperatures: tuple[float, ...] = (0.5,)
+    # A translated pack is cut into clips of at most this many seconds at pauses, so its
+    # transcription and translation decode the very same windows (one encoder pass each).
+    clip_seconds: float = 29.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +117,22 @@ class Stretch:
     end: float
     language: str
     regions: tuple[Region, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TranslatedText:
+    """Whisper's English translation of a stretch of one language, on the recording's timeline."""
+
+    start: float
+    end: float
+    language: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecognizedSpeech:
+    segments: tuple[RecognizedSegment, ...]
+    translations: tuple[TranslatedText, ...] = ()
 
 
 # ---------------------------------------------------------------------------
@@ -226,6 +254,26 @@ class PackedClip:
     def span_of(self, t: float) -> int:
         return max(0, bisect_right(self.origins, t) - 1)
 
+    def to_packed(self, t: float) -> float:
+        """Where recording time ``t`` (inside one of the spans, or before the first) lies in ``samples``."""
+        span = max(0, bisect_right([start for start, _ in self.spans], t) - 1)
+        return self.origins[span] + t - self.spans[span][0]
+
+    def clips(self, regions: Sequence[Region], longest: float) -> list[float]:
+        """``samples`` cut at pauses between ``regions`` (recording times) into clips of at
+        most ``longest`` seconds where the pauses allow, as faster-whisper's
+        ``clip_timestamps`` ([start, end, start, end, ...], seconds into ``samples``)."""
+        inside = [(self.to_packed(s), self.to_packed(e)) for s, e in regions if any(a <= s and e <= b for a, b in self.spans)]
+        cuts = [(end + start) / 2 for (_, end), (start, _) in zip(inside, inside[1:]) if start > end]
+        total = self.samples.size / SAMPLE_RATE
+        bounds, last_cut = [0.0], None
+        for cut in cuts + [total]:
+            if cut - bounds[-1] > longest and last_cut is not None and last_cut > bounds[-1]:
+                bounds.append(last_cut)
+            last_cut = cut
+        bounds.append(total)
+        return [t for start, end in zip(bounds, bounds[1:]) for t in (start, end)]
+
     def to_recording(self, t: float, span: int) -> float:
         start, end = self.spans[span]
         return start + min(max(t - self.origins[span], 0.0), end - start)
@@ -255,46 +303,100 @@ def transcribe_regions(
     *,
     languages: Sequence[RegionLanguage] | None = None,
 ) -> list[RecognizedSegment]:
+    """The segments of :func:`recognize_speech`, without translation."""
+    return list(recognize_speech(samples, regions, whisper, settings, languages=languages).segments)
+
+
+def recognize_speech(
+    samples: np.ndarray,
+    regions: Sequence[Region],
+    whisper: LoadedWhisper,
+    settings: DecodingSettings = DecodingSettings(),
+    *,
+    languages: Sequence[RegionLanguage] | None = None,
+    translate: bool = False,
+) -> RecognizedSpeech:
     """Recognise the speech in ``regions`` of ``samples`` (16 kHz mono float32), with word
     timestamps and the language of each passage: each passage is decoded in its own
     language, all passages of one language in one call. Audio far from the regions is never
-    decoded, so silence and noise between them cannot produce text.
+    decoded, so silence and noise between them cannot produce text. With ``translate``,
+    non-English passages are also translated to English, over the same encoded windows.
 
     ``languages`` (from :func:`detect_region_languages`) may be passed to reuse a detection;
-    otherwise it is run here. Returns segments in time order.
+    otherwise it is run here. Segments and translations are in time order.
     """
     if not regions:
-        return []
+        return RecognizedSpeech(())
     languages = list(languages) if languages is not None else detect_region_languages(samples, regions, whisper, settings)
     stretches = plan_stretches(languages, settings)
     spans = _padded_spans(stretches, samples.size / SAMPLE_RATE, settings.context_seconds)
     segments: list[RecognizedSegment] = []
+    translations: list[TranslatedText] = []
     for code in dict.fromkeys(s.language for s in stretches):
         packed = PackedClip.pack(samples, [span for span, s in zip(spans, stretches) if s.language == code], gap_seconds=settings.pack_gap_seconds)
-        for segment in _decode(packed, code, whisper, settings):
+        translated = translate and code != "en"
+        # Clips pin where windows start, so the translation pass meets the encoder output
+        # the transcription pass left; an untranslated pack is decoded as the bare engine does.
+        clips = packed.clips(regions, settings.clip_seconds) if translated else None
+        with whisper.lock, _encoder_reused(whisper.model) if translated else nullcontext():
+            decoded = _decode(packed, code, whisper, settings, clips)
+            if translated:
+                translations += _translate(packed, code, whisper, settings, clips)
+        for segment in decoded:
             cleaned = _guard(snap_to_speech(segment, regions), regions)
             if cleaned is not None:
                 segments.append(_with_confidence(cleaned, languages))
-    return sorted(segments, key=lambda s: s.start)
+    return RecognizedSpeech(tuple(sorted(segments, key=lambda s: s.start)), tuple(sorted(translations, key=lambda t: t.start)))
 
 
-def _decode(packed: PackedClip, language: str, whisper: LoadedWhisper, settings: DecodingSettings) -> list[RecognizedSegment]:
-    """Decode ``packed`` in ``language`` with the bare engine's settings; results are on the
-    recording's timeline, a segment split where it runs from one packed span into another."""
-    with whisper.lock:
-        raw_segments, _info = whisper.model.transcribe(
-            packed.samples,
-            language=language,
-            task="transcribe",
-            beam_size=settings.beam_size,
-            condition_on_previous_text=False,
-            no_speech_threshold=settings.no_speech_threshold,
-            log_prob_threshold=settings.log_prob_threshold,
-            compression_ratio_threshold=settings.compression_ratio_threshold,
-            word_timestamps=True,
-            vad_filter=False,  # the clip already is the speech
-        )
-        raw_segments = list(raw_segments)  # the generator decodes lazily: consume under the lock
+@contextmanager
+def _encoder_reused(model) -> Iterator[None]:
+    """While active, a window ``model`` has encoded already is not encoded again.
+
+    faster-whisper's ``transcribe`` encodes every window itself (it takes no encoder output
+    from outside past the first window); translating a pack over the windows its
+    transcription just decoded would encode each one twice. Windows are known by their
+    features' bytes, so only an identical window is reused. Call with ``whisper.lock`` held."""
+    encoded: dict[bytes, object] = {}
+    encode = model.encode
+
+    def encode_once(features):
+        key = hashlib.blake2b(np.ascontiguousarray(features).tobytes(), digest_size=16).digest()
+        if key not in encoded:
+            encoded[key] = encode(features)
+        return encoded[key]
+
+    previous = vars(model).get("encode")
+    model.encode = encode_once
+    try:
+        yield
+    finally:
+        if previous is None:
+            del model.encode  # the class's own method again
+        else:
+            model.encode = previous
+
+
+def _decode(
+    packed: PackedClip, language: str, whisper: LoadedWhisper, settings: DecodingSettings, clips: list[float] | None = None
+) -> list[RecognizedSegment]:
+    """Decode ``packed`` in ``language`` with the bare engine's settings (call with
+    ``whisper.lock`` held); results are on the recording's timeline, a segment split where it
+    runs from one packed span into another."""
+    raw_segments, _info = whisper.model.transcribe(
+        packed.samples,
+        language=language,
+        task="transcribe",
+        beam_size=settings.beam_size,
+        condition_on_previous_text=False,
+        no_speech_threshold=settings.no_speech_threshold,
+        log_prob_threshold=settings.log_prob_threshold,
+        compression_ratio_threshold=settings.compression_ratio_threshold,
+        word_timestamps=True,
+        vad_filter=False,  # the clip already is the speech
+        clip_timestamps=clips or "0",
+    )
+    raw_segments = list(raw_segments)  # the generator decodes lazily: consume under the lock
     recognized = []
     for seg in raw_segments:
         by_span: dict[int, list] = {}
@@ -377,44 +479,34 @@ def _with_confidence(segment: RecognizedSegment, languages: Sequence[RegionLangu
     return replace(segment, language_probability=min(under)) if under else segment
 
 
-def translate_spans(
-    samples: np.ndarray,
-    spans: Sequence[tuple[float, float, str]],
-    whisper: LoadedWhisper,
-    settings: DecodingSettings = DecodingSettings(),
-) -> list[str]:
-    """English translations of ``spans`` ``[(start, end, language), ...]`` with Whisper's
-    translate task (base Whisper: a rough translation, to be marked as such). One string per
-    span, "" where Whisper produced nothing.
+def _translate(packed: PackedClip, language: str, whisper: LoadedWhisper, settings: DecodingSettings, clips: list[float]) -> list[TranslatedText]:
+    """English translations of ``packed`` with Whisper's translate task (base Whisper: a rough
+    translation, to be marked as such), greedy, over the clips its transcription decoded
+    (call with ``whisper.lock`` held and the encoder output reused).
 
-    The spans of one language are packed into one clip, a pause between them so Whisper
-    ends a sentence at each, and translated greedily in one call without temperature
-    fallback (it fires often on base Whisper's translate task and can triple the cost);
-    each translated segment goes to the span it overlaps most."""
-    translations: list[list[str]] = [[] for _ in spans]
-    for code in dict.fromkeys(language for _, _, language in spans):
-        members = sorted((i for i, span in enumerate(spans) if span[2] == code), key=lambda i: spans[i][0])
-        packed = PackedClip.pack(samples, [spans[i][:2] for i in members], gap_seconds=1.0)
-        with whisper.lock:
-            pieces, _info = whisper.model.transcribe(
-                packed.samples,
-                language=code,
-                task="translate",
-                beam_size=settings.translate_beam_size,
-                temperature=0.0,
-                condition_on_previous_text=False,
-                no_speech_threshold=settings.no_speech_threshold,
-                log_prob_threshold=settings.log_prob_threshold,
-                vad_filter=False,
-            )
-            pieces = list(pieces)
-        for piece in pieces:
-            text = piece.text.strip()
-            if not text or is_stock_phrase(text):
-                continue
-            overlaps = [
-                min(piece.end, origin + end - start) - max(piece.start, origin)
-                for origin, (start, end) in zip(packed.origins, packed.spans)
-            ]
-            translations[members[int(np.argmax(overlaps))]].append(text)
-    return [" ".join(parts) for parts in translations]
+    No retry on low log-probability (it fires on most of base Whisper's translations and
+    would triple their cost) and no no-speech skip (the transcription found speech here):
+    only a phrase loop is decoded again, sampled, and a window that still loops gives no
+    translation rather than a wrong one."""
+    pieces, _info = whisper.model.transcribe(
+        packed.samples,
+        language=language,
+        task="translate",
+        beam_size=settings.translate_beam_size,
+        temperature=(0.0, *settings.translate_retry_temperatures),
+        compression_ratio_threshold=settings.compression_ratio_threshold,
+        log_prob_threshold=None,
+        no_speech_threshold=None,
+        condition_on_previous_text=False,
+        vad_filter=False,
+        clip_timestamps=clips,
+    )
+    translated = []
+    for piece in pieces:  # decoded lazily: still under the lock
+        text = " ".join(collapse_repeats(piece.text.split()))
+        looping = piece.compression_ratio > settings.compression_ratio_threshold or is_repetition_loop(piece.text, settings.compression_ratio_threshold)
+        if not text or looping or is_stock_phrase(text):
+            continue
+        span = packed.span_of((piece.start + piece.end) / 2)
+        translated.append(TranslatedText(packed.to_recording(piece.start, span), packed.to_recording(piece.end, span), language, text))
+    return translated
