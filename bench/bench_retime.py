@@ -12,8 +12,9 @@ in one of three ways:
 
 The real Gemini backend runs through ``runpipe.Engine`` with re-timing off and on; the script
 prints, per file and drift, the start-time error before and after (median, 90th percentile,
-share within 0.5 s, starts or ends past the end of the audio) and what re-timing costs for each
-drift, cold (every drift starts from an empty cache, as a first run does).
+share within 0.5 s, starts or ends past the end of the audio, share of words anchored: heard where
+they were placed, the widest subtitle line and most lines of a cue in the SRT and WebVTT files
+against 42 x 2) and what re-timing costs for each drift, cold (every drift starts from an empty cache, as a first run does).
 
     python bench/bench_retime.py                         # sample + both composed files
     python bench/bench_retime.py --only two_speaker_dialogue --show-segments
@@ -124,7 +125,7 @@ def pipeline(base_url: str, retime: dict) -> dict:
         "stages": {
             "analyze": {"backend": "gemini", "backends": {"gemini": gemini}, "tasks": [{"prompt": "transcript"}]},
             "postprocess": {"steps": [{"retime": retime}]},
-            "export": {"formats": ["json"]},
+            "export": {"formats": ["json", "srt", "vtt"]},
         },
     }
 
@@ -157,7 +158,34 @@ def scores(result: dict, lines: list[Line]) -> str:
     duration = result["media"]["duration"]
     past_end = sum(max(s["start"], s.get("end") or 0.0) > duration for s in result["segments"])
     within = sum(e <= 0.5 for e in errs) / len(errs)
-    return f"{statistics.median(errs):6.2f} {percentile(errs, 0.9):6.2f} {within:7.1%} {past_end:4d}"
+    words = [w for s in result["segments"] for w in s.get("words", ())]
+    anchored = sum(w.get("probability") == 1.0 for w in words) / len(words) if words else 0.0  # heard where placed
+    return f"{statistics.median(errs):6.2f} {percentile(errs, 0.9):6.2f} {within:7.1%} {past_end:4d} {anchored:8.1%}"
+
+
+#: The subtitle exporters' default limits (issue 12): everything shown counts, SRT's prefix included.
+MAX_LINE_CHARS, MAX_LINES = 42, 2
+
+
+def subtitle_lines(out: Path, stem: str) -> str:
+    """The longest line and the most lines of any cue in the SRT and WebVTT files, as shown on
+    screen (WebVTT's voice tag is markup, its entities one character), and whether they keep
+    the limits."""
+    import html
+    import re
+
+    widths, heights = [], []
+    for suffix, skip in ((".srt", 2), (".vtt", 1)):
+        text = (out / f"{stem}{suffix}").read_text(encoding="utf-8")
+        cues = [block.splitlines() for block in text.strip().split("\n\n")]
+        if suffix == ".vtt":
+            cues = [c for c in cues if c and "-->" in c[0]]  # the header block carries no cue
+        for cue in cues:
+            shown = [html.unescape(re.sub(r"</?v[^>]*>", "", line)) for line in cue[skip:]]
+            widths.append(max(map(len, shown)))
+            heights.append(len(shown))
+    ok = max(widths) <= MAX_LINE_CHARS and max(heights) <= MAX_LINES
+    return f"{max(widths):2d}x{max(heights)} {'ok' if ok else 'OVER'}"
 
 
 def show(result: dict, lines: list[Line]) -> None:
@@ -217,7 +245,7 @@ def main() -> None:
         costs = timed_retime_step()
         starts: dict[str, dict[str, list[float]]] = {}
         print(f"retime options {json.dumps(retime)}; ffmpeg {os.environ.get('RUNPIPE_FFMPEG', '(default)')}")
-        print(f"{'file':<22} {'drift':<7} {'':>6} {'median':>6} {'p90':>6} {'<=0.5s':>7} {'past':>4} {'cost (x real time)':>19}")
+        print(f"{'file':<22} {'drift':<7} {'':>6} {'median':>6} {'p90':>6} {'<=0.5s':>7} {'past':>4} {'anchored':>8} {'subtitles':>9} {'cost (x real time)':>19}")
         for name in names:
             audio, lines = sample(work) if name == "sample" else composed(name, work)
             for drift in drifts:
@@ -229,7 +257,8 @@ def main() -> None:
                 wall, cpu = costs[-1]
                 duration = after["media"]["duration"]
                 print(f"{name:<22} {drift:<7} {'before':>6} {scores(before, lines)}")
-                print(f"{'':<22} {'':<7} {'after':>6} {scores(after, lines)} {wall / duration:7.3f} "
+                subtitles = subtitle_lines(work / name / drift / "on", audio.stem)
+                print(f"{'':<22} {'':<7} {'after':>6} {scores(after, lines)} {subtitles:>9} {wall / duration:7.3f} "
                       f"({wall:.1f} s wall, {cpu:.1f} s CPU for {duration:.1f} s, load {os.getloadavg()[0]:.1f})")
                 if args.show_segments:
                     show(after, lines)

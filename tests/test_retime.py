@@ -194,6 +194,18 @@ def test_the_steps_options_are_documented_checked_and_reach_the_aligner():
         RetimeStep({"beam": 1})
 
 
+def test_a_document_in_one_language_is_heard_in_it_without_detecting():
+    from runpipe.plugins.retime.step import _one_language
+
+    def labelled(*codes: str | None) -> list[Segment]:
+        return [Segment(start=i, end=i + 1.0, content="words", language_code=code) for i, code in enumerate(codes)]
+    assert _one_language(labelled("en", "en-GB", "EN")) == "en"
+    assert _one_language(labelled("en", "de")) is None  # each region's own language is detected
+    assert _one_language(labelled("en", None)) is None  # one unlabelled segment may be in any language
+    assert _one_language(labelled("tlh")) is None  # not a language Whisper knows
+    assert _one_language(labelled("de") + [Segment(start=5.0, end=6.0, content=" ", language_code=None)]) == "de"
+
+
 def test_packed_speech_maps_times_both_ways():
     from runpipe.plugins.retime.step import PackedSpeech
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from runpipe.atomic import write_atomic
 from runpipe.interfaces import PostProcessor
-from runpipe.model import Document
+from runpipe.model import Document, Segment
 from runpipe.paths import cache_dir
 from runpipe.options import option
 from runpipe.plugins.retime.align import RetimeSettings, TimedWord, retime_segments
@@ -150,8 +150,10 @@ def refine_onsets(samples: np.ndarray, regions: Sequence[Region], options: Retim
     return refined
 
 
-def listen(path: Path, start: float, end: float | None, options: RetimeOptions = RetimeOptions()) -> Heard:
-    """Speech regions and recognised words of ``path`` between ``start`` and ``end``."""
+def listen(path: Path, start: float, end: float | None, options: RetimeOptions = RetimeOptions(), *,
+           language: str | None = None) -> Heard:
+    """Speech regions and recognised words of ``path`` between ``start`` and ``end``; every
+    region heard in ``language`` when given, else in the language detected on its own audio."""
     from runpipe.plugins.local import models
     from runpipe.plugins.local.audio import VadSettings, stream_windows
     from runpipe.plugins.local.transcribe import DecodingSettings, detect_region_languages, plan_stretches, transcribe_regions
@@ -159,7 +161,7 @@ def listen(path: Path, start: float, end: float | None, options: RetimeOptions =
     models.require_packages()
     whisper = models.whisper_model(options.whisper_model_dir)
     vad = VadSettings()
-    decoding = DecodingSettings(beam_size=options.beam_size)
+    decoding = DecodingSettings(beam_size=options.beam_size, language=language)
     regions: list[Region] = []
     words: list[TimedWord] = []
     for window in stream_windows(path, start=start, end=end, vad=vad):
@@ -183,17 +185,29 @@ def listen(path: Path, start: float, end: float | None, options: RetimeOptions =
     return Heard(tuple(regions), tuple(words))
 
 
-def _cached_listen(path: Path, content_hash: str, start: float, end: float | None, options: RetimeOptions) -> Heard:
+def _cached_listen(path: Path, content_hash: str, start: float, end: float | None, options: RetimeOptions,
+                   language: str | None) -> Heard:
     hearing = (options.beam_size, options.whisper_model_dir, options.onset_look_back_seconds, options.onset_drop_db,
-               options.onset_above_floor_db)  # the options that change what is heard
+               options.onset_above_floor_db, language)  # what changes what is heard
     key = cache_key("retime-heard/4", content_hash, path.name, start, end, *hearing)
     stored = cache_dir("retime") / f"{key}.json"
     if stored.exists():
         data = json.loads(stored.read_text())
         return Heard(tuple(map(tuple, data["regions"])), tuple(TimedWord(*w) for w in data["words"]))
-    heard = listen(path, start, end, options)
+    heard = listen(path, start, end, options, language=language)
     write_atomic(stored, json.dumps({"regions": heard.regions, "words": [(w.text, w.start, w.end) for w in heard.words]}))
     return heard
+
+
+def _one_language(segments: Sequence[Segment]) -> str | None:
+    """The Whisper language every segment with text is in, by the backend's own labels; None
+    when they differ, one lacks a label or Whisper does not know it. Then no region's language
+    needs detecting (a probe per region saved) and none can be misjudged."""
+    from runpipe.plugins.local.languages import LANGUAGE_NAMES
+
+    codes = {(s.language_code or "").split("-")[0].lower() for s in segments if s.content.strip()}
+    (code,) = codes if len(codes) == 1 else (None,)
+    return code if code in LANGUAGE_NAMES else None
 
 
 class RetimeStep(PostProcessor):
@@ -217,7 +231,8 @@ class RetimeStep(PostProcessor):
             return self._approximate(document, duration, reason)
         window = document.time_range
         start, end = (max(0.0, window.start - 5.0), None if window.end is None else window.end + 5.0) if window else (0.0, None)
-        heard = _cached_listen(document.audio.path, document.audio.content_hash, start, end, self.settings)
+        heard = _cached_listen(document.audio.path, document.audio.content_hash, start, end, self.settings,
+                               _one_language(document.segments))
         segments, stats = retime_segments(document.segments, heard.words, heard.regions, duration, self.settings)
         if stats.placed == 0:
             return self._approximate(document, duration, "no speech was found in the audio")
