@@ -332,21 +332,28 @@ def estimate_command(pipeline: str, inputs: tuple[str, ...], backend: str | None
 @click.argument("audio")
 @click.argument("questions", nargs=-1, required=True)
 @click.option("-m", "--model", help="Gemini model (default: the backend's).")
+@click.option("--no-retime", is_flag=True, help="Keep the model's times for the moments answers cite (no offline recogniser).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handle_errors
-def ask_command(audio: str, questions: tuple[str, ...], model: str | None, as_json: bool) -> None:
+def ask_command(audio: str, questions: tuple[str, ...], model: str | None, no_retime: bool, as_json: bool) -> None:
     """Ask Gemini QUESTIONS about AUDIO (a file or a URL): one upload and, for audio long enough
-    for context caching, one cache that every question is asked against."""
+    for context caching, one cache that every question is asked against (the ``ask`` prompt, as
+    a pipeline task with ``questions:``)."""
     from runpipe.interfaces import IngestOptions
     from runpipe.media import Target, normalize
-    from runpipe.model import AudioFile, MediaItem
+    from runpipe.model import AudioFile, MediaItem, Task
     from runpipe.plugins.gemini.settings import find_api_key, missing_key_message
+    from runpipe.tasks import ANSWERS_SCHEMA, load_schema
 
     if find_api_key(None) is None:
         raise BackendUnavailable(f"free-form answers need Gemini; the offline models cannot answer questions: {missing_key_message(None)}")
-    from runpipe.plugins.gemini.ask import ask
-
     with _engine() as engine:
+        prompt = engine.registries.prompts.registration("ask").value
+        _, schema = load_schema(prompt.schema, Path.cwd(), "prompt ask")
+        task = Task(name="ask", prompt=prompt.text, schema_name=ANSWERS_SCHEMA, schema=schema, model=model, backend="gemini",
+                    system_instruction=prompt.system_instruction, options={"questions": list(questions)})
+        backend = engine.backend("gemini", {"retime_moments": False} if no_retime else {})
+        backend.check_task(task)  # an unknown model or a thinking level it refuses: one line, before any upload
         if "://" in audio:
             media = AudioFile(source=MediaItem(audio, "url", audio.rsplit("/", 1)[-1] or audio), path=None, mime_type="video/*",
                               duration=None, content_hash=audio)
@@ -356,17 +363,22 @@ def ask_command(audio: str, questions: tuple[str, ...], model: str | None, as_js
             if item is None:
                 raise PipelineConfigError(f"{audio}: no such audio file")
             media = normalize(item, Target())
-        result = ask(engine.backend("gemini"), media, list(questions), model=model)
+        analysis = backend.analyze(media, task)
+    answers, provenance = analysis.data["answers"], analysis.provenance
     if as_json:
-        click.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
+        click.echo(json.dumps({"model": analysis.model, **provenance, "answers": answers, "notes": list(analysis.notes)},
+                              indent=2, ensure_ascii=False))
         return
-    for answer in result.answers:
-        click.secho(answer.question, bold=True)
-        click.echo(answer.answer)
-        for moment in answer.moments:
-            click.echo(f"  [{moment.timestamp}] {moment.quote}")
-    cached = f"one cache ({result.audio_tokens} audio tokens cached)" if result.cache else "no cache (audio too short to cache)"
-    click.echo(f"-- {len(result.answers)} question(s), one upload, {cached}", err=True)
+    for answer in answers:
+        click.secho(answer["question"], bold=True)
+        click.echo(answer["answer"])
+        for moment in answer["moments"]:
+            click.echo(f"  [{moment['timestamp']}] {moment['quote']}")
+    for note in analysis.notes:
+        click.echo(f"note: {note}", err=True)
+    cached = (f"one cache ({provenance['cached_tokens']} tokens read from it)" if provenance["cache"]
+              else "no cache (audio too short to cache)")
+    click.echo(f"-- {len(answers)} question(s), one upload, {cached}", err=True)
 
 
 @main.command("models")

@@ -243,6 +243,21 @@ class Engine:
         which = ", ".join(f"{name} fills {', '.join(sorted(schemas))}" for name, schemas in fills.items())
         raise PipelineConfigError(f"{where}: no available backend can answer schema {task.schema_name!r} ({which})")
 
+    def _check_writes(self, task: Task, name: str) -> None:
+        """The backend ``backend: auto`` resolved to must fill the task's schema: offline, a
+        task only Gemini answers fails in one line saying so, not input by input."""
+        backends = self.registries.backends
+        schemas = backends.get(name).schemas()
+        if schemas is None or task.schema_name in schemas:
+            return
+        able = [r.name for r in backends if r.value.schemas() is None or task.schema_name in r.value.schemas()]
+        reasons = "; ".join(f"{n}: {backends.get(n).unavailable_reason()}" for n in able if backends.get(n).unavailable_reason())
+        what = task.schema.get("title") or f"answers in schema {task.schema_name!r}"
+        raise BackendUnavailable(
+            f"task {task.name}: {what} need {' or '.join(able) or 'another backend'}; backend {name} writes only "
+            f"{', '.join(sorted(schemas))}" + (f" ({reasons})" if reasons else "")
+        )
+
     def subscribe(self, callback: Callable[[ProgressEvent], None]) -> None:
         """Call ``callback(event)`` for every :class:`ProgressEvent` of later runs."""
         self._subscribers.append(callback)
@@ -279,6 +294,7 @@ class Engine:
             if reason:
                 raise BackendUnavailable(f"backend {name}: {reason}")
             backend_cls = self.registries.backends.get(name)
+            self._check_writes(task, name)
             # Building a backend warms it up (the local one loads Whisper): only a backend that
             # checks tasks is built before the inputs are known to exist.
             if backend_cls.check_task is not Backend.check_task:

@@ -133,6 +133,12 @@ class Backend(ABC):
         concurrency). A backend that gathers requests into batch jobs asks for more."""
         return None
 
+    def window_limits(self, task: Task) -> BackendLimits:
+        """The limits that decide how ``task``'s audio is cut into windows (default: :attr:`limits`).
+        A backend answering a task over the whole recording at once (Gemini's questions, asked
+        against one upload) returns limits without a preferred window."""
+        return self.limits
+
     def check_task(self, task: Task) -> None:
         """Raise :class:`~runpipe.errors.BackendUnavailable` when ``task`` cannot run here (e.g. its
         model does not exist), before any input is processed. Called once per task and run."""

@@ -18,6 +18,10 @@ from runpipe.registry import Registry
 from runpipe.timecode import parse_range
 
 
+#: The schema of a task's ``questions``: one answer per question, with the moments it rests on.
+ANSWERS_SCHEMA = "answers"
+
+
 def load_schema(reference: str | Mapping[str, Any], base_dir: Path, where: str) -> tuple[str, Mapping[str, Any]]:
     """A schema by name (``transcript`` -> schemas/transcript.schema.json) or by file path.
 
@@ -84,6 +88,8 @@ def resolve_task(spec: TaskSpec, index: int, pipeline: Pipeline, prompts: Regist
             raise PipelineConfigError(f"{where}.schema: an inline prompt needs a schema (a name from schemas/ or a path)")
         text, schema_ref, system = spec.prompt_text or "", spec.schema, spec.system_instruction
     schema_name, schema = load_schema(schema_ref, pipeline.base_dir, f"{where}.schema")
+    if spec.questions and schema_name != ANSWERS_SCHEMA:
+        raise PipelineConfigError(f"{where}.questions: questions are answered in schema {ANSWERS_SCHEMA!r} (prompt ask), not {schema_name!r}")
     if spec.question:
         text = f"{text.rstrip()}\n\nQuestion to answer in the `answer` field: {spec.question}"
     hint = speaker_hint(pipeline.speakers)
@@ -103,7 +109,11 @@ def resolve_task(spec: TaskSpec, index: int, pipeline: Pipeline, prompts: Regist
         system_instruction=system,
         time_range=time_range,
         generation=dict(spec.generation),
-        options={**speaker_options(pipeline.speakers), **({"question": spec.question} if spec.question else {})},
+        options={
+            **speaker_options(pipeline.speakers),
+            **({"question": spec.question} if spec.question else {}),
+            **({"questions": list(spec.questions)} if spec.questions else {}),
+        },
         vocabulary=vocabulary(pipeline),
     )
 

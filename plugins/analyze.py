@@ -112,7 +112,7 @@ def runpipe_analyze(audio: AudioFile, task: Task, run: RunContext) -> Analysis:
     if audio.duration is not None and span.end is not None:
         span = TimeRange(span.start, min(span.end, audio.duration))
     chunking = run.pipeline.analyze.chunking
-    limits = backend_cls.limits
+    limits = run.backend(backend_name).window_limits(task)
     max_seconds = chunking.max_seconds or limits.preferred_chunk_seconds or limits.max_audio_seconds
     overlap = chunking.overlap_seconds if chunking.overlap_seconds is not None else limits.chunk_overlap_seconds
     windows = plan_windows(audio, span, max_seconds, overlap) if audio.path is not None else [task.time_range]

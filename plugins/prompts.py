@@ -14,6 +14,7 @@ _PROMPTS = (
     ("describe", "description", "Describe a clip, speech and non-speech sound, and answer a question about it."),
     ("translate", "translation", "Verbatim transcript with an English translation of every segment."),
     ("meeting", "meeting", "Meeting notes: summary, decisions and action items tied to moments, plus the transcript."),
+    ("ask", "answers", "Free-form answers to a task's questions, each citing MM:SS moments (Gemini; one upload, one cache)."),
 )
 
 

@@ -214,17 +214,20 @@ def test_ask_answers_three_questions_about_one_upload_with_one_cache(server, tmp
     audio = tone_wav(tmp_path / "talk.wav", 200.0)  # 200 s = 6,400 audio tokens, above the 4,096 caching needs
     answer = {"answer": "They agree to ship on Friday.", "moments": [{"timestamp": "01:05", "quote": "let's ship Friday"}]}
     server.script(Answer(answer), Answer(answer), Answer(answer))
-    out = cli(server, "ask", str(audio), "When do they ship?", "Who decides?", "Any risks?", "--json")
+    out = cli(server, "ask", str(audio), "When do they ship?", "Who decides?", "Any risks?", "--json", "--no-retime")
     assert out.exit_code == 0, out.output
     result = json.loads(out.output[out.output.index("{"):])
     assert [r.endpoint for r in server.requests if r.endpoint.startswith("upload.start")] == ["upload.start"]
     (create,) = server.requests_to("caches.create")
-    assert create.body["ttl"] == "600s"
+    assert create.body["ttl"] == "600s" and create.body["systemInstruction"]  # the instruction lives in the cache
     asks = generate_requests(server)
     assert len(asks) == 3 and {r.body["cachedContent"] for r in asks} == {result["cache"]}
     assert all("fileData" not in p for r in asks for p in r.body["contents"][0]["parts"])  # the audio comes from the cache
-    assert [a["cached_tokens"] for a in result["answers"]] == [6400] * 3
-    assert result["answers"][0]["moments"] == [{"start": 65.0, "timestamp": "01:05", "quote": "let's ship Friday"}]
+    assert all("systemInstruction" not in r.body for r in asks)
+    assert [a["question"] for a in result["answers"]] == ["When do they ship?", "Who decides?", "Any risks?"]
+    cached = [a["cached_tokens"] for a in result["answers"]]  # the audio's 6,400 plus the cached system instruction
+    assert len(set(cached)) == 1 and 6400 < cached[0] < 6500 and result["cached_tokens"] == sum(cached)
+    assert result["answers"][0]["moments"] == [{"timestamp": "01:05", "quote": "let's ship Friday", "start": 65.0, "timing": "approximate"}]
     assert server.requests_to("caches.delete") and server.cache_names == []
 
 
@@ -233,7 +236,7 @@ def test_ask_on_short_audio_goes_without_a_cache(server, tmp_path):
 
     audio = tone_wav(tmp_path / "short.wav", 10.0)
     server.script(Answer({"answer": "A tone.", "moments": []}))
-    out = cli(server, "ask", str(audio), "What is it?", "--json")
+    out = cli(server, "ask", str(audio), "What is it?", "--json", "--no-retime")
     assert out.exit_code == 0, out.output
     assert not server.requests_to("caches.create")
     (request,) = generate_requests(server)
@@ -272,3 +275,77 @@ def test_runpipe_schema_gemini_documents_every_option():
     assert properties["model"]["default"] == DEFAULT_MODEL and properties["thinking"]["default"] == "low"
     assert properties["concurrency"]["minimum"] == 1 and properties["temperature"]["type"] == ["number", "null"]
     assert all(p.get("description") and "not documented" not in p["description"] for p in properties.values())
+
+
+# -- a pipeline task of questions ---------------------------------------------------------------------
+
+QUESTIONS_PIPELINE = """
+name: questions
+stages:
+  analyze:
+    backend: auto
+    backends: {gemini: {retime_moments: false}}
+    tasks:
+      - questions: ["When do they ship?", "Who decides?", "Any risks?"]
+  export:
+    formats: [json, md]
+"""
+
+
+def test_a_pipeline_task_of_questions_shares_one_upload_and_one_cache(server, tmp_path):
+    from runpipe.testing import tone_wav
+
+    (tmp_path / "in").mkdir()
+    audio = tone_wav(tmp_path / "in" / "talk.wav", 200.0)
+    pipeline = tmp_path / "questions.yaml"
+    pipeline.write_text(QUESTIONS_PIPELINE)
+    answer = {"answer": "Friday.", "moments": [{"timestamp": "02:10", "quote": "ship Friday"}]}
+    server.script(Answer(answer), Answer(answer), Answer(answer))
+    out = cli(server, "run", str(pipeline), str(audio), "-o", str(tmp_path / "out"), "--no-progress")
+    assert out.exit_code == 0, out.output
+    assert [r.endpoint for r in server.requests if r.endpoint.startswith("upload.start")] == ["upload.start"]
+    assert len(server.requests_to("caches.create")) == 1 and len(generate_requests(server)) == 3
+    result = json.loads((tmp_path / "out" / "talk.json").read_text())
+    assert [a["question"] for a in result["answers"]] == ["When do they ship?", "Who decides?", "Any risks?"]
+    assert result["answers"][2]["moments"][0]["start"] == 130.0 and result["answers"][2]["cached_tokens"] > 6400
+    assert result["provenance"]["cached_tokens"] == sum(a["cached_tokens"] for a in result["answers"])
+    assert "Friday." in (tmp_path / "out" / "talk.md").read_text()
+
+
+def test_a_pipeline_task_of_questions_offline_says_plainly_that_it_needs_gemini(tmp_path):
+    from runpipe.testing import tone_wav
+
+    (tmp_path / "in").mkdir()
+    audio = tone_wav(tmp_path / "in" / "talk.wav", 5.0)
+    pipeline = tmp_path / "questions.yaml"
+    pipeline.write_text(QUESTIONS_PIPELINE)
+    out = CliRunner().invoke(main, ["run", str(pipeline), str(audio), "-o", str(tmp_path / "out"), "--no-progress"],
+                             env={"GEMINI_API_KEY": "", "GOOGLE_API_KEY": ""}, catch_exceptions=False)
+    assert out.exit_code == 3, out.output
+    (line,) = out.output.strip().splitlines()
+    assert "task ask: Free-form answers need gemini; backend local writes only" in line and "GEMINI_API_KEY" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_answer_moments_move_onto_the_heard_speech_like_segments():
+    from runpipe.plugins.gemini.ask import Moment, align_moments
+    from runpipe.plugins.retime.align import TimedWord
+
+    heard = [TimedWord(w, 2.0 + 0.3 * i, 2.25 + 0.3 * i) for i, w in enumerate("welcome back to the show".split())]
+    heard += [TimedWord(w, 9.0 + 0.3 * i, 9.25 + 0.3 * i) for i, w in enumerate("thanks for having me".split())]
+    moments = [Moment("00:50", "Thanks for having me.", 50.0), Moment("00:01", "Welcome back to the show.", 1.0),
+               Moment("soon", "unreadable time", None)]
+    placed = align_moments(moments, heard, [(2.0, 3.5), (9.0, 10.2)], duration=12.0)
+    assert [(m.start, m.timing) for m in placed] == [(9.0, "aligned"), (2.0, "aligned"), (None, "model")]
+    assert [m.timestamp for m in placed] == ["00:50", "00:01", "soon"]  # what the model said is kept
+
+
+@pytest.mark.local_models  # the moments are re-timed with the offline recogniser
+def test_ask_moves_a_cited_moment_onto_the_real_speech(server, tmp_path):
+    audio = sample_copy(tmp_path / "in")  # "Thanks for having me." starts at 7.12 s (samples/podcast_sample.json)
+    server.script(Answer({"answer": "Speaker 2 thanks the host.", "moments": [{"timestamp": "00:30", "quote": "Thanks for having me."}]}))
+    out = cli(server, "ask", str(audio), "Who thanks whom?", "--json")
+    assert out.exit_code == 0, out.output
+    (moment,) = json.loads(out.output[out.output.index("{"):])["answers"][0]["moments"]
+    assert moment["timestamp"] == "00:30" and moment["timing"] in ("aligned", "interpolated")
+    assert abs(moment["start"] - 7.12) < 0.5, moment

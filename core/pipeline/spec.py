@@ -47,6 +47,7 @@ class TaskSpec:
     prompt_text: str | None = None  # or an inline prompt
     name: str | None = None
     question: str | None = None
+    questions: tuple[str, ...] = ()  # answered one by one over one upload (prompt ``ask``)
     schema: str | None = None
     model: str | None = None
     backend: str | None = None
@@ -127,13 +128,14 @@ class Pipeline:
         analyze = stages["analyze"]
         tasks = []
         for task in analyze["tasks"]:
-            prompt = task["prompt"]
+            prompt = task.get("prompt", "ask")  # a task of questions alone asks them
             tasks.append(
                 TaskSpec(
                     prompt=prompt if isinstance(prompt, str) else None,
                     prompt_text=prompt["text"] if isinstance(prompt, Mapping) else None,
                     name=task.get("name"),
                     question=task.get("question"),
+                    questions=tuple(task.get("questions", ())),
                     schema=task.get("schema"),
                     model=task.get("model"),
                     backend=task.get("backend"),
@@ -191,6 +193,8 @@ class Pipeline:
             for key in ("name", "question", "schema", "model", "backend", "system_instruction", "time_range"):
                 if getattr(task, key) is not None:
                     entry[key] = getattr(task, key)
+            if task.questions:
+                entry["questions"] = list(task.questions)
             if task.generation:
                 entry["generation"] = dict(task.generation)
             tasks.append(entry)

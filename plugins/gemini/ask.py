@@ -1,153 +1,186 @@
-"""Several questions about one recording at low cost: the audio is uploaded once and, when it is
-long enough for Gemini's context caching, cached once with a TTL, so every question is billed
-the cached (cheaper) rate for the audio instead of the full one.
+"""Questions at low cost: a task's ``questions`` (``runpipe ask``, or ``questions:`` in a pipeline)
+are asked one by one about one upload of the audio and, when it is long enough for Gemini's
+context caching, against one cache with a TTL, so every question is billed the cached (cheaper)
+rate for the audio instead of the full one. Each request goes through the backend's usual
+judge-and-repair loop (a blocked question fails once, a broken answer gets a bounded repair).
 
-Each answer cites the moments it rests on as MM:SS; they are read onto the audio's timeline the
-way transcript timestamps are (``runpipe.timecode.parse_clock``).
+Each answer cites the moments it rests on as MM:SS. Like transcript segments, they are moved
+onto the speech actually heard in the audio by the re-timing step's aligner
+(:func:`runpipe.plugins.retime.step.listen`, :func:`runpipe.plugins.retime.align.retime_segments`)
+and say how their time was obtained (``timing``, the segments' vocabulary).
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 from dataclasses import dataclass
-from typing import Any, Sequence
+from importlib import resources
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from google.genai import types
 
-from runpipe.errors import BackendError
-from runpipe.model import AudioFile
+from runpipe.model import Analysis, AudioFile, Segment, Task, Usage
 from runpipe.timecode import parse_clock
 
-from .backend import GeminiBackend
 from .limits import CACHE_MIN_TOKENS
-from .request import thinking_config
+from .media import StagedMedia
+from .request import first_turn, generation_settings
+
+if TYPE_CHECKING:
+    from .backend import GeminiBackend, _Session
+    from .settings import GeminiSettings
 
 log = logging.getLogger("runpipe.plugins.gemini")
 
-#: How long a cache lives: long enough for the questions of one command, short enough that a
-#: forgotten cache costs little storage (it is deleted when the questions are done anyway).
+#: The task option that holds the questions (``runpipe.tasks`` puts a pipeline's there).
+QUESTIONS = "questions"
+#: How long a cache lives: long enough for the questions of one input, short enough that a
+#: forgotten cache costs little storage (it is deleted when the questions are done anyway). The
+#: API takes it as a protobuf Duration string, seconds ending in "s" (cachedContents ``ttl``).
 CACHE_TTL_SECONDS = 600
-ANSWER_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "answer": {"type": "string", "description": "The answer to the question, from the audio."},
-        "moments": {
-            "type": "array",
-            "description": "The moments the answer rests on.",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "timestamp": {"type": "string", "description": "When, as MM:SS (H:MM:SS past an hour)."},
-                    "quote": {"type": "string", "description": "What is said or heard there, briefly."},
-                },
-                "required": ["timestamp", "quote"],
-            },
+
+
+def instruction() -> str:
+    """The ``ask`` prompt's text (``plugins/prompt_texts/ask.md``, registered as prompt ``ask``)."""
+    return resources.files("runpipe.plugins").joinpath("prompt_texts", "ask.md").read_text(encoding="utf-8").strip()
+
+
+def question_schema(answers_schema: Mapping[str, Any]) -> dict[str, Any]:
+    """What one question's request asks for: the answer and its moments, as the task's schema
+    (``answers``) describes one entry; the rest of an entry is filled in here, not by the model."""
+    entry = answers_schema["properties"]["answers"]["items"]["properties"]
+    moment = entry["moments"]["items"]["properties"]
+    return {
+        "type": "object",
+        "properties": {
+            "answer": entry["answer"],
+            "moments": {**entry["moments"], "items": {
+                "type": "object", "properties": {k: moment[k] for k in ("timestamp", "quote")}, "required": ["timestamp", "quote"],
+            }},
         },
-    },
-    "required": ["answer", "moments"],
-}
-INSTRUCTION = (
-    "Answer the question about the audio above from what is said and heard in it. Cite the moments "
-    "your answer rests on with their timestamps (MM:SS from the start of the audio). If the audio "
-    "does not answer the question, say so."
-)
+        "required": ["answer", "moments"],
+    }
 
 
 @dataclass(frozen=True)
 class Moment:
-    start: float | None  # seconds on the audio's timeline (None: the timestamp could not be read)
-    timestamp: str
+    timestamp: str  # as the model gave it
     quote: str
-
-
-@dataclass(frozen=True)
-class AnswerToQuestion:
-    question: str
-    answer: str
-    moments: tuple[Moment, ...]
-    prompt_tokens: int | None
-    cached_tokens: int | None
-
-
-@dataclass(frozen=True)
-class Answers:
-    answers: tuple[AnswerToQuestion, ...]
-    model: str
-    cache: str | None  # the cachedContents name used, None when the audio was too short to cache
-    audio_tokens: int
+    start: float | None  # seconds on the input's timeline; None: the timestamp could not be read
+    timing: str = "model"  # how ``start`` was obtained (runpipe.model.Timing)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model, "cache": self.cache, "audio_tokens": self.audio_tokens,
-            "answers": [
-                {"question": a.question, "answer": a.answer, "prompt_tokens": a.prompt_tokens, "cached_tokens": a.cached_tokens,
-                 "moments": [{"start": m.start, "timestamp": m.timestamp, "quote": m.quote} for m in a.moments]}
-                for a in self.answers
-            ],
-        }
+        return {"timestamp": self.timestamp, "quote": self.quote, "start": self.start, "timing": self.timing}
 
 
-def ask(backend: GeminiBackend, audio: AudioFile, questions: Sequence[str], *, model: str | None = None) -> Answers:
-    """Answer ``questions`` about ``audio``: one upload, one cache when the audio is long enough."""
-    session = backend._ready()
+def answer_questions(backend: "GeminiBackend", session: "_Session", audio: AudioFile, task: Task,
+                     settings: "GeminiSettings", model: str) -> Analysis:
+    """The answers to ``task``'s questions about the whole of ``audio``, as one Analysis."""
     client = session.client
-    model = model or backend.settings.model
-    session.catalog.require(model)
+    name = audio.source.name
     # inline_limit 0: uploaded once (or a URL as it is), so every question and the cache refer to it
     media = session.stager.stage(audio, None, other_bytes=0, inline_limit=0)
-    name = audio.source.name
     counted, _ = client.call(
         f"counting the tokens of {name}",
         lambda: client.sdk.models.count_tokens(model=model, contents=[types.Content(role="user", parts=[media.part])]), model=model,
     )
     audio_tokens = counted.total_tokens or 0
-    cache = None
-    if audio_tokens >= CACHE_MIN_TOKENS:
-        created, _ = client.call(
-            f"caching {name}",
-            lambda: client.sdk.caches.create(model=model, config=types.CreateCachedContentConfig(
-                contents=[types.Content(role="user", parts=[media.part])], ttl=f"{CACHE_TTL_SECONDS}s", display_name=f"runpipe ask {name}"[:128],
-            )),
-            model=model,
-        )
-        cache = created.name
-    else:
+    cache = _create_cache(session, media, task, model, name) if audio_tokens >= CACHE_MIN_TOKENS else None
+    if cache is None:
         log.info("%s: %d tokens, below the %d that context caching needs; asking without a cache", name, audio_tokens, CACHE_MIN_TOKENS)
+    generation = {**generation_settings(task, settings), "media_resolution": settings.media_resolution if media.video else None}
+    asked = dataclasses.replace(task, schema=question_schema(task.schema))
+    entries, usage, cached_total, last = [], Usage(requests=2 if cache else 1), 0, None  # countTokens (+ the cache)
     try:
-        answers = tuple(_one(backend, media.part, cache, model, question, name) for question in questions)
+        for question in task.options[QUESTIONS]:
+            prompt = f"{task.prompt}\n\nQuestion: {question}"
+            contents = [types.Content(role="user", parts=[types.Part(text=prompt)])] if cache else first_turn(media.part, prompt)
+            outcome = backend._answer(session, f"asking about {name}", model, asked, generation, contents, settings.repair_attempts,
+                                      audio_tokens + len(prompt) // 4, cached_content=cache)
+            usage, last = usage + outcome.usage, outcome
+            cached = outcome.last_reply.cached_tokens
+            cached_total += cached or 0
+            entries.append((question, outcome.data, outcome.last_reply.usage.prompt_tokens, cached))
     finally:
         if cache is not None:
             client.call(f"deleting the cache of {name}", lambda: client.sdk.caches.delete(name=cache), model=model)
-    return Answers(answers, model, cache, audio_tokens)
+    moments, note = place_moments(audio, [[_moment(m, media.offset) for m in data["moments"]] for _, data, _, _ in entries],
+                                  enabled=settings.retime_moments)
+    answers = [
+        {"question": question, "answer": str(data["answer"]), "moments": [m.as_dict() for m in placed],
+         "prompt_tokens": prompt_tokens, "cached_tokens": cached}
+        for (question, data, prompt_tokens, cached), placed in zip(entries, moments)
+    ]
+    provenance = {"media": media.transport, "cache": cache, "cached_tokens": cached_total, "audio_tokens": audio_tokens,
+                  "cache_ttl_seconds": CACHE_TTL_SECONDS if cache else None, "questions": len(answers)}
+    if media.file_name:
+        provenance["file_name"] = media.file_name
+    if last is not None:
+        provenance["model_version"] = last.last_reply.model_version
+    return Analysis(task=task.name, data={"answers": answers}, backend=backend.name, model=model, usage=usage,
+                    provenance=provenance, notes=(note,) if note else ())
 
 
-def _one(backend: GeminiBackend, media: types.Part, cache: str | None, model: str, question: str, name: str) -> AnswerToQuestion:
-    client = backend._ready().client
-    text = types.Part(text=f"{INSTRUCTION}\n\nQuestion: {question}")
-    parts = [text] if cache else [media, text]
-    config = types.GenerateContentConfig(
-        cached_content=cache, response_mime_type="application/json", response_json_schema=ANSWER_SCHEMA,
-        thinking_config=thinking_config(model, {"thinking": backend.settings.thinking, "thinking_budget": backend.settings.thinking_budget}),
-        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
-    )
-    response, _ = client.call(
-        f"asking about {name}",
-        lambda: client.sdk.models.generate_content(model=model, contents=[types.Content(role="user", parts=parts)], config=config),
+def _create_cache(session: "_Session", media: StagedMedia, task: Task, model: str, name: str) -> str:
+    client = session.client
+    created, _ = client.call(
+        f"caching {name}",
+        lambda: client.sdk.caches.create(model=model, config=types.CreateCachedContentConfig(
+            contents=[types.Content(role="user", parts=[media.part])], ttl=f"{CACHE_TTL_SECONDS}s",
+            system_instruction=task.system_instruction or None, display_name=f"runpipe ask {name}"[:128],
+        )),
         model=model,
     )
-    try:
-        data = json.loads(response.text or "")
-        moments = tuple(Moment(_seconds(m["timestamp"]), m["timestamp"], m["quote"]) for m in data["moments"])
-        answer = str(data["answer"])
-    except (ValueError, KeyError, TypeError) as error:
-        raise BackendError(f"asking about {name}: Gemini's answer to {question!r} is not the JSON asked for ({error})") from error
-    usage = response.usage_metadata
-    return AnswerToQuestion(question, answer, moments, usage and usage.prompt_token_count, usage and usage.cached_content_token_count)
+    return created.name
 
 
-def _seconds(timestamp: str) -> float | None:
+def _moment(item: Mapping[str, Any], offset: float) -> Moment:
+    timestamp, quote = str(item["timestamp"]), str(item["quote"])
     try:
-        return parse_clock(timestamp)
+        start = round(parse_clock(timestamp) + offset, 3)
     except ValueError:
-        return None
+        start = None
+    return Moment(timestamp, quote, start)
+
+
+def place_moments(audio: AudioFile, moments: Sequence[Sequence[Moment]], *, enabled: bool = True) -> tuple[list[list[Moment]], str | None]:
+    """``moments`` (per answer) moved onto the speech heard in ``audio``, and a note when they
+    could not be (then they keep the model's times, marked ``approximate``)."""
+    if not any(moments):
+        return [list(m) for m in moments], None
+    reason = None if enabled else "re-timing of answer moments is off (retime_moments: false)"
+    if reason is None and audio.path is None:
+        reason = "the input is a remote reference (URL), so there is no local audio to align against"
+    if reason is None:
+        from runpipe.plugins.local.models import missing_packages
+
+        missing = missing_packages()
+        reason = f"re-timing needs the offline models ({', '.join(missing)} missing; pip install 'runpipe[local]')" if missing else None
+    if reason is not None:
+        return [[dataclasses.replace(m, timing="approximate") for m in ms] for ms in moments], f"answer moments are the model's own times, approximate: {reason}"
+    from runpipe.plugins.retime.step import listen
+
+    heard = listen(audio.path, 0.0, None)  # the retime step's default options
+    duration = audio.duration or max((m.start or 0.0) for ms in moments for m in ms)
+    return [align_moments(ms, heard.words, heard.regions, duration) for ms in moments], None
+
+
+def align_moments(moments: Sequence[Moment], words, passages, duration: float) -> list[Moment]:
+    """One answer's moments on the heard speech: each quote is a segment for the re-timing
+    aligner, in the order of the model's times (the aligner keeps segments in spoken order)."""
+    from runpipe.plugins.retime.align import retime_segments
+
+    timed = sorted((i for i, m in enumerate(moments) if m.start is not None), key=lambda i: moments[i].start)
+    placed = list(moments)
+    if not timed:
+        return placed
+    segments = [Segment(start=moments[i].start, end=None, content=moments[i].quote) for i in timed]
+    retimed, _ = retime_segments(segments, words, passages, duration)
+    for i, segment in zip(timed, retimed):
+        placed[i] = dataclasses.replace(moments[i], start=segment.start, timing=segment.timing)
+    return placed
+
+
+def asks_questions(task: Task) -> bool:
+    return bool(task.options.get(QUESTIONS))

@@ -21,6 +21,7 @@ from runpipe.model import Analysis, AudioFile, Task, TimeRange, Usage
 from runpipe.paths import user_dir
 from runpipe.store import RunStore
 
+from .ask import answer_questions, asks_questions
 from .batch import BatchCollector, BatchRequest
 from .client import GeminiClient
 from .errors import GeminiAnswerError
@@ -142,6 +143,11 @@ class GeminiBackend(Backend):
         """The models the key can use for audio analysis (one models.list request, cached)."""
         return self._ready().catalog.models()
 
+    def window_limits(self, task: Task) -> BackendLimits:
+        """A task of questions is answered over the whole recording (one upload, one cache): its
+        answers are short, so the output limit that makes windows of transcripts safer does not apply."""
+        return BackendLimits(max_audio_seconds=self.limits.max_audio_seconds) if asks_questions(task) else self.limits
+
     def check_task(self, task: Task) -> None:
         """Fail up front, in one line naming the alternatives, when the task's model is not one
         the key can use: a retired or misspelt model would otherwise fail every input."""
@@ -171,6 +177,8 @@ class GeminiBackend(Backend):
         session = self._ready()
         settings = self.settings.for_task(task.name, task.options)
         model = task.model or settings.model
+        if asks_questions(task):
+            return answer_questions(self, session, audio, task, settings, model)
         if window is None and audio.path is None and is_youtube(audio.source.uri):
             windows = self._video_windows(session, audio, model)
             if len(windows) > 1:
@@ -226,20 +234,23 @@ class GeminiBackend(Backend):
         contents: list[types.Content],
         repair_attempts: int,
         input_tokens: int = 0,
+        *,
+        cached_content: str | None = None,
     ) -> _Outcome:
         """Ask, judge the answer, and ask again with a repair request while attempts remain.
 
         In batch mode the first request goes into a batch job; repairs are asked directly: a
         repair is one request for one input, and another day-long wait would cost more than the
-        batch discount saves.
+        batch discount saves. Requests that read a context cache are asked directly too: the cache
+        lives minutes, a batch job up to a day.
         """
         client = session.client
         validator = self._validator(task.schema)
         answer_tokens = int(generation["max_output_tokens"])
         request, usage, retries, batch_job = contents, Usage(), 0, None
         for attempt in range(1, repair_attempts + 2):
-            config = generation_config(task, generation, model=model, answer_tokens=answer_tokens)
-            if attempt == 1 and session.batch is not None:
+            config = generation_config(task, generation, model=model, answer_tokens=answer_tokens, cached_content=cached_content)
+            if attempt == 1 and session.batch is not None and cached_content is None:
                 answer = session.batch.ask(BatchRequest.build(what, self.settings.endpoint, model, request, config))
                 response, attempt_retries, batch_job = answer.response, 0, answer.job
             else:

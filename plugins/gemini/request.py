@@ -79,9 +79,13 @@ def thinking_config(model: str, generation: Mapping[str, Any]) -> types.Thinking
     return types.ThinkingConfig(thinking_level=types.ThinkingLevel(generation["thinking"].upper()))
 
 
-def generation_config(task: Task, generation: Mapping[str, Any], *, model: str, answer_tokens: int) -> types.GenerateContentConfig:
+def generation_config(
+    task: Task, generation: Mapping[str, Any], *, model: str, answer_tokens: int, cached_content: str | None = None,
+) -> types.GenerateContentConfig:
     """The request's config: JSON output with the task's schema and the generation settings
-    (with ``media_resolution`` when the media is a video, whose frames cost tokens).
+    (with ``media_resolution`` when the media is a video, whose frames cost tokens). With
+    ``cached_content`` the request reads the audio from that cache, which holds the system
+    instruction too (the API refuses one in a request that uses a cache).
 
     Gemini counts thinking tokens against ``max_output_tokens``; so the request asks for the
     answer's budget *plus* the thinking reserve, and thinking cannot starve the answer.
@@ -89,7 +93,8 @@ def generation_config(task: Task, generation: Mapping[str, Any], *, model: str, 
     thinking = thinking_tokens(generation)
     resolution = generation.get("media_resolution")
     return types.GenerateContentConfig(
-        system_instruction=task.system_instruction or None,
+        system_instruction=None if cached_content else task.system_instruction or None,
+        cached_content=cached_content,
         response_mime_type="application/json",
         response_json_schema=response_json_schema(task.schema),
         temperature=generation.get("temperature"),

@@ -41,6 +41,7 @@ class Reply:
     model_version: str | None
     response_id: str | None
     block_reason: str | None = None
+    cached_tokens: int | None = None  # of the prompt's tokens, those read from a context cache
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ def read_reply(response: types.GenerateContentResponse) -> Reply:
         model_version=response.model_version,
         response_id=response.response_id,
         block_reason=str(getattr(feedback.block_reason, "value", feedback.block_reason)) if feedback and feedback.block_reason else None,
+        cached_tokens=response.usage_metadata.cached_content_token_count if response.usage_metadata else None,
     )
 
 

@@ -72,6 +72,7 @@ class GeminiSettings:
     # whose answer has segments); off, or the model out of reach: the general model's own.
     transcribe_timeline: bool = option(True, "segment times, words, speakers and languages from the transcription model")
     transcribe_model: str = option("gemini-3.5-transcribe", "the transcription model for the timeline")
+    retime_moments: bool = option(True, "move the MM:SS moments answers cite onto the speech heard in the audio (needs runpipe[local])")
 
     #: Options a task may override in its ``options``: they change one request, not the client.
     PER_TASK = ("model", "max_output_tokens", "thinking", "thinking_budget", "media_resolution", "temperature", "repair_attempts", "inline_limit_bytes")
