@@ -5,10 +5,14 @@ faster-whisper directly on the same audio with the same decoding settings.
     python bench/bench_local.py --long     # also a 60-minute recording
     python bench/bench_local.py --only "10m en" --repeat 3
     python bench/bench_local.py --file ../shared/devaudio/composed/long_mixed_10min.mp3   # add a recording
+    python bench/bench_local.py --devaudio ../shared/devaudio   # + the composed real recordings and one hour of them
 
 Longer recordings are the sample repeated with pauses between copies (written to a temp
 folder as 16 kHz WAV): "mix" keeps its German turn (a language switch every 40 s), "en"
-drops it. Each measurement runs in a fresh process so peak RSS is its own; direct and
+drops it. ``--devaudio`` adds the corpus' ten-language panel with pauses, its 10-minute mixed
+file, and that file six times over (one hour of real speech in many languages, concatenated
+with ffmpeg into the temp folder, never kept): the one-hour row is the peak-RSS measurement.
+Each measurement runs in a fresh process so peak RSS is its own; direct and
 runpipe alternate ``--repeat`` times and each one's fastest run is reported.
 "Direct" is ``WhisperModel.transcribe`` with VAD, word timestamps, beam 5, no conditioning
 on previous text: what a user of faster-whisper would write. The backend does that plus
@@ -56,6 +60,23 @@ def build_long_audio(minutes: float, folder: Path, *, english_only: bool = False
         block = (np.concatenate([sample, pause]) * 32767).astype("<i2").tobytes()
         for _ in range(copies):
             out.writeframes(block)
+    return path
+
+
+def build_hour_of(recording: Path, folder: Path, minutes: float = 60.0) -> Path:
+    """``recording`` repeated to ``minutes`` as one 16 kHz mono WAV (ffmpeg's concat demuxer)."""
+    import subprocess
+
+    from runpipe.ffmpeg import ffmpeg_exe
+
+    copies = int(np.ceil(minutes * 60 / _duration(recording)))
+    listing = folder / "hour.txt"
+    listing.write_text("".join(f"file '{recording.resolve()}'\n" for _ in range(copies)))
+    path = folder / f"{recording.stem}_x{copies}.wav"
+    subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing), "-ac", "1", "-ar", str(RATE), str(path)],
+        check=True,
+    )
     return path
 
 
@@ -112,24 +133,35 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="runs of each, alternated; the fastest counts (default 2)")
     parser.add_argument("--only", help="benchmark only the input with this label (e.g. '10m en')")
     parser.add_argument("--file", action="append", default=[], type=Path, help="also benchmark this recording (label: its name)")
+    parser.add_argument("--devaudio", type=Path, help="a devaudio folder: also its composed panel, 10-minute mix and one hour of that mix")
     parser.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(measure(args.child[0], Path(args.child[1]))))
         return
     with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        # Each input is built only when it is benchmarked.
         inputs = [
-            ("sample", SAMPLE),
-            ("10m en", build_long_audio(10, Path(tmp), english_only=True)),
-            ("10m mix", build_long_audio(10, Path(tmp))),
+            ("sample", lambda: SAMPLE),
+            ("10m en", lambda: build_long_audio(10, folder, english_only=True)),
+            ("10m mix", lambda: build_long_audio(10, folder)),
         ]
         if args.long:
-            inputs.append(("60m mix", build_long_audio(60, Path(tmp))))
-        inputs += [(path.stem, path) for path in args.file]
+            inputs.append(("60m mix", lambda: build_long_audio(60, folder)))
+        inputs += [(path.stem, lambda path=path: path) for path in args.file]
+        if args.devaudio:
+            mix = args.devaudio / "composed" / "long_mixed_10min.mp3"
+            inputs += [
+                ("panel", lambda: args.devaudio / "composed" / "multilingual_panel.mp3"),
+                ("10m devaudio", lambda: mix),
+                ("60m devaudio", lambda: build_hour_of(mix, folder)),
+            ]
         if args.only:
             inputs = [item for item in inputs if item[0] == args.only]
         print(f"{'input':<16} {'audio':>8} {'direct':>8} {'runpipe':>8} {'RTF':>6} {'ratio':>6} {'peak RSS':>9} {'direct RSS':>10}")
-        for label, path in inputs:
+        for label, build in inputs:
+            path = build()
             # Alternate the two and keep each one's fastest run: other jobs on the machine
             # slow single runs by 10-20 %, which would swamp the difference measured here.
             runs = [(run_child("direct", path), run_child("backend", path)) for _ in range(args.repeat)]
