@@ -315,3 +315,15 @@ def test_options_are_validated():
         LocalBackend({"beamsize": 3})
     with pytest.raises(PipelineConfigError, match="min_speakers"):
         LocalBackend({"min_speakers": 3, "max_speakers": 2})
+    with pytest.raises(PipelineConfigError, match="translate_retry_temperature must be between 0 and 1"):
+        LocalBackend({"translate_retry_temperature": 2})
+    loops = LocalBackend({"compression_ratio_threshold": 3, "translate_beam_size": 2}).recognition.decoding
+    assert (loops.compression_ratio_threshold, loops.translate_beam_size) == (3.0, 2)
+
+
+def test_every_local_option_is_documented():
+    from runpipe.options import options_schema
+
+    schema = options_schema(LocalBackend.Options, "backend local")["properties"]
+    assert {"beam_size", "translate", "compression_ratio_threshold", "translate_beam_size"} <= set(schema)
+    assert all(entry.get("description") for entry in schema.values())

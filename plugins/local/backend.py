@@ -3,12 +3,13 @@ with the models the ``local`` extra installs. Nothing is downloaded, ever."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Mapping
 
 from runpipe.errors import BackendError, PipelineConfigError
-from runpipe.interfaces import Backend, BackendLimits, check_options
+from runpipe.interfaces import Backend, BackendLimits
 from runpipe.model import Analysis, AudioFile, Task, TimeRange
+from runpipe.options import option, parse_options
 from runpipe.plugins.local import models
 from runpipe.plugins.local.audio import stream_windows
 from runpipe.plugins.local.diarize import DiarizationSettings
@@ -37,70 +38,62 @@ QUESTION_NEEDS_GEMINI = (
     "needs the Gemini backend (set GEMINI_API_KEY and use backend: gemini)."
 )
 
-OPTION_DOCS = {
-    "whisper_model_dir": "a local faster-whisper model folder to use instead of the packaged Whisper base",
-    "compute_type": "CTranslate2 compute type (int8, int8_float32, float32); default int8",
-    "cpu_threads": "threads for Whisper and the embedder; default 2",
-    "beam_size": "Whisper beam size; default 5",
-    "language": "force one language code (e.g. en) instead of detecting it per speech region",
-    "num_speakers": "exact number of speakers",
-    "min_speakers": "fewest speakers to find when counting automatically; default 1",
-    "max_speakers": "most speakers to find when counting automatically; default 8",
-    "diarize": "label speakers (default true); false labels everything Speaker 1",
-    "vad": "recognise only detected speech (default true); false decodes everything",
-    "translate": "translate non-English segments with Whisper (default true)",
-    "window_seconds": "decode window for long files, in seconds; default 600",
-    "no_speech_threshold": "drop a window whose no-speech probability exceeds this (with low log-prob); default 0.6",
-    "log_prob_threshold": "average log-probability below which output is retried or dropped; default -1.0",
-}
+@dataclass(frozen=True)
+class LocalOptions:
+    """The offline backend's options object (``runpipe schema local``)."""
 
-
-def _number(options: Mapping[str, Any], key: str, kind, default, minimum=None):
-    value = options.get(key, default)
-    if value is None:
-        return None
-    try:
-        value = kind(value)
-    except (TypeError, ValueError):
-        raise PipelineConfigError(f"backend local: option {key} must be a {kind.__name__}, got {value!r}") from None
-    if minimum is not None and value < minimum:
-        raise PipelineConfigError(f"backend local: option {key} must be at least {minimum}, got {value!r}")
-    return value
-
-
-def _flag(options: Mapping[str, Any], key: str, default: bool) -> bool:
-    value = options.get(key, default)
-    if not isinstance(value, bool):
-        raise PipelineConfigError(f"backend local: option {key} must be true or false, got {value!r}")
-    return value
+    whisper_model_dir: str | None = option(None, "a local faster-whisper model folder to use instead of the packaged Whisper base")
+    compute_type: str = option("int8", "CTranslate2 compute type (int8, int8_float32, float32)")
+    cpu_threads: int = option(2, "threads for Whisper and the embedder", minimum=1)
+    beam_size: int = option(5, "Whisper beam size (the bare engine's default)", minimum=1)
+    language: str | None = option(None, "force one language code (e.g. en) instead of detecting it per speech region")
+    num_speakers: int | None = option(None, "exact number of speakers", minimum=1)
+    min_speakers: int = option(1, "fewest speakers to find when counting automatically", minimum=1)
+    max_speakers: int = option(8, "most speakers to find when counting automatically", minimum=1)
+    diarize: bool = option(True, "label speakers; false labels everything Speaker 1")
+    vad: bool = option(True, "recognise only detected speech; false decodes everything")
+    translate: bool = option(True, "translate non-English passages with Whisper's translate task")
+    window_seconds: float = option(600.0, "decode window for long files, in seconds", minimum=60)
+    no_speech_threshold: float = option(0.6, "drop a window whose no-speech probability exceeds this (with low log-prob)", minimum=0, maximum=1)
+    log_prob_threshold: float = option(-1.0, "average log-probability below which a window is decoded again hotter, or dropped")
+    compression_ratio_threshold: float = option(
+        2.4, "a decoded window whose text compresses better than this is a phrase loop: decoded again hotter "
+        "(a translation that still loops is left empty)", minimum=1)
+    translate_beam_size: int = option(1, "beam of the translate task (greedy: the translation is rough either way)", minimum=1)
+    translate_retry_temperature: float = option(0.5, "sampling temperature of a translation decoded again after a phrase loop",
+                                                minimum=0, maximum=1)
 
 
 def settings_from_options(options: Mapping[str, Any]) -> RecognitionSettings:
-    """Validated :class:`RecognitionSettings` from pipeline options (see ``OPTION_DOCS``)."""
-    language = options.get("language")
-    if language is not None and (not isinstance(language, str) or not language.strip()):
+    """Validated :class:`RecognitionSettings` from pipeline options (see :class:`LocalOptions`)."""
+    return recognition_settings(parse_options(LocalOptions, options, "backend local"))
+
+
+def recognition_settings(options: LocalOptions) -> RecognitionSettings:
+    language = options.language
+    if language is not None and not language.strip():
         raise PipelineConfigError(f"backend local: option language must be a language code such as 'en', got {language!r}")
-    num = _number(options, "num_speakers", int, None, 1)
-    low = _number(options, "min_speakers", int, 1, 1)
-    high = _number(options, "max_speakers", int, 8, 1)
-    if low > high:
-        raise PipelineConfigError(f"backend local: min_speakers ({low}) is more than max_speakers ({high})")
+    if options.min_speakers > options.max_speakers:
+        raise PipelineConfigError(f"backend local: min_speakers ({options.min_speakers}) is more than max_speakers ({options.max_speakers})")
     decoding = DecodingSettings(
-        beam_size=_number(options, "beam_size", int, 5, 1),
+        beam_size=options.beam_size,
         language=language.strip().lower() if language else None,
-        no_speech_threshold=_number(options, "no_speech_threshold", float, 0.6),
-        log_prob_threshold=_number(options, "log_prob_threshold", float, -1.0),
+        no_speech_threshold=options.no_speech_threshold,
+        log_prob_threshold=options.log_prob_threshold,
+        compression_ratio_threshold=options.compression_ratio_threshold,
+        translate_beam_size=options.translate_beam_size,
+        translate_retry_temperature=options.translate_retry_temperature,
     )
     return RecognitionSettings(
-        whisper_model_dir=options.get("whisper_model_dir") or None,
-        compute_type=str(options.get("compute_type", "int8")),
-        cpu_threads=_number(options, "cpu_threads", int, 2, 1),
+        whisper_model_dir=options.whisper_model_dir or None,
+        compute_type=options.compute_type,
+        cpu_threads=options.cpu_threads,
         decoding=decoding,
-        diarization=DiarizationSettings(num_speakers=num, min_speakers=low, max_speakers=high),
-        use_vad=_flag(options, "vad", True),
-        diarize=_flag(options, "diarize", True),
-        translate=_flag(options, "translate", True),
-        window_seconds=_number(options, "window_seconds", float, 600.0, 60.0),
+        diarization=DiarizationSettings(num_speakers=options.num_speakers, min_speakers=options.min_speakers, max_speakers=options.max_speakers),
+        use_vad=options.vad,
+        diarize=options.diarize,
+        translate=options.translate,
+        window_seconds=options.window_seconds,
     )
 
 
@@ -112,11 +105,11 @@ class LocalBackend(Backend):
     auto_rank: ClassVar[int] = 10  # `backend: auto` falls back to the offline models
     # Long files are streamed in windows inside the backend; the engine need not chunk them.
     limits: ClassVar[BackendLimits] = BackendLimits()
-    option_names: ClassVar[tuple[str, ...]] = tuple(OPTION_DOCS)
+    Options = LocalOptions
 
     def __init__(self, options: Mapping[str, Any] | None = None):
-        super().__init__(options)
-        self.settings = settings_from_options(self.options)
+        super().__init__(options)  # self.settings: the LocalOptions, every type and range checked
+        self.recognition = recognition_settings(self.settings)
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -139,12 +132,11 @@ class LocalBackend(Backend):
         models.require_packages()
         if audio.path is None:
             raise BackendError(f"the local backend needs a local audio file; {audio.source.uri} was not downloaded")
-        settings = self.settings
+        settings = self.recognition
         # The engine's question is for the filler, not a recognition setting.
         recognition_options = {k: v for k, v in task.options.items() if k != "question"}
         if recognition_options:
-            merged = {**self.options, **check_options(f"backend {self.name}", recognition_options, self.option_names)}
-            settings = settings_from_options(merged)
+            settings = settings_from_options({**self.options, **recognition_options})
         start = window.start if window else 0.0
         end = window.end if window else None
         fill = _FILLERS.get(task.schema_name)

@@ -62,8 +62,8 @@ class DecodingSettings:
     translate_beam_size: int = 1  # the translation is rough either way; greedy halves its decode
     # A translated window whose text compresses better than compression_ratio_threshold is
     # a phrase loop (base Whisper's translate task falls into them); it is decoded again
-    # sampled at these temperatures, and dropped if it still loops.
-    translate_retry_temperatures: tuple[float, ...] = (0.5,)
+    # sampled at this temperature, and dropped if it still loops.
+    translate_retry_temperature: float = 0.5
     # A translated pack is cut into clips of at most this many seconds at pauses, so its
     # transcription and translation decode the very same windows (one encoder pass each).
     clip_seconds: float = 29.5
@@ -493,7 +493,7 @@ def _translate(packed: PackedClip, language: str, whisper: LoadedWhisper, settin
         language=language,
         task="translate",
         beam_size=settings.translate_beam_size,
-        temperature=(0.0, *settings.translate_retry_temperatures),
+        temperature=(0.0, settings.translate_retry_temperature),
         compression_ratio_threshold=settings.compression_ratio_threshold,
         log_prob_threshold=None,
         no_speech_threshold=None,
