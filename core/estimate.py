@@ -1,17 +1,17 @@
 """Preflight: what a run would send, without calling a backend (unless asked to count).
 
-Inputs go through the same ingest and normalize hooks as a run (so a plugin that replaces or
-wraps a stage is honoured); each task's backend says what its request would cost
-(:meth:`runpipe.interfaces.Backend.estimate`).
+Inputs go through the same ingest and normalize hooks as a run, with the same stage_finish /
+stage_error hooks (so a plugin that replaces, wraps or watches a stage is honoured); each
+task's backend says what its request would cost (:meth:`runpipe.interfaces.Backend.estimate`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from runpipe.errors import RunpipeError, describe
+from runpipe.errors import StageError, describe
 from runpipe.pipeline.spec import Pipeline
-from runpipe.runner import ingest
+from runpipe.runner import ingest, run_stage
 
 
 def estimate(engine: Any, pipeline: Pipeline, inputs: list[str], *, backend: str | None, count_tokens: bool) -> list[dict[str, Any]]:
@@ -34,9 +34,9 @@ def estimate(engine: Any, pipeline: Pipeline, inputs: list[str], *, backend: str
         backends[task.name] = (name, engine.registries.backends.get(name)(options))  # not warmed up: nothing loads
     for item in items:
         try:
-            audio = engine.pm.hook.runpipe_normalize(item=item, run=run)
-        except RunpipeError as exc:
-            rows.append({"input": item.uri, "error": describe(exc)})
+            audio = run_stage(engine, run, "normalize", item, lambda: engine.pm.hook.runpipe_normalize(item=item, run=run))
+        except StageError as error:
+            rows.append({"input": item.uri, "error": describe(error.cause)})
             continue
         per_task = []
         for task in tasks:

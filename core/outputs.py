@@ -70,6 +70,9 @@ def _render(template: str, item: MediaItem, task: str, pipeline: str, content_ha
 
 
 def output_stem(template: str, document: Document, run: RunContext) -> str:
+    fixed = run.output_stems.get(document.source.uri)
+    if fixed is not None:
+        return fixed
     problem = template_problem(template)
     if problem:
         raise OutputError(f"output template {template!r}: {problem}")

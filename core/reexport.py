@@ -13,9 +13,9 @@ import jsonschema
 
 from runpipe.errors import PipelineConfigError
 from runpipe.model import Artifact, Document, Speaker
-from runpipe.outputs import output_path, write_outputs
 from runpipe.paths import builtin_schemas_dir
 from runpipe.pipeline.loader import clip, format_path
+from runpipe.pipeline.spec import AnalyzeSpec, ExportSpec, NamedOptions, Pipeline
 from runpipe.serialize import RESULT_FORMAT, document_from_dict
 
 log = logging.getLogger("runpipe.reexport")
@@ -82,6 +82,11 @@ def read_result(path: Path) -> Document:
 
 
 def reexport(engine: Any, result_path: Path, formats: list[str], renames: Iterable[str], option_pairs: Iterable[str], output_dir: Path | None) -> list[Artifact]:
+    """Render the result at ``result_path`` again, through the export hook a run uses (so a
+    plugin that replaces, wraps or watches the export stage is honoured here too)."""
+    from runpipe.run import RunContext
+    from runpipe.runner import run_stage
+
     document = read_result(result_path)
     audio = document.audio.path
     if "html" in formats and audio is not None and not audio.is_file():
@@ -90,9 +95,10 @@ def reexport(engine: Any, result_path: Path, formats: list[str], renames: Iterab
     document = rename_speakers(document, parse_renames(renames))
     options = parse_options(option_pairs)
     folder = output_dir or result_path.parent
-    stem = result_path.name.removesuffix(".json")
-    rendered = []
-    for fmt in formats:
-        exporter = engine.component("exporters", fmt, options.get(fmt, {}))
-        rendered.append((fmt, output_path(folder, stem, exporter.suffix), exporter.render(document)))
-    return write_outputs(rendered)
+    export = ExportSpec(formats=tuple(NamedOptions(fmt, options.get(fmt, {})) for fmt in formats), output_dir=str(folder))
+    pipeline = Pipeline(name="export", analyze=AnalyzeSpec(tasks=()), export=export)
+    for fmt in export.formats:
+        engine.component("exporters", fmt.name, fmt.options)  # unknown formats and options fail before anything is written
+    run = RunContext(engine, pipeline, (), folder, engine.store, "export",
+                     output_stems={document.source.uri: result_path.name.removesuffix(".json")})
+    return list(run_stage(engine, run, "export", document.source, lambda: engine.pm.hook.runpipe_export(document=document, run=run)))

@@ -46,6 +46,7 @@ class RunContext:
         force: bool = False,
         emit: Callable[[ProgressEvent], None] = lambda event: None,
         output_names: Mapping[str, str] | None = None,
+        output_stems: Mapping[str, str] | None = None,
     ):
         self._engine = engine
         self.pipeline = pipeline
@@ -58,6 +59,9 @@ class RunContext:
         # input uri -> what its output names get appended so no two inputs of the batch write
         # the same file; planned by the runner after ingest (outputs.plan_output_names)
         self.output_names: Mapping[str, str] = dict(output_names or {})
+        # input uri -> the name its outputs take instead of the pipeline's template
+        # (``runpipe export`` names them after the result file it re-exports)
+        self.output_stems: Mapping[str, str] = dict(output_stems or {})
         self.interrupted = threading.Event()  # set on Ctrl-C: failures after it are not the inputs' fault
 
     @property

@@ -33,7 +33,11 @@ class _InputFailed(Exception):
         self.error = error
 
 
-def _stage(engine: "Engine", run: RunContext, stage: str, item: MediaItem, call: Callable[[], Any]) -> Any:
+def run_stage(engine: "Engine", run: RunContext, stage: str, item: MediaItem, call: Callable[[], Any]) -> Any:
+    """One stage for one input, ``call`` being its hook: the stage's progress events and the
+    ``runpipe_stage_finish`` / ``runpipe_stage_error`` hooks around it, as every command has
+    them (a run, ``runpipe estimate``, ``runpipe export``). A failure is a :class:`StageError`
+    naming the stage and the plugin that raised."""
     run.emit(ProgressEvent("stage_start", item=item, stage=stage))
     try:
         value = call()
@@ -43,7 +47,7 @@ def _stage(engine: "Engine", run: RunContext, stage: str, item: MediaItem, call:
         plugin = engine.plugin_of(exc)
         log.debug("%s failed for %s", stage, item.name, exc_info=True)
         engine.pm.hook.runpipe_stage_error(stage=stage, item=item, error=exc, run=run)
-        raise _InputFailed(StageError(stage, item.name, plugin, exc)) from exc
+        raise StageError(stage, item.name, plugin, exc) from exc
     engine.pm.hook.runpipe_stage_finish(stage=stage, item=item, value=value, run=run)
     run.emit(ProgressEvent("stage_done", item=item, stage=stage))
     return value
@@ -82,7 +86,9 @@ def _process_input(engine: "Engine", run: RunContext, item: MediaItem) -> InputR
     def timed(stage: str, call: Callable[[], Any]) -> Any:
         started = time.perf_counter()
         try:
-            return _stage(engine, run, stage, item, call)
+            return run_stage(engine, run, stage, item, call)
+        except StageError as error:
+            raise _InputFailed(error) from error.cause
         finally:
             timings[stage] = round(timings.get(stage, 0.0) + time.perf_counter() - started, 4)
 

@@ -15,7 +15,7 @@ from runpipe import hookimpl
 from runpipe.errors import AnswerTooLong, BackendUnavailable, PluginError
 from runpipe.interfaces import Backend, PostProcessor
 from runpipe.plugin_manager import plugin_name
-from runpipe.testing import ScriptedBackend, ScriptedBackendPlugin, make_engine, tone_wav
+from runpipe.testing import ScriptedBackendPlugin, make_engine, tone_wav
 
 TESTS = ROOT / "tests"
 PODCAST_YAML = ROOT / "pipelines" / "podcast.yaml"
@@ -105,9 +105,9 @@ def test_default_steps_come_from_the_registry_in_registration_order():
 
 
 def test_a_third_party_default_step_runs_for_a_pipeline_that_names_no_step(tmp_path):
-    ScriptedBackend.queue(TRANSCRIPT)
+    backend_plugin = ScriptedBackendPlugin(TRANSCRIPT)
     spec = {"name": "t", "stages": {"analyze": {"backend": "scripted", "tasks": [{"prompt": "transcript"}]}}}
-    with make_engine([ScriptedBackendPlugin(), ShoutPlugin()], postprocess=True, blocked=["retime", "speakers"]) as engine:
+    with make_engine([backend_plugin, ShoutPlugin()], postprocess=True, blocked=["retime", "speakers"]) as engine:
         result = engine.run(engine.load_dict(spec), [str(tone_wav(tmp_path / "a.wav", 2))], output_dir=tmp_path / "out")
     assert result.inputs[0].documents[0].notes[-1] == "shouted"
 
@@ -201,15 +201,15 @@ def test_answer_too_long_from_any_backend_splits_the_window(tmp_path, monkeypatc
 
     monkeypatch.setattr(analyze_plugin, "MIN_SPLIT_SECONDS", 5.0)
     half = {"summary": "half", "segments": []}
-    ScriptedBackend.queue(AnswerTooLong("cut off"), half, half)
+    backend_plugin = ScriptedBackendPlugin(AnswerTooLong("cut off"), half, half)
     spec = {"name": "t", "stages": {"analyze": {"backend": "scripted", "tasks": [{"prompt": "transcript"}]},
                                     "postprocess": {"steps": []}}}
-    with make_engine([ScriptedBackendPlugin()]) as engine:
+    with make_engine([backend_plugin]) as engine:
         result = engine.run(engine.load_dict(spec), [str(tone_wav(tmp_path / "a.wav", 20))], output_dir=tmp_path / "out")
     (item,) = result.inputs
     assert item.status == "done", item.error
     # the whole audio, then its two halves cut out (a tone has no silence: split near the middle)
-    durations = [audio.duration for audio, _, _ in ScriptedBackend.calls]
+    durations = [audio.duration for audio, _, _ in backend_plugin.calls]
     assert len(durations) == 3 and durations[0] == pytest.approx(20.0, abs=0.05)
     assert all(10 <= d <= 13 for d in durations[1:])  # half of 20 s, plus the windows' overlap
 
@@ -249,6 +249,55 @@ def test_estimate_uses_the_normalize_hook(tmp_path):
         (row,) = estimate(engine, pipeline, [str(tone_wav(tmp_path / "a.wav", 2))], backend=None, count_tokens=False)
     assert calls == ["a.wav"] and row["delivery"] == "inline"
     assert row["requests"] == 2 and row["audio_tokens"] == 2 * 64  # 2 s at 32 tokens/s, heard by the transcript and its timeline
+
+
+class StageWatch:
+    """Records the stage hooks every command goes through, and keeps only the JSON artifact."""
+
+    def __init__(self):
+        self.events = []
+
+    @hookimpl(wrapper=True)
+    def runpipe_export(self, document, run):
+        artifacts = yield
+        self.events.append(("export", document.task, sorted(a.format for a in artifacts)))
+        return [a for a in artifacts if a.format != "txt"]
+
+    @hookimpl
+    def runpipe_stage_finish(self, stage, item, value, run):
+        self.events.append(("finish", stage, item.name))
+
+    @hookimpl
+    def runpipe_stage_error(self, stage, item, error, run):
+        self.events.append(("error", stage, item.name))
+
+
+def test_runpipe_export_goes_through_the_export_hooks(tmp_path):
+    from runpipe.reexport import reexport
+
+    spec = {"name": "t", "stages": {"analyze": {"backend": "scripted", "tasks": [{"prompt": "transcript"}]},
+                                    "postprocess": {"steps": []}, "export": {"formats": ["json"]}}}
+    with make_engine([ScriptedBackendPlugin(TRANSCRIPT)]) as engine:
+        engine.run(engine.load_dict(spec), [str(tone_wav(tmp_path / "a.wav", 2))], output_dir=tmp_path / "out")
+    watch = StageWatch()
+    with make_engine([watch]) as engine:
+        artifacts = reexport(engine, tmp_path / "out" / "a.json", ["srt", "txt"], ["Speaker 1=Ada"], [], tmp_path / "again")
+    assert watch.events == [("export", "transcript", ["srt", "txt"]), ("finish", "export", "a.wav")]
+    assert [a.format for a in artifacts] == ["srt"]  # what the wrapper let through
+    assert [a.path.name for a in artifacts] == ["a.srt"] and (tmp_path / "again" / "a.txt").exists()
+    assert "Ada: Welcome back" in (tmp_path / "again" / "a.srt").read_text()
+
+
+def test_runpipe_estimate_goes_through_the_stage_hooks(tmp_path):
+    from runpipe.estimate import estimate
+
+    (tmp_path / "bad.wav").write_bytes(b"not audio at all")
+    watch = StageWatch()
+    with make_engine([ScriptedBackendPlugin(), watch]) as engine:
+        pipeline = engine.load_dict({"name": "t", "stages": {"analyze": {"backend": "scripted", "tasks": [{"prompt": "transcript"}]}}})
+        rows = estimate(engine, pipeline, [str(tone_wav(tmp_path / "a.wav", 2)), str(tmp_path / "bad.wav")], backend=None, count_tokens=False)
+    assert watch.events == [("finish", "normalize", "a.wav"), ("error", "normalize", "bad.wav")]
+    assert rows[1]["error"].startswith("bad.wav: ")
 
 
 def test_a_backend_that_cannot_estimate_says_its_audio_stays_here(tmp_path):
