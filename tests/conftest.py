@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from runpipe.ffmpeg import ffmpeg_exe
-from runpipe.testing import ScriptedBackend, tone_wav
+from runpipe.testing import tone_wav
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "podcast_sample.ogg"
@@ -49,14 +49,6 @@ def whisper_only_where_marked(request):
     # also appears when the backend only checks it can run)
     if _whisper_calls[0] > calls_before and request.node.get_closest_marker("local_models") is None:
         pytest.fail("this test runs Whisper: mark it @pytest.mark.local_models")
-
-
-@pytest.fixture(autouse=True)
-def fresh_shared_script():
-    """Tests that use ScriptedBackend's class-level script start from an empty one."""
-    ScriptedBackend.reset()
-    yield
-    ScriptedBackend.reset()
 
 
 def require(condition: bool, reason: str) -> None:

@@ -1,7 +1,7 @@
 """A backend for the Dask executor tests that works in any process.
 
-ScriptedBackend keeps its answers in class state of the test process, which worker processes
-never see. This backend derives its answer from the audio alone (content hash and duration),
+A ScriptedBackendPlugin keeps its answers in the memory of the test process, which worker
+processes never see. This backend derives its answer from the audio alone (content hash and duration),
 so every process gives the same answer for the same input. Workers import this module by
 name (``dask_plugin:plugin``): LocalCluster starts them with the test process's sys.path.
 """

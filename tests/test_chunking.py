@@ -10,7 +10,7 @@ from runpipe.chunking import choose_cuts, find_silences, plan_windows, stitch
 from runpipe.media import Target, normalize
 from runpipe.model import Analysis, TimeRange, Usage
 from runpipe.plugins.sources import _file_item
-from runpipe.testing import ScriptedBackend, ScriptedBackendPlugin, make_engine, write_wav
+from runpipe.testing import ScriptedBackendPlugin, make_engine, write_wav
 
 
 def tones_with_gaps(path: Path, pattern: list[tuple[str, float]], rate: int = 16000) -> Path:
@@ -63,30 +63,30 @@ def test_long_audio_is_chunked_end_to_end_and_resumes(tmp_path):
     path = tones_with_gaps(tmp_path / "long.wav", [("tone", 8), ("gap", 1), ("tone", 8), ("gap", 1), ("tone", 8)])
     pipeline = {"name": "t", "stages": {"analyze": {"backend": "scripted", "chunking": {"max_seconds": 12, "overlap_seconds": 0.5},
                                                       "tasks": [{"prompt": "transcript"}]}, "export": {"formats": ["json"]}}}
-    ScriptedBackend.queue(*({"summary": f"part {i}", "segments": [seg("00:02", f"words {i}")]} for i in range(3)))
-    with make_engine([ScriptedBackendPlugin()]) as engine:
+    backend_plugin = ScriptedBackendPlugin(*({"summary": f"part {i}", "segments": [seg("00:02", f"words {i}")]} for i in range(3)))
+    with make_engine([backend_plugin]) as engine:
         result = engine.run(engine.load_dict(pipeline), [str(path)], output_dir=tmp_path / "out")
         assert result.ok, result.inputs[0].error
-        assert len(ScriptedBackend.calls) == 3
-        assert all(0 < audio.duration <= 12.6 for audio, _, _ in ScriptedBackend.calls)
+        assert len(backend_plugin.calls) == 3
+        assert all(0 < audio.duration <= 12.6 for audio, _, _ in backend_plugin.calls)
         data = json.loads((tmp_path / "out" / "long.json").read_text())
         starts = [s["start"] for s in data["segments"]]
         assert starts == pytest.approx([2.0, 2.0 + 8.0, 2.0 + 17.0], abs=0.3)
         # a rerun repeats no analysis: every window comes from the run store
         engine.run(engine.load_dict(pipeline), [str(path)], output_dir=tmp_path / "out")
-        assert len(ScriptedBackend.calls) == 3
+        assert len(backend_plugin.calls) == 3
         engine.run(engine.load_dict(pipeline), [str(path)], output_dir=tmp_path / "out", force=True)
-        assert len(ScriptedBackend.calls) == 6
+        assert len(backend_plugin.calls) == 6
 
 
 def test_time_range_task_returns_original_timeline(tmp_path):
     path = tones_with_gaps(tmp_path / "a.wav", [("tone", 20)])
     pipeline = {"name": "t", "stages": {"analyze": {"backend": "scripted", "tasks": [{"prompt": "transcript", "time_range": "00:05-00:15"}]},
                                         "export": {"formats": ["json"]}}}
-    ScriptedBackend.queue({"summary": "", "segments": [seg("00:01", "in range"), seg("00:12", "after the range")]})
-    with make_engine([ScriptedBackendPlugin()]) as engine:
+    backend_plugin = ScriptedBackendPlugin({"summary": "", "segments": [seg("00:01", "in range"), seg("00:12", "after the range")]})
+    with make_engine([backend_plugin]) as engine:
         engine.run(engine.load_dict(pipeline), [str(path)], output_dir=tmp_path / "out")
-    (audio, _, _), = ScriptedBackend.calls
+    (audio, _, _), = backend_plugin.calls
     assert audio.duration == pytest.approx(10.0)
     data = json.loads((tmp_path / "out" / "a.json").read_text())
     assert [(s["start"], s["content"]) for s in data["segments"]] == [(6.0, "in range")]

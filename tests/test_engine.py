@@ -36,10 +36,10 @@ def test_each_engine_owns_its_plugin_manager():
 
 @pytest.mark.local_models  # the retime step re-times the answer with Whisper
 def test_end_to_end_with_scripted_backend(tmp_path):
-    ScriptedBackend.queue(TRANSCRIPT)
+    backend_plugin = ScriptedBackendPlugin(TRANSCRIPT)
     audio = sample_copy(tmp_path / "in")
     events: list[ProgressEvent] = []
-    with make_engine([ScriptedBackendPlugin()], postprocess=True) as engine:
+    with make_engine([backend_plugin], postprocess=True) as engine:
         engine.subscribe(events.append)
         result = engine.run(engine.load_dict(PODCAST), [str(audio)], output_dir=tmp_path / "out")
     (item,) = result.inputs
@@ -58,7 +58,7 @@ def test_end_to_end_with_scripted_backend(tmp_path):
     assert data["backend"] == "scripted" and data["media"]["mime_type"] == "audio/ogg"
     assert data["usage"]["prompt_tokens"] > 0
     # the backend got 16 kHz mono audio
-    (audio_file, task, _), = ScriptedBackend.calls
+    (audio_file, task, _), = backend_plugin.calls
     assert audio_file.sample_rate == 16000 and audio_file.channels == 1
     kinds = [e.kind for e in events]
     assert kinds[0] == "run_start" and kinds[-1] == "run_done" and kinds.count("stage_done") == 4
@@ -150,9 +150,9 @@ def test_postprocessing_steps_run_in_order(tmp_path):
         def runpipe_register_postprocessors(self, register):
             register(Upper)
 
-    ScriptedBackend.queue(TRANSCRIPT)
+    backend_plugin = ScriptedBackendPlugin(TRANSCRIPT)
     pipeline = {**PODCAST, "stages": {**PODCAST["stages"], "postprocess": {"steps": ["upper"]}, "export": {"formats": ["txt"]}}}
-    with make_engine([ScriptedBackendPlugin(), Plugin()]) as engine:
+    with make_engine([backend_plugin, Plugin()]) as engine:
         engine.run(engine.load_dict(pipeline), [str(tone_wav(tmp_path / "a.wav", 30))], output_dir=tmp_path / "out")
     assert "WELCOME BACK TO THE SHOW." in (tmp_path / "out" / "a.txt").read_text()
 

@@ -12,7 +12,7 @@ import pytest
 from answers import TRANSCRIPT
 from conftest import ROOT, sample_copy
 from runpipe import Engine
-from runpipe.testing import ScriptedBackend, ScriptedBackendPlugin
+from runpipe.testing import ScriptedBackendPlugin
 
 EXAMPLE = ROOT / "examples" / "runpipe-highlights"
 
@@ -46,17 +46,17 @@ def test_autoload_can_be_disabled(monkeypatch):
 
 @pytest.mark.local_models  # the retime step re-times the answer with Whisper
 def test_end_to_end_prompt_and_format(tmp_path):
-    ScriptedBackend.queue({
+    backend_plugin = ScriptedBackendPlugin({
         "summary": "A short talk.",
         "highlights": [{"timestamp": "00:07", "speaker": "Speaker 2", "quote": "Thanks for having me.", "why": "warm opening"}],
         "segments": [{"speaker": s["speaker"], "timestamp": s["timestamp"], "content": s["content"]} for s in TRANSCRIPT["segments"]],
     })
     audio = sample_copy(tmp_path / "in")
-    with Engine(plugins=[ScriptedBackendPlugin()]) as engine:
+    with Engine(plugins=[backend_plugin]) as engine:
         pipeline = engine.load(EXAMPLE / "pipeline.yaml")
         result = engine.run(pipeline, [str(audio)], output_dir=tmp_path / "out", backend="scripted")
     assert result.ok, result.inputs[0].error
-    (_, task, _), = ScriptedBackend.calls
+    (_, task, _), = backend_plugin.calls
     assert "most quotable moments" in task.prompt and task.schema["title"] == "highlights"
     rows = list(csv.reader(io.StringIO((tmp_path / "out" / "podcast_sample.csv").read_text())))
     assert rows[0] == ["start", "end", "speaker", "language", "text", "translation"]

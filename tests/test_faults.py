@@ -634,10 +634,10 @@ SCRIPTED = {"name": "faults", "stages": {"analyze": {"backend": "scripted", "tas
                                           "export": {"formats": ["json", "srt"]}}}
 
 
-def scripted_engine():
+def scripted_engine(*answers):
     from runpipe.testing import ScriptedBackendPlugin
 
-    return make_engine([ScriptedBackendPlugin()])
+    return make_engine([ScriptedBackendPlugin(*answers)])
 
 
 def test_colliding_output_names_are_made_unique(tmp_path):
@@ -835,11 +835,8 @@ def test_verbose_flag_before_or_after_the_command(tmp_path):
 
 def _exported_result(tmp_path: Path, formats=("json",)) -> Path:
     audio = tone_wav(tmp_path / "a.wav", 1)
-    from runpipe.testing import ScriptedBackend
-
-    ScriptedBackend.queue({"summary": "Hi.", "segments": [{**SEGMENT, "timestamp": "00:00"}]})
     spec = {**SCRIPTED, "stages": {**SCRIPTED["stages"], "export": {"formats": list(formats)}}}
-    with scripted_engine() as engine:
+    with scripted_engine({"summary": "Hi.", "segments": [{**SEGMENT, "timestamp": "00:00"}]}) as engine:
         (result,) = engine.run(engine.load_dict(spec), [str(audio)], output_dir=tmp_path / "out").inputs
     assert result.status == "done", result.error
     return tmp_path / "out" / "a.json"

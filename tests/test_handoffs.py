@@ -10,17 +10,17 @@ from answers import TRANSCRIPT
 from runpipe.errors import PipelineConfigError
 from runpipe.model import TimeRange
 from runpipe.serialize import analysis_from_dict, analysis_to_dict, document_from_dict, document_to_dict
-from runpipe.testing import ScriptedBackend, ScriptedBackendPlugin, make_engine, tone_wav
+from runpipe.testing import ScriptedBackendPlugin, make_engine, tone_wav
 
 
 def run_windows(tmp_path, time_range=None):
     answer = {"summary": "", "segments": [{**TRANSCRIPT["segments"][0], "timestamp": "00:01"}]}
-    ScriptedBackend.queue(answer, answer, answer)
+    backend_plugin = ScriptedBackendPlugin(answer, answer, answer)
     task = {"prompt": "transcript", **({"time_range": time_range} if time_range else {})}
     spec = {"name": "t", "stages": {"analyze": {"backend": "scripted", "chunking": {"max_seconds": 10, "overlap_seconds": 1},
                                                 "tasks": [task]},
                                     "postprocess": {"steps": []}, "export": {"formats": ["json"]}}}
-    with make_engine([ScriptedBackendPlugin()]) as engine:
+    with make_engine([backend_plugin]) as engine:
         result = engine.run(engine.load_dict(spec), [str(tone_wav(tmp_path / "a.wav", 25))], output_dir=tmp_path / "out")
     (document,) = result.inputs[0].documents
     return document, json.loads((tmp_path / "out" / "a.json").read_text())

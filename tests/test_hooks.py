@@ -27,9 +27,9 @@ def hook_names() -> list[str]:
     return sorted(name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("runpipe_"))
 
 
-def run_with(tmp_path, *plugins, inputs=None, spec=SPEC):
-    ScriptedBackend.queue(TRANSCRIPT)
-    with make_engine([ScriptedBackendPlugin(), *plugins]) as engine:
+def run_with(tmp_path, *plugins, inputs=None, spec=SPEC, backend_plugin=None):
+    backend_plugin = backend_plugin or ScriptedBackendPlugin(TRANSCRIPT)
+    with make_engine([backend_plugin, *plugins]) as engine:
         return engine.run(engine.load_dict(spec), inputs or [str(tone_wav(tmp_path / "a.wav", 2))], output_dir=tmp_path / "out")
 
 
@@ -58,9 +58,11 @@ def test_hook_runpipe_register_sources(tmp_path):
 
 
 def test_hook_runpipe_register_backends():
-    with make_engine([ScriptedBackendPlugin()]) as engine:
+    plugin = ScriptedBackendPlugin()
+    with make_engine([plugin]) as engine:
         registration = engine.registries.backends.registration("scripted")
-    assert registration.value is ScriptedBackend and registration.plugin == "ScriptedBackendPlugin-0"
+    assert registration.value is plugin.backend and issubclass(plugin.backend, ScriptedBackend)
+    assert registration.plugin == "ScriptedBackendPlugin-0"
 
 
 def test_hook_runpipe_register_prompts():
@@ -118,8 +120,8 @@ def test_hook_runpipe_register_executors(tmp_path):
         def runpipe_register_executors(self, register):
             register(InOrder)
 
-    ScriptedBackend.queue(TRANSCRIPT)
-    with make_engine([ScriptedBackendPlugin(), Plugin()]) as engine:
+    backend_plugin = ScriptedBackendPlugin(TRANSCRIPT)
+    with make_engine([backend_plugin, Plugin()]) as engine:
         result = engine.run(engine.load_dict(SPEC), [str(tone_wav(tmp_path / "a.wav", 2))], output_dir=tmp_path / "out", executor="in-order")
     assert seen == ["a.wav"] and result.ok
 
@@ -178,10 +180,11 @@ def test_hook_runpipe_analyze(tmp_path):
 
             return Analysis(task=task.name, data={"summary": "replaced", "segments": []}, backend="mine", model="m")
 
-    result = run_with(tmp_path, Replace())
+    backend_plugin = ScriptedBackendPlugin(TRANSCRIPT)
+    result = run_with(tmp_path, Replace(), backend_plugin=backend_plugin)
     document = result.inputs[0].documents[0]
     assert document.summary == "replaced" and document.backend == "mine"
-    assert len(ScriptedBackend.answers) == 1  # the built-in never asked the backend
+    assert len(backend_plugin.answers) == 1 and not backend_plugin.calls  # the built-in never asked the backend
 
 
 def test_hook_runpipe_postprocess(tmp_path):

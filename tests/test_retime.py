@@ -14,7 +14,7 @@ import pytest
 from conftest import SAMPLE
 from runpipe.model import Segment
 from runpipe.plugins.retime.align import RetimeSettings, TimedWord, retime_segments
-from runpipe.testing import ScriptedBackend, ScriptedBackendPlugin, make_engine, write_wav
+from runpipe.testing import ScriptedBackendPlugin, make_engine, write_wav
 
 # -- the alignment on synthetic recognised words ---------------------------------------------
 
@@ -333,8 +333,8 @@ def test_gemini_answer_drifted_by_seconds_is_retimed_onto_the_speech(tmp_path, m
 def test_retime_disabled_keeps_the_backends_times_clamped(tmp_path, spaced_turns):
     audio, starts = spaced_turns
     clocks = drifted_clocks(starts, audio_seconds(audio))
-    ScriptedBackend.queue(answer(clocks))
-    data = run(tmp_path, audio, scripted(), {"steps": [{"retime": {"enabled": False}}]}, [ScriptedBackendPlugin()])
+    backend_plugin = ScriptedBackendPlugin(answer(clocks))
+    data = run(tmp_path, audio, scripted(), {"steps": [{"retime": {"enabled": False}}]}, [backend_plugin])
     duration = data["media"]["duration"]
     stated = [int(c[:2]) * 60 + int(c[3:]) for c in clocks]
     assert [s["start"] for s in data["segments"]] == [min(t, duration) for t in stated]
@@ -348,12 +348,12 @@ def test_time_range_keeps_segments_by_their_retimed_start(tmp_path, spaced_turns
     # turns 2 and 3 truly start at about 9.4 s and 17.5 s: the answer for the window 00:10-00:20
     # (timestamps relative to the window) puts the first inside the range and the second after it
     assert starts[1] < 10.0 - 0.5 and 10.0 + 0.5 < starts[2] < 20.0 - 0.5
-    ScriptedBackend.queue(answer(["00:01", "00:11"], TURNS[1:3]))
-    data = run(tmp_path, audio, scripted(time_range="00:10-00:20"), plugins=[ScriptedBackendPlugin()])
+    backend_plugin = ScriptedBackendPlugin(answer(["00:01", "00:11"], TURNS[1:3]))
+    data = run(tmp_path, audio, scripted(time_range="00:10-00:20"), plugins=[backend_plugin])
     (kept,) = data["segments"]
     assert kept["content"] == TURNS[2]["text"]
     assert kept["start"] == pytest.approx(starts[2], abs=0.5)  # on the original timeline
-    (call,) = ScriptedBackend.calls
+    (call,) = backend_plugin.calls
     assert call[0].duration == pytest.approx(10.0, abs=0.1)  # the backend heard only the window
 
 
@@ -364,8 +364,8 @@ def test_invented_segments_over_silence_stay_approximate(tmp_path):
     if models_missing():
         pytest.skip(models_missing())
     audio = write_wav(tmp_path / "silence.wav", np.zeros(10 * RATE, np.float32))
-    ScriptedBackend.queue(answer(["00:02", "00:15"], TURNS[:2]))
-    data = run(tmp_path, audio, scripted(), plugins=[ScriptedBackendPlugin()])
+    backend_plugin = ScriptedBackendPlugin(answer(["00:02", "00:15"], TURNS[:2]))
+    data = run(tmp_path, audio, scripted(), plugins=[backend_plugin])
     segments = data["segments"]
     assert [s["timing"] for s in segments] == ["approximate", "approximate"]
     assert [s["anchored_share"] for s in segments] == [0.0, 0.0]

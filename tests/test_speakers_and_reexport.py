@@ -11,7 +11,7 @@ import srt
 
 from answers import TRANSCRIPT
 from conftest import sample_copy
-from runpipe.testing import ScriptedBackend, ScriptedBackendPlugin, make_engine
+from runpipe.testing import ScriptedBackendPlugin, make_engine
 
 FORMATS = ["json", "srt", "vtt", "md", "txt", "html"]
 
@@ -30,11 +30,11 @@ def pipeline(names) -> dict:
 
 @pytest.mark.parametrize("names", [["Ada", "Grace"], {"Speaker 1": "Ada", "Speaker 2": "Grace"}], ids=["list", "map"])
 def test_names_reach_every_export_and_the_prompt(tmp_path, names):
-    ScriptedBackend.queue(TRANSCRIPT)
-    with make_engine([ScriptedBackendPlugin()]) as engine:
+    backend_plugin = ScriptedBackendPlugin(TRANSCRIPT)
+    with make_engine([backend_plugin]) as engine:
         result = engine.run(engine.load_dict(pipeline(names)), [str(sample_copy(tmp_path / "in"))], output_dir=tmp_path / "out")
     assert result.ok, result.inputs[0].error
-    (_, task, _), = ScriptedBackend.calls
+    (_, task, _), = backend_plugin.calls
     assert "There are exactly 2 speakers." in task.prompt
     assert "Speaker 1 is Ada" in task.prompt and "Speaker 2 is Grace" in task.prompt
     assert task.options["num_speakers"] == 2
@@ -50,13 +50,13 @@ def test_names_reach_every_export_and_the_prompt(tmp_path, names):
 
 
 def test_reexport_renames_and_changes_subtitle_settings_without_audio(tmp_path):
-    ScriptedBackend.queue(TRANSCRIPT)
+    backend_plugin = ScriptedBackendPlugin(TRANSCRIPT)
     audio = sample_copy(tmp_path / "in")
-    with make_engine([ScriptedBackendPlugin()]) as engine:
+    with make_engine([backend_plugin]) as engine:
         engine.run(engine.load_dict(pipeline(None) | {"speakers": {}}), [str(audio)], output_dir=tmp_path / "out")
     result = tmp_path / "out" / "podcast_sample.json"
     audio.unlink()  # the audio is not needed any more
-    calls = len(ScriptedBackend.calls)
+    calls = len(backend_plugin.calls)
     env = {**os.environ, "RUNPIPE_DISABLE_PLUGIN_AUTOLOAD": "1"}
     out = subprocess.run(
         [sys.executable, "-m", "runpipe", "export", str(result), "--format", "srt,vtt,md,txt", "--rename", "Speaker 1=Ada",
@@ -64,7 +64,7 @@ def test_reexport_renames_and_changes_subtitle_settings_without_audio(tmp_path):
         capture_output=True, text=True, env=env,
     )
     assert out.returncode == 0, out.stderr
-    assert len(ScriptedBackend.calls) == calls
+    assert len(backend_plugin.calls) == calls
     subs = list(srt.parse((tmp_path / "again" / "podcast_sample.srt").read_text()))
     assert subs[0].content.startswith("Ada: ")
     assert all(len(line) <= 20 for s in subs for line in s.content.removeprefix("Ada: ").removeprefix("Grace: ").splitlines())
@@ -75,8 +75,8 @@ def test_reexport_renames_and_changes_subtitle_settings_without_audio(tmp_path):
 
 
 def test_rename_of_unknown_speaker_is_explained(tmp_path):
-    ScriptedBackend.queue(TRANSCRIPT)
-    with make_engine([ScriptedBackendPlugin()]) as engine:
+    backend_plugin = ScriptedBackendPlugin(TRANSCRIPT)
+    with make_engine([backend_plugin]) as engine:
         engine.run(engine.load_dict(pipeline(None) | {"speakers": {}}), [str(sample_copy(tmp_path / "in"))], output_dir=tmp_path / "out")
     out = subprocess.run([sys.executable, "-m", "runpipe", "export", str(tmp_path / "out" / "podcast_sample.json"),
                           "--rename", "Speaker 9=Zed"], capture_output=True, text=True)

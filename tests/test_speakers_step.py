@@ -7,7 +7,7 @@ import pytest
 
 from conftest import SAMPLE
 from runpipe.plugins.speakers import match_voices
-from runpipe.testing import ScriptedBackend, ScriptedBackendPlugin, make_engine
+from runpipe.testing import ScriptedBackendPlugin, make_engine
 from runpipe.timecode import format_clock
 
 
@@ -61,8 +61,8 @@ def test_windows_of_the_sample_keep_one_label_per_voice(tmp_path):
             {"speaker": f"Speaker {voices.index(t['voice']) + 1}", "timestamp": format_clock(t["start"] - window.start),
              "content": t["text"], "language": "English", "language_code": "en", "translation": "", "emotion": "neutral"}
             for t in inside]})
-    ScriptedBackend.queue(*answers)
-    with make_engine([ScriptedBackendPlugin()], postprocess=True) as engine:
+    backend_plugin = ScriptedBackendPlugin(*answers)
+    with make_engine([backend_plugin], postprocess=True) as engine:
         result = engine.run(engine.load_dict(pipeline), [str(SAMPLE)], output_dir=tmp_path / "out")
     (document,) = result.inputs[0].documents
     labels = {t["voice"]: set() for t in english}

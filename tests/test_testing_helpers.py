@@ -2,8 +2,6 @@
 
 import os
 
-import pytest
-
 from answers import TRANSCRIPT
 from runpipe.testing import ScriptedBackend, ScriptedBackendPlugin, make_document, make_engine, tone_wav
 
@@ -17,11 +15,19 @@ def test_each_plugin_owns_its_script(tmp_path):
         b = second.run(second.load_dict(SPEC), [str(tone_wav(tmp_path / "b.wav", 3))], output_dir=tmp_path / "two")
     assert a.inputs[0].documents[0].summary == TRANSCRIPT["summary"] and b.inputs[0].documents[0].summary == "other"
     assert len(one.calls) == len(two.calls) == 1 and not one.answers and not two.answers
-    assert ScriptedBackend.calls == []  # the shared class-level script was not touched
     one.queue(TRANSCRIPT)
-    assert len(one.answers) == 1 and not two.answers
-    with pytest.raises(TypeError, match="give it answers"):
-        ScriptedBackendPlugin().queue(TRANSCRIPT)
+    assert len(one.answers) == 1 and not two.answers and not ScriptedBackendPlugin().answers
+    assert not hasattr(ScriptedBackend, "queue") and not hasattr(ScriptedBackend, "answers")  # no class-level script
+
+
+def test_a_scripted_backend_made_directly_has_a_script_of_its_own():
+    from runpipe.testing import Script
+
+    first, second = ScriptedBackend(), ScriptedBackend()
+    first.script.answers.append({"summary": "mine", "segments": []})
+    assert first.script is not second.script and not second.script.answers
+    shared = ScriptedBackendPlugin(TRANSCRIPT)
+    assert isinstance(shared.script, Script) and shared.backend().script is shared.backend().script is shared.script
 
 
 def test_make_engine_runs_no_default_steps_unless_asked(tmp_path):

@@ -1,7 +1,7 @@
 """Helpers for testing runpipe plugins (and runpipe itself).
 
-* :class:`ScriptedBackendPlugin` registers a :class:`ScriptedBackend` that answers tasks from its
-  own queue of prepared answers, so a test can run a whole pipeline without a model.
+* :class:`ScriptedBackendPlugin` registers a :class:`ScriptedBackend` that answers tasks from the
+  plugin's own queue of prepared answers, so a test can run a whole pipeline without a model.
 * :func:`make_engine` builds an engine with only the plugins you name (no entry points) and no
   default post-processing unless asked; :func:`make_document` builds a Document to render.
 * :mod:`runpipe.testing.contracts`: :class:`~runpipe.testing.contracts.ExporterContract` and
@@ -29,11 +29,22 @@ from runpipe.interfaces import Backend, BackendLimits
 from runpipe.model import Analysis, AudioFile, Document, MediaItem, Segment, Speaker, Task, TimeRange, Usage
 
 
+class Script:
+    """What a :class:`ScriptedBackend` answers (``answers``, taken in order) and what it was
+    asked (``calls``: ``(audio, task, window)``)."""
+
+    def __init__(self, answers: Iterable[Mapping[str, Any] | BaseException] = ()):
+        self.answers: deque = deque(answers)
+        self.calls: list[tuple[AudioFile, Task, TimeRange | None]] = []
+        self.lock = threading.Lock()
+
+
 class ScriptedBackend(Backend):
     """A backend that returns queued answers (dicts matching the task's schema) in order.
 
-    Its script (the queue and the record of calls) belongs to the :class:`ScriptedBackendPlugin`
-    that registered it, so two engines never share answers::
+    An instance made directly has a script of its own; the backends an engine makes from a
+    :class:`ScriptedBackendPlugin` share that plugin's script, so two engines never share
+    answers::
 
         plugin = ScriptedBackendPlugin(answer_one, answer_two)
         with make_engine([plugin]) as engine: ...
@@ -41,32 +52,23 @@ class ScriptedBackend(Backend):
 
     An exception instance in the queue is raised instead of answered. With an empty queue it
     answers an empty transcript.
-
-    The classmethods :meth:`queue` and :meth:`reset` and the class's ``calls`` are the script of
-    plugins made without answers of their own (``ScriptedBackendPlugin()``), shared in one
-    process: the older style, which ``tests/conftest.py`` resets around every test.
     """
 
     name = "scripted"
     limits = BackendLimits(max_audio_seconds=None)
     option_names = ("model",)
-    answers: deque = deque()
-    calls: list[tuple[AudioFile, Task, TimeRange | None]] = []
-    _lock = threading.Lock()
+    #: The script every instance of this class shares (set by :class:`ScriptedBackendPlugin`);
+    #: None: each instance gets its own.
+    shared_script: Script | None = None
 
-    @classmethod
-    def queue(cls, *answers: Mapping[str, Any] | BaseException) -> None:
-        cls.answers.extend(answers)
-
-    @classmethod
-    def reset(cls) -> None:
-        cls.answers.clear()
-        cls.calls.clear()
+    def __init__(self, options: Mapping[str, Any] | None = None):
+        super().__init__(options)
+        self.script = self.shared_script or Script()
 
     def analyze(self, audio: AudioFile, task: Task, *, window: TimeRange | None = None) -> Analysis:
-        with self._lock:
-            self.calls.append((audio, task, window))
-            answer = self.answers.popleft() if self.answers else {"summary": "", "segments": []}
+        with self.script.lock:
+            self.script.calls.append((audio, task, window))
+            answer = self.script.answers.popleft() if self.script.answers else {"summary": "", "segments": []}
         if isinstance(answer, BaseException):
             raise answer
         return Analysis(task=task.name, data=dict(answer), backend=self.name, model=self.options.get("model", "scripted-1"),
@@ -74,32 +76,25 @@ class ScriptedBackend(Backend):
 
 
 class ScriptedBackendPlugin:
-    """Registers a :class:`ScriptedBackend`; pass an instance to ``Engine(plugins=[...])``.
-
-    Given answers (or :meth:`queue`), the plugin owns its script: ``plugin.answers`` and
-    ``plugin.calls`` belong to it alone. ``name`` registers the backend under another name.
+    """Registers a :class:`ScriptedBackend` with a script of this plugin's own; pass an instance
+    to ``Engine(plugins=[...])``. ``answers`` (and :meth:`queue`) fill the script, ``calls`` is
+    what was asked; ``name`` registers the backend under another name.
     """
 
     def __init__(self, *answers: Mapping[str, Any] | BaseException, name: str = "scripted"):
-        self._own = bool(answers) or name != "scripted"
-        if self._own:
-            script = {"answers": deque(answers), "calls": [], "_lock": threading.Lock(), "name": name}
-            self.backend: type[ScriptedBackend] = type("ScriptedBackend", (ScriptedBackend,), script)
-        else:
-            self.backend = ScriptedBackend
+        self.script = Script(answers)
+        self.backend: type[ScriptedBackend] = type("ScriptedBackend", (ScriptedBackend,), {"name": name, "shared_script": self.script})
 
     @property
     def answers(self) -> deque:
-        return self.backend.answers
+        return self.script.answers
 
     @property
     def calls(self) -> list[tuple[AudioFile, Task, TimeRange | None]]:
-        return self.backend.calls
+        return self.script.calls
 
     def queue(self, *answers: Mapping[str, Any] | BaseException) -> None:
-        if not self._own:
-            raise TypeError("this plugin shares ScriptedBackend's class-level script; give it answers: ScriptedBackendPlugin(answer, ...)")
-        self.backend.answers.extend(answers)
+        self.script.answers.extend(answers)
 
     @hookimpl
     def runpipe_register_backends(self, register):
