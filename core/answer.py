@@ -13,9 +13,10 @@ from runpipe.model import Analysis, AnswerField, AnswerItem, Feelings, Segment, 
 from runpipe.timecode import format_clock, item_seconds, parse_clock
 
 #: Keys an entry's text may be under, in the order they are looked for.
-TEXT_KEYS = ("decision", "task", "description", "text", "content")
+TEXT_KEYS = ("decision", "task", "description", "text", "content", "answer", "quote")
 #: Keys of an entry that typed fields of :class:`AnswerItem` hold (besides its text).
-_ITEM_KEYS = frozenset({"start", "end", "timestamp", "end_timestamp", "kind", "speaker", "owner", "due"})
+_ITEM_KEYS = frozenset({"start", "end", "timestamp", "end_timestamp", "kind", "speaker", "owner", "due", "question",
+                        "moments", "timing"})
 _FEELING_KEYS = {"mood": "mood", "mood_detail": "mood_detail", "energy": "energy", "emotion": "emotion",
                  "lyrics_language": "lyrics_language", "lyrics_language_code": "lyrics_language"}
 
@@ -84,6 +85,9 @@ def parse_item(entry: Any, offset: float = 0.0) -> AnswerItem:
         if value and name not in feelings:
             feelings[name] = value
     covered = {text_key, *_ITEM_KEYS, *_FEELING_KEYS}
+    moments = tuple(parse_item(m, offset) for m in entry.get("moments") or ())
+    if offset and moments:
+        entry = {**entry, "moments": [m.answered for m in moments]}
     return AnswerItem(
         text=entry[text_key] if text_key else "",
         start=item_seconds(entry, "start", "timestamp"),
@@ -94,6 +98,9 @@ def parse_item(entry: Any, offset: float = 0.0) -> AnswerItem:
         speaker=_text(entry.get("speaker")),
         owner=_text(entry.get("owner")),
         due=_text(entry.get("due")),
+        question=_text(entry.get("question")),
+        moments=moments,
+        timing=_text(entry.get("timing")),
         feelings=Feelings(**feelings),
         extras={k: v for k, v in entry.items() if k not in covered and v not in (None, "", [], {})},
         answered=entry,

@@ -214,14 +214,15 @@ class Feelings:
 @dataclass(frozen=True, slots=True)
 class AnswerItem:
     """One entry of a list an answer gave besides its segments: a meeting's decision or action
-    item, a description's sound event, or an entry of a schema of your own.
+    item, a description's sound event, the answer to one of a task's questions (and each moment
+    it rests on), or an entry of a schema of your own.
 
     Times are seconds on the input's timeline (None when the entry has none, or none that
     reads). ``extras`` holds the entry's keys no field covers; ``answered`` is the entry as the
     backend gave it (moved onto the input's timeline): the JSON result keeps exactly that.
     """
 
-    text: str  # what it says: the decision, task, description, text or content
+    text: str  # what it says: the decision, task, description, text, content, answer or quote
     start: float | None = None
     end: float | None = None
     timestamp: str | None = None  # the start as the answer wrote it (MM:SS)
@@ -230,6 +231,9 @@ class AnswerItem:
     speaker: str | None = None  # label of who said it
     owner: str | None = None  # label of who is to do it
     due: str | None = None
+    question: str | None = None  # the question a free-form answer answers (its text is the answer)
+    moments: tuple["AnswerItem", ...] = ()  # the moments an answer rests on (their text: the quote)
+    timing: Timing | None = None  # how ``start`` was obtained, when the answer says (as for segments)
     feelings: Feelings = field(default_factory=Feelings)
     extras: Mapping[str, Any] = field(default_factory=dict)
     answered: Any = None

@@ -120,3 +120,20 @@ def test_answer_items_of_a_time_range_are_on_the_inputs_timeline(tmp_path):
     assert [e["timestamp"] for e in data["events"]] == ["00:11", "00:13"]
     assert document_from_dict(data).items("events") == document.items("events")
     assert 'data-seek="11' in (tmp_path / "out" / "a.html").read_text()
+
+
+def test_answers_to_questions_are_typed_with_their_moments(tmp_path):
+    from runpipe.plugins.exporters.markdown import MarkdownExporter
+    from runpipe.plugins.html_report import HtmlExporter
+    from runpipe.testing import make_document
+
+    answers = {"answers": [{"question": "Who speaks first?", "answer": "Ada.", "prompt_tokens": 900,
+                            "moments": [{"timestamp": "00:04", "quote": "Welcome back", "start": 4.2, "timing": "aligned"}]}]}
+    document = make_document(fields=answers)
+    (item,) = document.items("answers")
+    assert (item.question, item.text, item.extras) == ("Who speaks first?", "Ada.", {"prompt_tokens": 900})
+    (moment,) = item.moments
+    assert (moment.text, moment.start, moment.timestamp, moment.timing) == ("Welcome back", 4.2, "00:04", "aligned")
+    assert "**Who speaks first?**\n\nAda.\n\n- [00:04] Welcome back" in MarkdownExporter().render(document)
+    html = HtmlExporter({"embed_audio": False}).render(document)
+    assert '<span class="item-question">Who speaks first?</span>' in html and 'data-seek="4.2' in html

@@ -20,11 +20,9 @@ def _yaml_scalar(value: Any) -> str:
 def _list_section(title: str, items: tuple[AnswerItem, ...], document: Document) -> list[str]:
     lines = [f"## {title}", ""]
     for item in items:
-        answer = item.extras
-        if "question" in answer and "answer" in answer:  # an answer to one of a task's questions, with its moments
-            moments = answer.get("moments") or []
-            lines += [f"**{answer['question']}**", "", str(answer["answer"]).strip(), ""]
-            lines += [f"- [{m['timestamp']}] {m['quote']}" for m in moments] + ([""] if moments else [])
+        if item.question is not None:  # an answer to one of a task's questions, with its moments
+            lines += [f"**{item.question}**", "", item.text.strip(), ""]
+            lines += [f"- [{m.timestamp}] {m.text}" for m in item.moments] + ([""] if item.moments else [])
             continue
         extras = []
         if item.owner:

@@ -150,8 +150,11 @@ def _field_item(document: Document, item: AnswerItem) -> str:
     for label, value in event_feelings(item.feelings):
         css = f"chip chip-{label}" + (_mood_class(item.feelings.mood) if label == "mood" else "")
         meta.append(f'<span class="{esc(css)}">{esc(label.capitalize())}: {esc(value)}</span>')
+    question = f'<span class="item-question">{esc(item.question)}</span>' if item.question else ""
     text = f'<span class="item-text">{esc(item.text)}</span>' if item.text else ""
-    return f'<li class="item">{when}{text}{"".join(meta)}</li>'
+    moments = "".join(f'<li class="moment">{_seek_button(m)}<span class="item-text">{esc(m.text)}</span></li>' for m in item.moments)
+    moments = f'<ul class="moments">{moments}</ul>' if moments else ""
+    return f'<li class="item">{when}{question}{text}{"".join(meta)}{moments}</li>'
 
 
 def _seek_button(item: AnswerItem) -> str:
