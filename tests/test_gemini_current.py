@@ -110,6 +110,19 @@ def test_a_blocked_prompt_or_safety_stop_fails_once_and_says_what_to_do(server, 
     assert len(generate_requests(server)) == 1  # no identical re-ask
 
 
+@pytest.mark.parametrize("blocked, said", [(BlockedPrompt("PROHIBITED_CONTENT"), "blockReason PROHIBITED_CONTENT"),
+                                           (SafetyStop("SAFETY"), "finish reason SAFETY")])
+def test_a_blocked_run_fails_its_input_in_one_line_after_one_request(server, tmp_path, blocked, said):
+    audio = sample_copy(tmp_path / "in")
+    server.script(blocked, Answer(GOOD), Answer(GOOD))
+    out = cli(server, "run", str(ROOT / "pipelines" / "podcast.yaml"), str(audio), "-b", "gemini",
+              "-o", str(tmp_path / "out"), "--no-progress")
+    assert out.exit_code == 1, out.output
+    (failed,) = [line for line in out.output.splitlines() if line.startswith("failed")]
+    assert said in failed and "the same request would be" in failed
+    assert len(generate_requests(server)) == 1
+
+
 def test_recitation_is_retried_then_left_to_window_splitting(server, backends, tmp_path):
     server.script(RawText("", finish_reason="RECITATION"), Answer(GOOD))
     analysis = backends().analyze(local_audio(tmp_path), transcript_task())

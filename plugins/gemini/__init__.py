@@ -14,8 +14,9 @@ Options (under ``stages.analyze.backends.gemini`` in a pipeline; the per-task su
     The answer's budget, and how much the model thinks: ``minimal``, ``low``, ``medium`` or
     ``high``, sent as ``thinkingLevel`` to Gemini 3 models and as a budget (512, 2,048, 8,192 or
     16,384 tokens, or ``thinking_budget`` exactly) to Gemini 2.x models, which take only a budget.
-    Gemini counts thinking against the output limit, so requests ask for the answer's budget plus
-    that reserve. A MAX_TOKENS cut is retried with the answer budget doubled (up to 65,536).
+    Gemini 3.8/3.7 Flash take only low, medium and high (``limits.thinking_levels``): minimal
+    with them fails up front. Gemini counts thinking against the output limit, so requests ask
+    for the answer's budget plus that reserve. A MAX_TOKENS cut is retried with the answer budget doubled (up to 65,536).
 ``media_resolution`` (low)
     Resolution of video frames (YouTube URLs): low, medium or high. Audio costs the same at any.
 ``temperature``
@@ -60,6 +61,12 @@ Options (under ``stages.analyze.backends.gemini`` in a pipeline; the per-task su
     languages from the transcription model (a second request, always direct, of the same audio;
     pieces of at most 30 minutes) and lay the general model's answer on them. A key that cannot
     use it keeps the general model's times, and the result's notes say why.
+``retime_moments`` (true)
+    Move the MM:SS moments answers to questions cite (``runpipe ask``, a task's ``questions``)
+    onto the speech heard in the audio with the re-timing step's aligner (needs runpipe[local]);
+    false, or without the offline models: the model's times, marked approximate.
+
+``runpipe schema gemini`` prints every option with its type, default and range.
 """
 
 from runpipe.hookspecs import hookimpl
