@@ -282,8 +282,9 @@ def documented_signatures(text: str) -> dict[str, str]:
     return dict(re.findall(r"^### (runpipe_\w+)\(([^)]*)\)$", text, re.M))
 
 
-def test_every_hook_is_documented_with_its_signature():
-    documented = documented_signatures(DOCS.read_text(encoding="utf-8"))
+def check_hooks_documented(text: str) -> None:
+    """The meta-test: every hook has a section in ``text`` (docs/hooks.md) with its exact signature."""
+    documented = documented_signatures(text)
     for name in hook_names():
         assert name in documented, f"{name} has no section in docs/hooks.md"
         arguments = ", ".join(inspect.signature(getattr(hookspecs, name)).parameters)
@@ -292,11 +293,21 @@ def test_every_hook_is_documented_with_its_signature():
     assert not stale, f"docs/hooks.md documents hooks that do not exist: {stale}"
 
 
-def test_the_meta_test_fails_when_a_section_is_removed():
+def test_every_hook_is_documented_with_its_signature():
+    check_hooks_documented(DOCS.read_text(encoding="utf-8"))
+
+
+def test_the_meta_test_fails_when_a_section_is_removed_or_its_signature_drifts():
     text = DOCS.read_text(encoding="utf-8")
     without = re.sub(r"^### runpipe_stage_error\(.*?(?=^### )", "", text, flags=re.M | re.S)
-    assert "runpipe_stage_error" not in documented_signatures(without)
     assert documented_signatures(text).keys() - documented_signatures(without).keys() == {"runpipe_stage_error"}
+    with pytest.raises(AssertionError, match="runpipe_stage_error has no section in docs/hooks.md"):
+        check_hooks_documented(without)
+    drifted = text.replace("### runpipe_export(document, run)", "### runpipe_export(document)")
+    with pytest.raises(AssertionError, match=r"documents runpipe_export\(document\), the hook is runpipe_export\(document, run\)"):
+        check_hooks_documented(drifted)
+    with pytest.raises(AssertionError, match="hooks that do not exist: \\['runpipe_gone'\\]"):
+        check_hooks_documented(text + "\n### runpipe_gone(run)\n")
 
 
 def test_every_hook_has_a_test():

@@ -8,6 +8,7 @@ import sys
 import textwrap
 
 import pytest
+import yaml
 
 from answers import TRANSCRIPT
 from conftest import ROOT
@@ -62,12 +63,19 @@ def test_p_module_loads_a_plugin_by_import_name(tmp_path):
 
 
 def test_blocking_the_default_steps_leaves_the_podcast_pipeline_working(tmp_path):
-    audio = tone_wav(tmp_path / "a.wav", 2)
+    audio = tone_wav(tmp_path / "a.wav", 25)
+    answers = tmp_path / "answers.json"
+    answers.write_text(json.dumps([TRANSCRIPT]))
+    assert "postprocess" not in yaml.safe_load(PODCAST_YAML.read_text())["stages"]  # it names neither step
     out = runpipe("-p", "no:retime", "-p", "no:speakers", "-p", "scripted_plugin", str(PODCAST_YAML), str(audio),
-                  "--backend", "scripted", "-o", str(tmp_path / "out"), "--json", "--no-progress", cwd=tmp_path)
+                  "--backend", "scripted", "-o", str(tmp_path / "out"), "--json", "--no-progress", cwd=tmp_path,
+                  env={"SCRIPTED_ANSWERS": str(answers)})
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["ok"] is True
-    assert json.loads((tmp_path / "out" / "a.json").read_text())["backend"] == "scripted"
+    result = json.loads((tmp_path / "out" / "a.json").read_text())
+    assert result["backend"] == "scripted" and len(result["segments"]) == 3
+    # neither step ran: the backend's times stand, and no re-timing note
+    assert {s["timing"] for s in result["segments"]} == {"model"} and not any("re-timed" in n for n in result["notes"])
 
 
 def test_essential_plugins_cannot_be_blocked():
