@@ -206,6 +206,37 @@ def test_a_document_in_one_language_is_heard_in_it_without_detecting():
     assert _one_language(labelled("de") + [Segment(start=5.0, end=6.0, content=" ", language_code=None)]) == "de"
 
 
+def test_words_a_document_carries_are_used_and_their_speech_not_recognised_again(tmp_path, monkeypatch):
+    # a long input whose first window Gemini Transcribe timed (words measured on the audio) and
+    # whose second fell back to the general model's drifted MM:SS
+    if models_missing():
+        pytest.skip(models_missing())
+    from runpipe.model import AudioFile, Document, MediaItem, Word
+    from runpipe.plugins.retime import step
+
+    item = MediaItem(str(tmp_path / "talk.ogg"), "file", "talk.ogg")
+    timed = Segment(start=1.0, end=2.2, content="Good morning everyone.", timing="aligned",
+                    words=(Word("Good", 1.0, 1.3), Word("morning", 1.3, 1.8), Word("everyone.", 1.8, 2.2)))
+    drifted = Segment(start=40.0, end=43.0, content="Thanks for coming today.")
+    document = Document(source=item, audio=AudioFile(item, item.path, "audio/ogg", 60.0, "hash"), task="transcript",
+                        schema_name="transcript", backend="gemini", model="m", segments=(timed, drifted))
+    asked = []
+
+    def listen(path, start, end, options, *, language, known):
+        asked.append(known)  # the VAD finds both passages; only the second is recognised
+        return step.Heard(((1.0, 2.2), (30.0, 31.6)), tuple(heard("thanks for coming today", 30.0, 0.4)))
+
+    monkeypatch.setattr(step, "listen", listen)
+    monkeypatch.setenv("RUNPIPE_USER_PATH", str(tmp_path / "state"))  # nothing heard is cached yet
+    result = step.RetimeStep().process(document)
+    assert asked == [((1.0, 2.2),)]
+    assert [(s.start, s.timing) for s in result.segments] == [(1.0, "aligned"), (30.0, "aligned")]
+    assert [w.start for w in result.segments[0].words] == [1.0, 1.3, 1.8]  # its own words, kept
+    # without trust in measured words, everything is recognised again
+    step.RetimeStep({"trust_local": False}).process(document)
+    assert asked[-1] == ()
+
+
 def test_packed_speech_maps_times_both_ways():
     from runpipe.plugins.retime.step import PackedSpeech
 

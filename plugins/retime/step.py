@@ -92,7 +92,8 @@ class RetimeOptions(RetimeSettings):
 
     enabled: bool = option(True, "re-time segments against the audio; false keeps the backend's times, in time order")
     trust_local: bool = option(True, "keep a document whose every segment carries word times measured on the audio "
-                               "(the offline backend's, Gemini Transcribe's) as it is")
+                               "(the offline backend's, Gemini Transcribe's) as it is; when only some do, align the "
+                               "others with their words instead of recognising their speech again")
     # Beam 5: greedy decoding of the packed language clips misheard a turn's first words.
     beam_size: int = option(5, "Whisper's beam when recognising the words that anchor segments (1 is greedy)",
                             minimum=1, maximum=10)
@@ -151,9 +152,11 @@ def refine_onsets(samples: np.ndarray, regions: Sequence[Region], options: Retim
 
 
 def listen(path: Path, start: float, end: float | None, options: RetimeOptions = RetimeOptions(), *,
-           language: str | None = None) -> Heard:
+           language: str | None = None, known: Sequence[Region] = ()) -> Heard:
     """Speech regions and recognised words of ``path`` between ``start`` and ``end``; every
-    region heard in ``language`` when given, else in the language detected on its own audio."""
+    region heard in ``language`` when given, else in the language detected on its own audio.
+    A region whose middle lies in one of the ``known`` spans (the recording's times of segments
+    that carry measured words) is found but not recognised."""
     from runpipe.plugins.local import models
     from runpipe.plugins.local.audio import VadSettings, stream_windows
     from runpipe.plugins.local.transcribe import DecodingSettings, detect_region_languages, plan_stretches, transcribe_regions
@@ -169,9 +172,12 @@ def listen(path: Path, start: float, end: float | None, options: RetimeOptions =
         # a soft start, earlier: refine_onsets).
         unpadded = [(s + vad.pad_seconds, e - vad.pad_seconds) for s, e in window.regions]
         regions += [(window.offset + s, window.offset + e) for s, e in refine_onsets(window.samples, unpadded, options)]
+        to_hear = [(s, e) for s, e in window.regions if not _inside(window.offset + (s + e) / 2, known)]
+        if not to_hear:
+            continue
         # Language per region, on the recording. Short pauses stay inside a stretch (Whisper
         # hears words the VAD missed, a quiet "hello?" in a pause); longer ones are packed away.
-        languages = detect_region_languages(window.samples, window.regions, whisper, decoding)
+        languages = detect_region_languages(window.samples, to_hear, whisper, decoding)
         packed = PackedSpeech.pack(window.samples, [(s.start, s.end) for s in plan_stretches(languages, decoding)])
         packed_languages = [
             dataclasses.replace(lang, start=packed.to_packed(lang.start), end=packed.to_packed(lang.end)) for lang in languages
@@ -185,18 +191,26 @@ def listen(path: Path, start: float, end: float | None, options: RetimeOptions =
     return Heard(tuple(regions), tuple(words))
 
 
+def _inside(t: float, spans: Sequence[Region]) -> bool:
+    return any(start <= t <= end for start, end in spans)
+
+
 def _cached_listen(path: Path, content_hash: str, start: float, end: float | None, options: RetimeOptions,
-                   language: str | None) -> Heard:
+                   language: str | None, known: Sequence[Region]) -> Heard:
     hearing = (options.beam_size, options.whisper_model_dir, options.onset_look_back_seconds, options.onset_drop_db,
-               options.onset_above_floor_db, language)  # what changes what is heard
+               options.onset_above_floor_db, language, known)  # what changes what is heard
     key = cache_key("retime-heard/4", content_hash, path.name, start, end, *hearing)
     stored = cache_dir("retime") / f"{key}.json"
     if stored.exists():
         data = json.loads(stored.read_text())
         return Heard(tuple(map(tuple, data["regions"])), tuple(TimedWord(*w) for w in data["words"]))
-    heard = listen(path, start, end, options, language=language)
+    heard = listen(path, start, end, options, language=language, known=known)
     write_atomic(stored, json.dumps({"regions": heard.regions, "words": [(w.text, w.start, w.end) for w in heard.words]}))
     return heard
+
+
+def _has_word_times(segment: Segment) -> bool:
+    return bool(segment.words) and all(w.start is not None and w.end is not None for w in segment.words)
 
 
 def _one_language(segments: Sequence[Segment]) -> str | None:
@@ -224,16 +238,23 @@ class RetimeStep(PostProcessor):
         if not self.settings.enabled:  # the backend's times, in time order
             return dataclasses.replace(document, segments=tuple(sorted(document.segments, key=lambda s: s.start)))
         duration = document.audio.duration or max((s.end or s.start) for s in document.segments)
-        if self.settings.trust_local and all(s.timing == "aligned" for s in document.segments):
-            return document  # every segment carries word times measured on this very audio
+        # segments timed on this very audio (by the offline backend, by Gemini Transcribe)
+        measured = [s for s in document.segments if s.timing == "aligned"] if self.settings.trust_local else []
+        if len(measured) == len(document.segments):
+            return document
         reason = self._cannot_align(document)
         if reason:
             return self._approximate(document, duration, reason)
         window = document.time_range
         start, end = (max(0.0, window.start - 5.0), None if window.end is None else window.end + 5.0) if window else (0.0, None)
+        # the words those carry are evidence as good as any heard here: their speech is not recognised again
+        carriers = [s for s in measured if s.end is not None and _has_word_times(s)]
+        known = tuple((s.start, s.end) for s in carriers)
         heard = _cached_listen(document.audio.path, document.audio.content_hash, start, end, self.settings,
-                               _one_language(document.segments))
-        segments, stats = retime_segments(document.segments, heard.words, heard.regions, duration, self.settings)
+                               _one_language(document.segments), known)
+        carried = [TimedWord(w.text, w.start, w.end) for s in carriers for w in s.words]  # type: ignore[arg-type]
+        words = sorted(heard.words + tuple(carried), key=lambda w: w.start)
+        segments, stats = retime_segments(document.segments, words, heard.regions, duration, self.settings)
         if stats.placed == 0:
             return self._approximate(document, duration, "no speech was found in the audio")
         note = (f"re-timed {stats.placed} of {stats.segments} segments against the audio "
