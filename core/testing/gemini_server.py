@@ -128,6 +128,9 @@ CHARS_PER_TEXT_TOKEN = 4
 CURRENT_MODELS = ("gemini-3.8-flash", "gemini-3.7-flash", "gemini-3.6-flash", "gemini-3.5-flash", "gemini-3.5-flash-lite", "gemini-flash-latest")
 THINKING_LEVELS = frozenset({"MINIMAL", "LOW", "MEDIUM", "HIGH"})
 MEDIA_RESOLUTIONS = frozenset({"MEDIA_RESOLUTION_UNSPECIFIED", "MEDIA_RESOLUTION_LOW", "MEDIA_RESOLUTION_MEDIUM", "MEDIA_RESOLUTION_HIGH"})
+#: A protobuf Duration in JSON, as ``ttl`` and ``videoMetadata`` offsets take it: seconds "with up
+#: to nine fractional digits, terminated by 's'. Example: "3.5s"" (google-genai's CachedContent ttl
+#: documentation, https://googleapis.github.io/kotlin-genai/google-genai-kotlin/com.google.genai.kotlin.types/-create-cached-content-config/ttl.html).
 _DURATION = re.compile(r"\d+(\.\d{1,9})?s")
 API_VERSIONS = ("v1", "v1beta", "v1alpha")
 _VERSION = "(" + "|".join(API_VERSIONS) + ")"
@@ -1170,7 +1173,7 @@ class FakeGemini:
         tokens = self._prompt_usage({"contents": body["contents"], "systemInstruction": body.get("systemInstruction")}, media)["promptTokenCount"]
         if tokens < CACHE_MIN_TOKENS:
             raise RequestRejected(400, f"Cached content is too small. total_token_count={tokens}, min_total_token_count={CACHE_MIN_TOKENS}")
-        ttl = body.get("ttl") or "3600s"
+        ttl = body.get("ttl") or "3600s"  # "If not set, the TTL defaults to 1 hour" (https://ai.google.dev/gemini-api/docs/caching)
         if not (isinstance(ttl, str) and _DURATION.fullmatch(ttl)):
             raise RequestRejected(400, f"Invalid value at 'cached_content.ttl' (type.googleapis.com/google.protobuf.Duration), {ttl!r}")
         now = dt.datetime.now(dt.timezone.utc)
@@ -1439,11 +1442,13 @@ def _clipped(seconds: float | None, metadata: dict | None, where: str) -> float 
 
 
 def _model_json(name: str) -> dict:
-    """A models.get / models.list entry in the shape Google gives (the figures are Gemini Flash's
-    documented context window and output limit)."""
+    """A models.get / models.list entry in the shape Google gives: the Model resource's fields
+    (https://ai.google.dev/api/models; ``supportedGenerationMethods`` is what google-genai reads
+    into ``Model.supported_actions``, ``thinking`` says the model thinks). The figures are Gemini
+    Flash's documented context window and output limit."""
     bare = name.removeprefix("models/")
     return {
-        "name": f"models/{bare}", "version": bare.removeprefix("gemini-"), "displayName": bare.replace("-", " ").title(),
+        "name": f"models/{bare}", "baseModelId": bare, "version": bare.removeprefix("gemini-"), "displayName": bare.replace("-", " ").title(),
         "inputTokenLimit": 1048576, "outputTokenLimit": MAX_OUTPUT_TOKENS,
         "supportedGenerationMethods": ["generateContent", "countTokens", "createCachedContent", "batchGenerateContent"],
         "temperature": 1, "maxTemperature": 2, "topP": 0.95, "topK": 64, "thinking": True,

@@ -4,7 +4,8 @@ estimate`` and FakeGemini, so that a change on Google's side is one edit here.""
 from __future__ import annotations
 
 #: The whole generateContent request body (base64 media, prompt and schema included). Google
-#: raised it from 20 MB to 100 MB in January 2026; above it, media goes through the Files API.
+#: raised it from 20 MB to 100 MB in January 2026 (https://blog.google/innovation-and-ai/technology/developers-tools/gemini-api-new-file-limits,
+#: https://ai.google.dev/gemini-api/docs/file-input-methods); above it, media goes through the Files API.
 INLINE_LIMIT_BYTES = 100_000_000
 #: A batch job travels as one request body, and batch requests kept the old 20 MB limit.
 BATCH_REQUEST_LIMIT_BYTES = 20_000_000
@@ -15,8 +16,9 @@ AUDIO_TOKENS_PER_SECOND = 32
 VIDEO_TOKENS_PER_SECOND_DEFAULT = 300
 #: Longest output of Gemini 2.5/3 models, thinking included.
 MODEL_OUTPUT_CEILING = 65536
-#: Context caching needs at least this many input tokens (the caching page gives 4,096 for the
-#: Gemini 3.5-3.8 Flash models and 3.1 Pro; 2.5 models need 2,048). The larger figure is used
+#: Context caching needs at least this many input tokens (the caching page's table gives 4,096 for
+#: Gemini 3.8, 3.7, 3.6 and 3.5 Flash and 3.1 Pro, 2,048 for the 2.5 models:
+#: https://ai.google.dev/gemini-api/docs/caching). The larger figure is used
 #: for every model: a cache below a model's minimum is refused, and a cache is only worth it for
 #: long audio anyway (4,096 tokens is about two minutes).
 CACHE_MIN_TOKENS = 4096
