@@ -55,9 +55,13 @@ class Source(ABC):
     """Turns a location the user typed (path, glob, URL, ...) into media items."""
 
     name: ClassVar[str]
+    option_names: ClassVar[tuple[str, ...]] = ()
+    #: The component's options object (see :mod:`runpipe.options`); with one, ``option_names``
+    #: is not read and ``self.settings`` holds the validated, typed values.
+    Options: ClassVar[type | None] = None
 
     def __init__(self, options: Mapping[str, Any] | None = None):
-        self.options = dict(options or {})
+        take_options(self, f"source {self.name}", options)
 
     @abstractmethod
     def claims(self, location: str) -> bool:

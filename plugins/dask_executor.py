@@ -34,6 +34,7 @@ from runpipe.errors import PluginError, RunpipeError, describe
 from runpipe.hookspecs import hookimpl
 from runpipe.interfaces import Executor
 from runpipe.model import InputResult, MediaItem, Task
+from runpipe.options import option
 from runpipe.pipeline.spec import Pipeline
 from runpipe.plugin_manager import DEFAULT_PLUGINS, ENTRYPOINT_GROUP
 from runpipe.run import ProgressEvent, RunContext
@@ -234,6 +235,11 @@ def _client(distributed: ModuleType, address: str | None) -> Iterator[Any]:
         yield client
 
 
+@dataclass(frozen=True)
+class DaskOptions:
+    address: str | None = option(None, f"the Dask scheduler, tcp://host:8786 (default ${ADDRESS_ENV}, else a local cluster)")
+
+
 class DaskExecutor(Executor):
     """Runs inputs on Dask workers, at most ``concurrency`` of them in flight at once.
 
@@ -242,14 +248,15 @@ class DaskExecutor(Executor):
     """
 
     name = "dask"
-    option_names = ("address",)
+    Options = DaskOptions
+    settings: DaskOptions
 
     def map(self, engine: "Engine", run: RunContext, items: list[MediaItem], concurrency: int) -> list[InputResult]:
         distributed = _import_distributed()
         if not items:
             return []
         job = WorkerJob.of(engine, run)  # before connecting: a plugin workers cannot get fails fast
-        address = self.options.get("address") or os.environ.get(ADDRESS_ENV)
+        address = self.settings.address or os.environ.get(ADDRESS_ENV)
         results: dict[int, InputResult] = {}
         with _client(distributed, address) as client:
             waiting = iter(enumerate(items))

@@ -68,3 +68,35 @@ def test_runpipe_schema_prints_a_components_options(tmp_path):
     assert "seconds_per_segment" in schema["properties"]
     out = run("schema", "nope")
     assert out.returncode == 2 and "no component called 'nope'; registered: " in out.stderr and "speakers" in out.stderr
+
+
+def test_every_builtin_component_declares_a_documented_options_object():
+    import dataclasses
+
+    with make_engine() as engine:
+        for kind in ("backends", "postprocessors", "exporters", "executors", "sources"):
+            registry = getattr(engine.registries, kind)
+            for name in registry.names():
+                registration = registry.registration(name)
+                component = registration.value
+                if not registration.plugin.startswith("runpipe.plugins."):
+                    continue
+                assert not component.option_names, f"{kind} {name} lists bare option names instead of an Options object"
+                if component.Options is None:  # takes no options at all
+                    with pytest.raises(PipelineConfigError, match="unknown option"):
+                        component({"anything": 1})
+                    continue
+                for field in dataclasses.fields(component.Options):
+                    assert field.metadata.get("doc"), f"{kind} {name}: option {field.name} has no documentation"
+
+
+@pytest.mark.parametrize("fmt, options, message", [
+    ("json", {"indent": -1}, "export format json: option indent must be at least 0, got -1"),
+    ("md", {"timestamps": "no"}, "export format md: option timestamps must be true or false, got 'no'"),
+    ("html", {"title": 3}, "export format html: option title must be a string or null, got 3"),
+    ("srt", {"max_lines": 0}, "export format srt: option max_lines must be at least 1, got 0"),
+])
+def test_exporter_options_are_checked_by_the_engine(fmt, options, message):
+    with make_engine() as engine:
+        with pytest.raises(PipelineConfigError, match=message):
+            engine.component("exporters", fmt, options)

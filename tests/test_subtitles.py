@@ -125,5 +125,9 @@ def test_wrap_balances_lines():
 def test_impossible_limits_are_config_errors():
     from runpipe.errors import PipelineConfigError
 
-    with pytest.raises(PipelineConfigError, match="impossible subtitle limits"):
+    with pytest.raises(PipelineConfigError, match="export format srt: option max_line_chars must be at least 10, got 3"):
         SrtExporter({"max_line_chars": 3})
+    with pytest.raises(PipelineConfigError, match=r"export format vtt: min_duration \(8 s\) is longer than max_duration \(7 s\)"):
+        VttExporter({"min_duration": 8})
+    with pytest.raises(PipelineConfigError, match="export format srt: option speakers must be true or false, got 'yes'"):
+        SrtExporter({"speakers": "yes"})

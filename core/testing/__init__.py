@@ -20,12 +20,14 @@ import struct
 import threading
 import wave
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from runpipe.answer import parse_fields
 from runpipe.hookspecs import hookimpl
 from runpipe.interfaces import Backend, BackendLimits
+from runpipe.options import option
 from runpipe.model import Analysis, AudioFile, Document, MediaItem, Segment, Speaker, Task, TimeRange, Usage
 
 
@@ -37,6 +39,11 @@ class Script:
         self.answers: deque = deque(answers)
         self.calls: list[tuple[AudioFile, Task, TimeRange | None]] = []
         self.lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ScriptedOptions:
+    model: str = option("scripted-1", "the model name its answers report")
 
 
 class ScriptedBackend(Backend):
@@ -56,7 +63,8 @@ class ScriptedBackend(Backend):
 
     name = "scripted"
     limits = BackendLimits(max_audio_seconds=None)
-    option_names = ("model",)
+    Options = ScriptedOptions
+    settings: ScriptedOptions
     #: The script every instance of this class shares (set by :class:`ScriptedBackendPlugin`);
     #: None: each instance gets its own.
     shared_script: Script | None = None
@@ -71,7 +79,7 @@ class ScriptedBackend(Backend):
             answer = self.script.answers.popleft() if self.script.answers else {"summary": "", "segments": []}
         if isinstance(answer, BaseException):
             raise answer
-        return Analysis(task=task.name, data=dict(answer), backend=self.name, model=self.options.get("model", "scripted-1"),
+        return Analysis(task=task.name, data=dict(answer), backend=self.name, model=self.settings.model,
                         usage=Usage(prompt_tokens=int((audio.duration or 0) * 32), output_tokens=10, requests=1))
 
 

@@ -3,10 +3,12 @@ transcript with timestamps (one paragraph per speaker turn)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from runpipe.interfaces import Exporter
 from runpipe.model import AnswerItem, Document
+from runpipe.options import option
 from runpipe.plugins.feelings import event_feelings, mood_phrase
 from runpipe.timecode import format_clock
 
@@ -41,15 +43,22 @@ def _list_section(title: str, items: tuple[AnswerItem, ...], document: Document)
     return lines + [""]
 
 
+@dataclass(frozen=True)
+class MarkdownOptions:
+    timestamps: bool = option(True, "mark each speaker turn (and each further segment) with its start, [MM:SS]")
+    translations: bool = option(True, "quote a segment's translation under it, where it differs from what was said")
+
+
 class MarkdownExporter(Exporter):
     format = "md"
     suffix = ".md"
     description = "summary, findings and speaker-labelled transcript"
-    option_names = ("timestamps", "translations")
+    Options = MarkdownOptions
+    settings: MarkdownOptions
 
     def render(self, document: Document) -> str:
-        show_time = self.options.get("timestamps", True)
-        show_translation = self.options.get("translations", True)
+        show_time = self.settings.timestamps
+        show_translation = self.settings.translations
         title = document.source.stem
         out = [
             "---",

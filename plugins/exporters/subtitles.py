@@ -21,27 +21,27 @@ import webvtt
 
 from runpipe.interfaces import Exporter
 from runpipe.model import Document, Segment
+from runpipe.options import option
 
 SENTENCE_END = (".", "?", "!", "…", "。", "？", "！")
 CLAUSE_END = (",", ";", ":", "—", "–")
 SPEECH_CHARS_PER_SECOND = 15.0  # conversational speech, spaces and punctuation included
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class CueRules:
-    max_line_chars: int = 42
-    max_lines: int = 2
-    min_duration: float = 1.0
-    max_duration: float = 7.0
-    pause_break: float = 0.6  # a silence this long between words ends a cue
+    """How cues are cut."""
 
-    @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> "CueRules":
-        fields = {k: options[k] for k in cls.__dataclass_fields__ if k in options}
-        rules = cls(**fields)
-        if rules.max_line_chars < 10 or rules.max_lines < 1 or rules.min_duration > rules.max_duration:
-            raise ValueError(f"impossible subtitle limits: {rules}")
-        return rules
+    max_line_chars: int = option(42, "characters a line may show, the speaker prefix included", minimum=10)
+    max_lines: int = option(2, "lines a cue may have", minimum=1)
+    min_duration: float = option(1.0, "seconds a cue stays on screen at least (unless the next one starts)", minimum=0)
+    max_duration: float = option(7.0, "seconds a cue stays on screen at most", minimum=0.5)
+    pause_break: float = option(0.6, "a silence this long between words (seconds) ends a cue", minimum=0)
+
+
+@dataclass(frozen=True)
+class SubtitleOptions(CueRules):
+    speakers: bool = option(True, "show who speaks: SRT starts a cue 'Name:' at each speaker change, WebVTT gives each cue a voice tag")
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,17 +153,16 @@ def _fix_durations(cues: list[Cue], rules: CueRules, duration: float | None) -> 
 
 
 class _SubtitleExporter(Exporter):
-    option_names = ("max_line_chars", "max_lines", "min_duration", "max_duration", "pause_break", "speakers")
+    Options = SubtitleOptions
+    settings: SubtitleOptions
 
     def __init__(self, options: Mapping[str, Any] | None = None):
         super().__init__(options)
         from runpipe.errors import PipelineConfigError
 
-        try:
-            self.rules = CueRules.from_options(self.options)
-        except (TypeError, ValueError) as exc:
-            raise PipelineConfigError(f"export format {self.format}: {exc}") from None
-        self.show_speakers = bool(self.options.get("speakers", True))
+        if self.settings.min_duration > self.settings.max_duration:
+            raise PipelineConfigError(f"export format {self.format}: min_duration ({self.settings.min_duration:g} s) "
+                                      f"is longer than max_duration ({self.settings.max_duration:g} s)")
 
 
 class SrtExporter(_SubtitleExporter):
@@ -176,11 +175,11 @@ class SrtExporter(_SubtitleExporter):
     def render(self, document: Document) -> str:
         def prefix(speaker: str | None) -> str | None:
             name = document.speaker_name(speaker)
-            return f"{name}:" if self.show_speakers and name else None
+            return f"{name}:" if self.settings.speakers and name else None
 
         subtitles = [
             srt.Subtitle(index, timedelta(seconds=cue.start), timedelta(seconds=cue.end), "\n".join(cue.lines))
-            for index, cue in enumerate(build_cues(document, self.rules, prefix), start=1)
+            for index, cue in enumerate(build_cues(document, self.settings, prefix), start=1)
         ]
         return srt.compose(subtitles, reindex=False)
 
@@ -202,11 +201,11 @@ class VttExporter(_SubtitleExporter):
 
     def render(self, document: Document) -> str:
         vtt = webvtt.WebVTT()
-        for cue in build_cues(document, self.rules):
+        for cue in build_cues(document, self.settings):
             # cue text is markup in WebVTT: a literal "<" or "&" must be escaped
             text = "\n".join(html.escape(line, quote=False) for line in cue.lines)
             name = document.speaker_name(cue.speaker)
-            if self.show_speakers and name:
+            if self.settings.speakers and name:
                 text = f"<v {html.escape(name, quote=False)}>{text}"
             vtt.captions.append(webvtt.Caption(_vtt_time(cue.start), _vtt_time(cue.end), text))
         return vtt.content

@@ -3,49 +3,44 @@
 from __future__ import annotations
 
 import base64
-from typing import Any, ClassVar, Mapping
+from dataclasses import dataclass
+from typing import ClassVar, Mapping
 
 import runpipe
-from runpipe.errors import PipelineConfigError
 from runpipe.interfaces import Exporter
 from runpipe.model import AudioFile, Document, RunResult
+from runpipe.options import option
 
 from . import index, report
 from .page import esc, fill, script_json, template
 
 
+@dataclass(frozen=True)
+class HtmlOptions:
+    embed_audio: bool = option(True, "put the normalized audio into the page as a data URI (false: link to the audio file)")
+    title: str | None = option(None, "the page's heading instead of the input's name (and the batch page's)")
+
+
 class HtmlExporter(Exporter):
     """An interactive report: summary, speaker timeline, sound timeline (a description's events,
-    moods marked on music), transcript, audio player and search.
-
-    Options: ``embed_audio`` (default true) puts the normalized audio into the page as a data
-    URI; false links to the audio file instead. ``title`` replaces the input's name as heading.
-    """
+    moods marked on music), transcript, audio player and search."""
 
     format: ClassVar[str] = "html"
     suffix: ClassVar[str] = ".html"
     description: ClassVar[str] = "Self-contained interactive HTML report (transcript, timeline, audio, search)"
-    option_names: ClassVar[tuple[str, ...]] = ("embed_audio", "title")
-
-    def __init__(self, options: Mapping[str, Any] | None = None):
-        super().__init__(options)
-        self.embed_audio = self.options.get("embed_audio", True)
-        self.title = self.options.get("title")
-        if not isinstance(self.embed_audio, bool):
-            raise PipelineConfigError(f"export format html: embed_audio must be true or false, not {self.embed_audio!r}")
-        if self.title is not None and not isinstance(self.title, str):
-            raise PipelineConfigError(f"export format html: title must be text, not {self.title!r}")
+    Options = HtmlOptions
+    settings: HtmlOptions
 
     def render(self, document: Document) -> str:
         duration = report.timeline_duration(document)
-        title = self.title or document.source.name
+        title = self.settings.title or document.source.name
         return fill(
             template("report.html"),
             {
                 "title": esc(title),
                 "eyebrow": esc(f"runpipe · {document.task}"),
                 "meta": report.header_meta(document, title),
-                "player": player_html(document.audio, self.embed_audio),
+                "player": player_html(document.audio, self.settings.embed_audio),
                 "fields": report.fields_html(document),
                 "timeline": report.timeline_html(document, duration),
                 "sounds": report.sound_timeline_html(document, duration),
@@ -58,7 +53,7 @@ class HtmlExporter(Exporter):
         )
 
     def render_index(self, run: RunResult, links: Mapping[str, str]) -> str:
-        return index.render(run, links, title=self.title, version=runpipe.__version__)
+        return index.render(run, links, title=self.settings.title, version=runpipe.__version__)
 
 
 def audio_url(audio: AudioFile, embed: bool) -> str | None:
