@@ -233,9 +233,15 @@ def run_command(pipeline: str, inputs: tuple[str, ...], output_dir: Path | None,
 @handle_errors
 def schema_command(name: str) -> None:
     """Print the options of the component NAME (a backend, post-processing step, export format
-    or executor) as JSON Schema: types, defaults, ranges and what each one does."""
+    or executor) or of the pipeline stage NAME (ingest, normalize, analyze, postprocess, export)
+    as JSON Schema: types, defaults, ranges and what each one does."""
+    from runpipe.paths import builtin_schemas_dir
     from runpipe.registry import options_schemas
 
+    stages = json.loads((builtin_schemas_dir() / "pipeline.schema.json").read_text(encoding="utf-8"))["properties"]["stages"]["properties"]
+    if name in stages:
+        click.echo(json.dumps({"title": f"stage {name} (stages.{name} of a pipeline)", **stages[name]}, indent=2, ensure_ascii=False))
+        return
     with _engine() as engine:
         schemas = options_schemas(engine.registries, name)
     click.echo(json.dumps(schemas[0] if len(schemas) == 1 else schemas, indent=2, ensure_ascii=False))

@@ -4,7 +4,7 @@ stitch the answers back onto the input's timeline.
 
 A window whose answer is too long for one request (the backend raises
 :class:`runpipe.errors.AnswerTooLong`: cut off at the output limit, or stuck repeating) is split in two at the silence nearest its middle and each half is asked for on its own, down
-to windows of :data:`MIN_SPLIT_SECONDS`; below that the input fails with the reason. The split
+to windows of ``chunking.min_split_seconds`` (default :data:`MIN_SPLIT_SECONDS`); below that the input fails with the reason. The split
 is stored too, so a rerun goes straight to the halves.
 """
 
@@ -27,7 +27,7 @@ log = logging.getLogger("runpipe.analyze")
 
 CACHE_KIND = "analysis"
 SPLIT_KIND = "analysis_split"
-#: Windows are not split below this many seconds.
+#: Windows are not split below this many seconds, unless the pipeline says (``chunking.min_split_seconds``).
 MIN_SPLIT_SECONDS = 60.0
 #: Windows of one input asked for at once, unless the pipeline says (``chunking.parallel``) or
 #: the backend wants more (to batch them).
@@ -66,7 +66,7 @@ def _analyze_window(run: RunContext, backend_name: str, audio: AudioFile, task: 
         else:
             analysis = backend.analyze(audio, task, window=window)
     except AnswerTooLong as exc:
-        halves = _halves(audio, window, overlap, exc)
+        halves = _halves(audio, window, overlap, exc, run.pipeline.analyze.chunking.min_split_seconds or MIN_SPLIT_SECONDS)
         run.store.put(SPLIT_KIND, key, [[h.start, h.end] for h in halves])
         log.warning("%s: %s; splitting %s in two", audio.source.name, exc.reason, window or "the audio")
         return _analyze_halves(run, backend_name, audio, task, halves, overlap)
@@ -74,7 +74,7 @@ def _analyze_window(run: RunContext, backend_name: str, audio: AudioFile, task: 
     return analysis
 
 
-def _halves(audio: AudioFile, window: TimeRange | None, overlap: float, exc: AnswerTooLong) -> list[TimeRange]:
+def _halves(audio: AudioFile, window: TimeRange | None, overlap: float, exc: AnswerTooLong, floor: float) -> list[TimeRange]:
     span = window or TimeRange(0.0, audio.duration)
     where = f"window {span}" if window is not None else "the whole audio"
     if audio.path is None or span.end is None:
@@ -83,10 +83,10 @@ def _halves(audio: AudioFile, window: TimeRange | None, overlap: float, exc: Ans
             f"cannot be split; last error: {exc}", raw=exc.raw,
         ) from exc
     length = span.end - span.start
-    if length / 2 < MIN_SPLIT_SECONDS:
+    if length / 2 < floor:
         raise BackendError(
             f"the answer for {where} ({length:.0f} s) is still too long for one request ({exc.reason}), and windows "
-            f"are not split below {MIN_SPLIT_SECONDS:g} s; last error: {exc}", raw=exc.raw,
+            f"are not split below {floor:g} s; last error: {exc}", raw=exc.raw,
         ) from exc
     return split_in_two(span, find_silences(audio, span=span), overlap)
 

@@ -68,6 +68,13 @@ def test_runpipe_schema_prints_a_components_options(tmp_path):
     assert "seconds_per_segment" in schema["properties"]
     out = run("schema", "nope")
     assert out.returncode == 2 and "no component called 'nope'; registered: " in out.stderr and "speakers" in out.stderr
+    out = run("schema", "normalize")  # a stage's settings live in the pipeline's schema
+    assert out.returncode == 0, out.stderr
+    schema = json.loads(out.stdout)
+    assert schema["properties"]["sample_rate"] == {"type": "integer", "minimum": 8000, "maximum": 48000}
+    assert schema["additionalProperties"] is False
+    out = run("schema", "analyze")
+    assert "min_split_seconds" in json.loads(out.stdout)["properties"]["chunking"]["properties"]
 
 
 def test_every_builtin_component_declares_a_documented_options_object():

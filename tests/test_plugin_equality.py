@@ -204,14 +204,11 @@ def test_a_backend_registered_through_the_entry_point_wins_auto_when_builtins_ar
 # -- a core error type for "answer too long" --------------------------------------------------------
 
 
-def test_answer_too_long_from_any_backend_splits_the_window(tmp_path, monkeypatch):
-    from runpipe.plugins import analyze as analyze_plugin
-
-    monkeypatch.setattr(analyze_plugin, "MIN_SPLIT_SECONDS", 5.0)
+def test_answer_too_long_from_any_backend_splits_the_window(tmp_path):
     half = {"summary": "half", "segments": []}
     backend_plugin = ScriptedBackendPlugin(AnswerTooLong("cut off"), half, half)
-    spec = {"name": "t", "stages": {"analyze": {"backend": "scripted", "tasks": [{"prompt": "transcript"}]},
-                                    "postprocess": {"steps": []}}}
+    spec = {"name": "t", "stages": {"analyze": {"backend": "scripted", "chunking": {"min_split_seconds": 5},
+                                                "tasks": [{"prompt": "transcript"}]}, "postprocess": {"steps": []}}}
     with make_engine([backend_plugin]) as engine:
         result = engine.run(engine.load_dict(spec), [str(tone_wav(tmp_path / "a.wav", 20))], output_dir=tmp_path / "out")
     (item,) = result.inputs
@@ -220,6 +217,10 @@ def test_answer_too_long_from_any_backend_splits_the_window(tmp_path, monkeypatc
     durations = [audio.duration for audio, _, _ in backend_plugin.calls]
     assert len(durations) == 3 and durations[0] == pytest.approx(20.0, abs=0.05)
     assert all(10 <= d <= 13 for d in durations[1:])  # half of 20 s, plus the windows' overlap
+    floor = {**spec, "stages": {**spec["stages"], "analyze": {**spec["stages"]["analyze"], "chunking": {"min_split_seconds": 15}}}}
+    with make_engine([ScriptedBackendPlugin(AnswerTooLong("cut off"))]) as engine:
+        (item,) = engine.run(engine.load_dict(floor), [str(tone_wav(tmp_path / "b.wav", 20, freq=300))], output_dir=tmp_path / "out").inputs
+    assert item.status == "failed" and "windows are not split below 15 s" in item.error
 
 
 # -- registration goes through pluggy --------------------------------------------------------------

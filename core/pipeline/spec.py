@@ -65,6 +65,7 @@ class ChunkingSpec:
     max_seconds: float | None = None
     overlap_seconds: float | None = None
     parallel: int | None = None
+    min_split_seconds: float | None = None  # None: runpipe.plugins.analyze.MIN_SPLIT_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +175,7 @@ class Pipeline:
                 backend=analyze.get("backend", "auto"),
                 model=analyze.get("model"),
                 backends={k: dict(v) for k, v in analyze.get("backends", {}).items()},
-                chunking=ChunkingSpec(chunking.get("max_seconds"), chunking.get("overlap_seconds"), chunking.get("parallel")),
+                chunking=ChunkingSpec(**chunking),
             ),
             postprocess=_named_entries(stages["postprocess"].get("steps")) if "postprocess" in stages else None,
             export=ExportSpec(
