@@ -258,6 +258,34 @@ def test_packed_clips_cut_in_pauses_and_keep_regions_whole():
     assert len(clips) == 3
 
 
+def test_a_translation_that_still_loops_is_dropped_not_kept():
+    """faster-whisper hands back its last try when every temperature loops: that window gives
+    no translation; the window beside it keeps its own."""
+    import threading
+    from types import SimpleNamespace
+
+    from runpipe.plugins.local.transcribe import DecodingSettings, PackedClip, _translate
+
+    looped = "And the sun is shining, and the sun is shining, " * 6 + "and the sun is shini"
+    asked = {}
+
+    def transcribe(samples, **options):
+        asked.update(options)
+        return iter([
+            SimpleNamespace(start=0.2, end=4.0, text=" We go home now.", compression_ratio=1.1),
+            SimpleNamespace(start=6.2, end=9.0, text=looped, compression_ratio=1.2),  # loop in its own segment
+            SimpleNamespace(start=11.0, end=14.0, text=" Fine.", compression_ratio=3.1),  # its window looped
+        ]), None
+
+    whisper = SimpleNamespace(model=SimpleNamespace(transcribe=transcribe), lock=threading.Lock())
+    packed = PackedClip.pack(np.zeros(20 * RATE, np.float32), [(0.0, 20.0)])
+    settings = DecodingSettings(translate_retry_temperature=0.4)
+    translated = _translate(packed, "de", whisper, settings, [0.0, 20.0])
+    assert [t.text for t in translated] == ["We go home now."]
+    assert asked["task"] == "translate" and asked["temperature"] == (0.0, 0.4)
+    assert asked["compression_ratio_threshold"] == settings.compression_ratio_threshold and asked["log_prob_threshold"] is None
+
+
 def test_a_translation_over_a_voice_change_is_shared_not_repeated():
     from runpipe.plugins.local.recognize import _translations_of
     from runpipe.plugins.local.transcribe import RecognizedSegment, TranslatedText
