@@ -138,7 +138,8 @@ def runpipe_postprocess(analysis: Analysis, audio: AudioFile, task: Task, run: R
 
 @hookspec(firstresult=True)
 def runpipe_export(document: Document, run: RunContext) -> Sequence[Artifact] | None:
-    """Write the pipeline's export formats for one document and return what was written.
+    """Write the pipeline's export formats for one document and return what was written (in a
+    run, and in ``runpipe export``, which names the files after the result: ``run.output_stems``).
 
     Stops at first non-None result.
     """
@@ -156,7 +157,8 @@ def runpipe_run_start(run: RunContext, items: Sequence[MediaItem]) -> None:
 
 @hookspec
 def runpipe_stage_finish(stage: str, item: MediaItem, value: Any, run: RunContext) -> None:
-    """``stage`` finished for ``item`` with ``value`` (the stage's output)."""
+    """``stage`` finished for ``item`` with ``value`` (the stage's output); in a run, and in the
+    stages ``runpipe estimate`` (normalize) and ``runpipe export`` (export) go through."""
 
 
 @hookspec
