@@ -362,3 +362,18 @@ def test_ask_moves_a_cited_moment_onto_the_real_speech(server, tmp_path):
     (moment,) = json.loads(out.output[out.output.index("{"):])["answers"][0]["moments"]
     assert moment["timestamp"] == "00:30" and moment["timing"] in ("aligned", "interpolated")
     assert abs(moment["start"] - 7.12) < 0.5, moment
+
+
+def test_estimate_counts_a_task_of_questions_as_one_upload_and_one_request_a_question(server, tmp_path):
+    from runpipe.testing import tone_wav
+
+    (tmp_path / "in").mkdir()
+    audio = tone_wav(tmp_path / "in" / "talk.wav", 200.0)
+    pipeline = tmp_path / "questions.yaml"
+    pipeline.write_text(QUESTIONS_PIPELINE)
+    out = cli(server, "estimate", str(pipeline), str(audio), "-b", "gemini", "--json")
+    assert out.exit_code == 0, out.output
+    (row,) = json.loads(out.output)
+    (task,) = row["tasks"]
+    assert task["delivery"] == "Files API upload, one context cache" and task["requests"] == 1 + 1 + 3
+    assert task["audio_tokens"] == 6400 and not server.requests

@@ -25,7 +25,7 @@ from .ask import answer_questions, asks_questions
 from .batch import BatchCollector, BatchRequest
 from .client import GeminiClient
 from .errors import GeminiAnswerError
-from .limits import AUDIO_TOKENS_PER_SECOND, BATCH_REQUEST_LIMIT_BYTES, VIDEO_TOKENS_PER_SECOND_DEFAULT
+from .limits import AUDIO_TOKENS_PER_SECOND, BATCH_REQUEST_LIMIT_BYTES, CACHE_MIN_TOKENS, VIDEO_TOKENS_PER_SECOND_DEFAULT
 from .media import MediaStager, StagedMedia, is_youtube
 from .models import ModelCatalog, ModelInfo
 from .request import (
@@ -289,11 +289,16 @@ class GeminiBackend(Backend):
         end = audio.duration if span.end is None or audio.duration is None else min(span.end, audio.duration)
         seconds = max(0.0, (end or 0.0) - span.start)
         share = seconds / audio.duration if audio.duration else 1.0  # a time range is sent cut out
+        audio_tokens = int(round(seconds * AUDIO_TOKENS_PER_SECOND))
+        if asks_questions(task):  # one upload; countTokens, the cache when the audio is long enough, one request a question
+            cached = audio_tokens >= CACHE_MIN_TOKENS
+            return Estimate(audio_tokens, other_bytes, "Files API upload" + (", one context cache" if cached else ""),
+                            1 + cached + len(task.options["questions"]))
         request = inline_bytes(int((audio.bytes_after or 0) * share)) + other_bytes
         delivery = "inline" if request < self._inline_limit(settings) else "Files API upload"
         # the timeline's requests hear the same audio again
         requests = 1 + (self._timeline.requests(seconds) if self._timeline.applies(task) else 0)
-        return Estimate(int(round(seconds * AUDIO_TOKENS_PER_SECOND)) * (2 if requests > 1 else 1), request, delivery, requests)
+        return Estimate(audio_tokens * (2 if requests > 1 else 1), request, delivery, requests)
 
     def count_tokens(self, audio: AudioFile, task: Task) -> int | None:
         """Input tokens of ``task`` on ``audio``, from Gemini's countTokens (uploads large audio).
