@@ -124,7 +124,9 @@ __all__ = [
 MiB = 1024 * 1024
 CHARS_PER_TEXT_TOKEN = 4
 #: The stable text models of late 2026 and the moving Flash alias (Google's models and
-#: deprecations pages); ``gemini-3-flash-preview`` is deprecated and not served.
+#: deprecations pages); ``gemini-3-flash-preview`` is deprecated and not served. ``gemini-3.5-flash``
+#: is deprecated too but still answers: its requests are forwarded to 3.6 Flash
+#: (https://ai.google.dev/gemini-api/docs/whats-new-gemini-3.5).
 CURRENT_MODELS = ("gemini-3.8-flash", "gemini-3.7-flash", "gemini-3.6-flash", "gemini-3.5-flash", "gemini-3.5-flash-lite", "gemini-flash-latest")
 THINKING_LEVELS = frozenset({"MINIMAL", "LOW", "MEDIUM", "HIGH"})
 MEDIA_RESOLUTIONS = frozenset({"MEDIA_RESOLUTION_UNSPECIFIED", "MEDIA_RESOLUTION_LOW", "MEDIA_RESOLUTION_MEDIUM", "MEDIA_RESOLUTION_HIGH"})

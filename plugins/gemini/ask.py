@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
-from importlib import resources
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from google.genai import types
@@ -39,11 +38,6 @@ QUESTIONS = "questions"
 #: forgotten cache costs little storage (it is deleted when the questions are done anyway). The
 #: API takes it as a protobuf Duration string, seconds ending in "s" (cachedContents ``ttl``).
 CACHE_TTL_SECONDS = 600
-
-
-def instruction() -> str:
-    """The ``ask`` prompt's text (``plugins/prompt_texts/ask.md``, registered as prompt ``ask``)."""
-    return resources.files("runpipe.plugins").joinpath("prompt_texts", "ask.md").read_text(encoding="utf-8").strip()
 
 
 def question_schema(answers_schema: Mapping[str, Any]) -> dict[str, Any]:
