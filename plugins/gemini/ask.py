@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from google.genai import types
 
 from runpipe.model import Analysis, AudioFile, Segment, Task, Usage
-from runpipe.timecode import parse_clock
+from runpipe.timecode import format_clock, parse_clock
 
 from .limits import CACHE_MIN_TOKENS
 from .media import StagedMedia
@@ -59,13 +59,15 @@ def question_schema(answers_schema: Mapping[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Moment:
-    timestamp: str  # as the model gave it
+    timestamp: str  # MM:SS of ``start`` (as the model gave it until the moment is re-timed)
     quote: str
     start: float | None  # seconds on the input's timeline; None: the timestamp could not be read
     timing: str = "model"  # how ``start`` was obtained (runpipe.model.Timing)
+    original_timestamp: str | None = None  # what the model said, when re-timing moved it
 
     def as_dict(self) -> dict[str, Any]:
-        return {"timestamp": self.timestamp, "quote": self.quote, "start": self.start, "timing": self.timing}
+        moment = {"timestamp": self.timestamp, "quote": self.quote, "start": self.start, "timing": self.timing}
+        return {**moment, "original_timestamp": self.original_timestamp} if self.original_timestamp else moment
 
 
 def answer_questions(backend: "GeminiBackend", session: "_Session", audio: AudioFile, task: Task,
@@ -172,7 +174,9 @@ def align_moments(moments: Sequence[Moment], words, passages, duration: float) -
     segments = [Segment(start=moments[i].start, end=None, content=moments[i].quote) for i in timed]
     retimed, _ = retime_segments(segments, words, passages, duration)
     for i, segment in zip(timed, retimed):
-        placed[i] = dataclasses.replace(moments[i], start=segment.start, timing=segment.timing)
+        moved = segment.timing in ("aligned", "interpolated", "passage")
+        placed[i] = dataclasses.replace(moments[i], start=segment.start, timing=segment.timing, **(
+            {"timestamp": format_clock(segment.start), "original_timestamp": moments[i].timestamp} if moved else {}))
     return placed
 
 
