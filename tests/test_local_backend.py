@@ -123,6 +123,29 @@ def test_inserted_silence_moves_times_and_adds_no_text(backend, tmp_path):
     assert not [s for s in result.data["segments"] if s["start"] < silent[1] and s["end"] > silent[0]]
 
 
+def test_a_file_longer_than_the_decode_window_is_analysed_window_by_window(tmp_path):
+    """Two copies of the sample (79 s) in 60 s decode windows: each copy's German turn is
+    German and translated, and the speech measured adds up over the windows. (Two copies of
+    one German sentence packed into one window come back as one: Whisper drops a verbatim
+    repeat, so the copies are kept in separate windows.)"""
+    from runpipe.plugins.local.audio import load_audio
+    from runpipe.plugins.local.backend import settings_from_options
+    from runpipe.plugins.local.recognize import recognize
+
+    samples = load_audio(SAMPLE)
+    copy_seconds = samples.size / RATE + 1.0
+    path = write_wav(tmp_path / "two.wav", np.concatenate([samples, np.zeros(RATE, np.float32)] * 2))
+    recognition = recognize(path, 0.0, None, settings_from_options({"window_seconds": 60, "diarize": False}))
+    assert recognition.windows >= 2
+    speech = sum(t["end"] - t["start"] for t in TRUTH)
+    assert isinstance(recognition.speech_seconds, float) and 1.5 * speech < recognition.speech_seconds < 2.5 * speech
+    german = next(t for t in TRUTH if t["voice"].startswith("de"))
+    for copy in range(2):
+        start, end = german["start"] + copy * copy_seconds, german["end"] + copy * copy_seconds
+        found = [p for p in recognition.pieces if start - 0.5 <= p.segment.start < end]
+        assert found and all(p.segment.language == "de" and p.translation for p in found), (copy, found)
+
+
 def test_silence_gives_empty_transcript(backend, tmp_path):
     path = write_wav(tmp_path / "silence.wav", np.zeros(10 * RATE, np.float32))
     result = backend.analyze(audio_file(path), task())

@@ -91,8 +91,8 @@ def recognize(path: str | Path, start: float, end: float | None, settings: Recog
         speech += sum(e - s for s, e in regions)
         languages = detect_region_languages(window.samples, regions, whisper, settings.decoding)
         languages_seen += [lang.code for lang in languages]
-        speech = recognize_speech(window.samples, regions, whisper, settings.decoding, languages=languages, translate=settings.translate)
-        segments = list(speech.segments)
+        heard = recognize_speech(window.samples, regions, whisper, settings.decoding, languages=languages, translate=settings.translate)
+        segments = list(heard.segments)
         window_embeddings: list[SpeakerEmbedding] = []
         if embedder is not None and regions:
             window_embeddings = embed_regions(
@@ -101,7 +101,7 @@ def recognize(path: str | Path, start: float, end: float | None, settings: Recog
             local = cluster_speakers(window_embeddings, settings.diarization)
             split = assign_speakers(segments, window_embeddings, local, regions, settings.diarization)
             segments = [item.segment for item in split]
-        translations = _translations_of(segments, speech.translations)
+        translations = _translations_of(segments, heard.translations)
         embeddings += [
             SpeakerEmbedding(e.start + shift, e.end + shift, e.vector, e.language) for e in window_embeddings
         ]
