@@ -61,7 +61,9 @@ def test_end_to_end_prompt_and_format(tmp_path):
     rows = list(csv.reader(io.StringIO((tmp_path / "out" / "podcast_sample.csv").read_text())))
     assert rows[0] == ["start", "end", "speaker", "language", "text", "translation"]
     # times are the re-timed ones (the default retime step): "Thanks for having me." starts at 7.12 s
-    assert rows[2][2] == "Speaker 2" and abs(float(rows[2][0]) - 7.12) < 0.3 and float(rows[2][1]) > float(rows[2][0])
+    # (measured 7.22 with either ffmpeg build and ctranslate2 4.6.3 or 4.8.5: its first sound is
+    # after espeak's lead-in; tolerance that plus the 0.1 s issue 12 allows between machines)
+    assert rows[2][2] == "Speaker 2" and abs(float(rows[2][0]) - 7.12) <= 0.2 and float(rows[2][1]) > float(rows[2][0])
     data = json.loads((tmp_path / "out" / "podcast_sample.json").read_text())
     assert data["highlights"][0]["quote"] == "Thanks for having me."
     assert "## Highlights" in (tmp_path / "out" / "podcast_sample.md").read_text()

@@ -353,7 +353,10 @@ def test_gemini_answer_drifted_by_seconds_is_retimed_onto_the_speech(tmp_path, m
     duration = data["media"]["duration"]
     segments = data["segments"]
     assert [s["content"] for s in segments] == [t["text"] for t in TURNS]
-    assert [s["start"] for s in segments] == pytest.approx(starts, abs=0.5)
+    # within 0.2 s of each turn's first sound: the largest error measured was 0.08 s (the second
+    # turn), the same with Debian's ffmpeg 5.1, imageio-ffmpeg's and ctranslate2 4.6.3 (pinned
+    # 4.8.5), plus the 0.1 s issue 12 allows between machines
+    assert [s["start"] for s in segments] == pytest.approx(starts, abs=0.2)
     assert all(s["end"] <= duration for s in segments)
     assert [s["original_timestamp"] for s in segments] == clocks
     assert {s["timing"] for s in segments} == {"aligned"}
@@ -383,7 +386,9 @@ def test_time_range_keeps_segments_by_their_retimed_start(tmp_path, spaced_turns
     data = run(tmp_path, audio, scripted(time_range="00:10-00:20"), plugins=[backend_plugin])
     (kept,) = data["segments"]
     assert kept["content"] == TURNS[2]["text"]
-    assert kept["start"] == pytest.approx(starts[2], abs=0.5)  # on the original timeline
+    # on the original timeline: 0.005 s off measured (both ffmpeg builds, ctranslate2 4.6.3 and
+    # 4.8.5), plus the 0.1 s issue 12 allows between machines
+    assert kept["start"] == pytest.approx(starts[2], abs=0.15)
     (call,) = backend_plugin.calls
     assert call[0].duration == pytest.approx(10.0, abs=0.1)  # the backend heard only the window
 
