@@ -194,18 +194,6 @@ def test_the_steps_options_are_documented_checked_and_reach_the_aligner():
         RetimeStep({"beam": 1})
 
 
-def test_a_document_in_one_language_is_heard_in_it_without_detecting():
-    from runpipe.plugins.retime.step import _one_language
-
-    def labelled(*codes: str | None) -> list[Segment]:
-        return [Segment(start=i, end=i + 1.0, content="words", language_code=code) for i, code in enumerate(codes)]
-    assert _one_language(labelled("en", "en-GB", "EN")) == "en"
-    assert _one_language(labelled("en", "de")) is None  # each region's own language is detected
-    assert _one_language(labelled("en", None)) is None  # one unlabelled segment may be in any language
-    assert _one_language(labelled("tlh")) is None  # not a language Whisper knows
-    assert _one_language(labelled("de") + [Segment(start=5.0, end=6.0, content=" ", language_code=None)]) == "de"
-
-
 def test_words_a_document_carries_are_used_and_their_speech_not_recognised_again(tmp_path, monkeypatch):
     # a long input whose first window Gemini Transcribe timed (words measured on the audio) and
     # whose second fell back to the general model's drifted MM:SS
@@ -222,7 +210,7 @@ def test_words_a_document_carries_are_used_and_their_speech_not_recognised_again
                         schema_name="transcript", backend="gemini", model="m", segments=(timed, drifted))
     asked = []
 
-    def listen(path, start, end, options, *, language, known):
+    def listen(path, start, end, options, *, known):
         asked.append(known)  # the VAD finds both passages; only the second is recognised
         return step.Heard(((1.0, 2.2), (30.0, 31.6)), tuple(heard("thanks for coming today", 30.0, 0.4)))
 

@@ -155,11 +155,11 @@ def refine_onsets(samples: np.ndarray, regions: Sequence[Region], options: Retim
 
 
 def listen(path: Path, start: float, end: float | None, options: RetimeOptions = RetimeOptions(), *,
-           language: str | None = None, known: Sequence[Region] = ()) -> Heard:
-    """Speech regions and recognised words of ``path`` between ``start`` and ``end``; every
-    region heard in ``language`` when given, else in the language detected on its own audio.
-    A region whose middle lies in one of the ``known`` spans (the recording's times of segments
-    that carry measured words) is found but not recognised."""
+           known: Sequence[Region] = ()) -> Heard:
+    """Speech regions and recognised words of ``path`` between ``start`` and ``end``, each
+    region heard in the language detected on its own audio. A region whose middle lies in one
+    of the ``known`` spans (the recording's times of segments that carry measured words) is
+    found but not recognised."""
     from runpipe.plugins.local import models
     from runpipe.plugins.local.audio import VadSettings, stream_windows
     from runpipe.plugins.local.transcribe import DecodingSettings, detect_region_languages, plan_stretches, transcribe_regions
@@ -167,7 +167,7 @@ def listen(path: Path, start: float, end: float | None, options: RetimeOptions =
     models.require_packages()
     whisper = models.whisper_model(options.whisper_model_dir)
     vad = VadSettings()
-    decoding = DecodingSettings(beam_size=options.beam_size, language=language)
+    decoding = DecodingSettings(beam_size=options.beam_size)
     regions: list[Region] = []
     words: list[TimedWord] = []
     for window in stream_windows(path, start=start, end=end, vad=vad):
@@ -199,32 +199,21 @@ def _inside(t: float, spans: Sequence[Region]) -> bool:
 
 
 def _cached_listen(path: Path, content_hash: str, start: float, end: float | None, options: RetimeOptions,
-                   language: str | None, known: Sequence[Region]) -> Heard:
+                   known: Sequence[Region]) -> Heard:
     hearing = (options.beam_size, options.whisper_model_dir, options.onset_look_back_seconds, options.onset_drop_db,
-               options.onset_above_floor_db, language, known)  # what changes what is heard
+               options.onset_above_floor_db, known)  # what changes what is heard
     key = cache_key("retime-heard/4", content_hash, path.name, start, end, *hearing)
     stored = cache_dir("retime") / f"{key}.json"
     if stored.exists():
         data = json.loads(stored.read_text())
         return Heard(tuple(map(tuple, data["regions"])), tuple(TimedWord(*w) for w in data["words"]))
-    heard = listen(path, start, end, options, language=language, known=known)
+    heard = listen(path, start, end, options, known=known)
     write_atomic(stored, json.dumps({"regions": heard.regions, "words": [(w.text, w.start, w.end) for w in heard.words]}))
     return heard
 
 
 def _has_word_times(segment: Segment) -> bool:
     return bool(segment.words) and all(w.start is not None and w.end is not None for w in segment.words)
-
-
-def _one_language(segments: Sequence[Segment]) -> str | None:
-    """The Whisper language every segment with text is in, by the backend's own labels; None
-    when they differ, one lacks a label or Whisper does not know it. Then no region's language
-    needs detecting (a probe per region saved) and none can be misjudged."""
-    from runpipe.plugins.local.languages import LANGUAGE_NAMES
-
-    codes = {(s.language_code or "").split("-")[0].lower() for s in segments if s.content.strip()}
-    (code,) = codes if len(codes) == 1 else (None,)
-    return code if code in LANGUAGE_NAMES else None
 
 
 class RetimeStep(PostProcessor):
@@ -253,8 +242,7 @@ class RetimeStep(PostProcessor):
         # the words those carry are evidence as good as any heard here: their speech is not recognised again
         carriers = [s for s in measured if s.end is not None and _has_word_times(s)]
         known = tuple((s.start, s.end) for s in carriers)
-        heard = _cached_listen(document.audio.path, document.audio.content_hash, start, end, self.settings,
-                               _one_language(document.segments), known)
+        heard = _cached_listen(document.audio.path, document.audio.content_hash, start, end, self.settings, known)
         carried = [TimedWord(w.text, w.start, w.end) for s in carriers for w in s.words]  # type: ignore[arg-type]
         words = sorted(heard.words + tuple(carried), key=lambda w: w.start)
         segments, stats = retime_segments(document.segments, words, heard.regions, duration, self.settings)
