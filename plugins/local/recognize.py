@@ -16,13 +16,7 @@ import numpy as np
 
 from runpipe.plugins.local import models
 from runpipe.plugins.local.audio import AudioWindow, VadSettings, stream_windows
-from runpipe.plugins.local.diarize import (
-    DiarizationSettings,
-    SpeakerEmbedding,
-    assign_speakers,
-    cluster_speakers,
-    embed_regions,
-)
+from runpipe.plugins.local.diarize import DiarizationSettings, SpeakerEmbedding, name_speakers, split_by_voice
 from runpipe.plugins.local.transcribe import (
     DecodingSettings,
     RecognizedSegment,
@@ -94,16 +88,11 @@ def recognize(path: str | Path, start: float, end: float | None, settings: Recog
         heard = recognize_speech(window.samples, regions, whisper, settings.decoding, languages=languages, translate=settings.translate)
         segments = list(heard.segments)
         window_embeddings: list[SpeakerEmbedding] = []
-        if embedder is not None and regions:
-            window_embeddings = embed_regions(
-                window.samples, regions, embedder, settings.diarization, [lang.code for lang in languages]
-            )
-            local = cluster_speakers(window_embeddings, settings.diarization)
-            split = assign_speakers(segments, window_embeddings, local, regions, settings.diarization)
-            segments = [item.segment for item in split]
+        if embedder is not None:
+            segments, window_embeddings = split_by_voice(window.samples, regions, segments, embedder, settings.diarization)
         translations = _translations_of(segments, heard.translations)
         embeddings += [
-            SpeakerEmbedding(e.start + shift, e.end + shift, e.vector, e.language) for e in window_embeddings
+            SpeakerEmbedding(e.start + shift, e.end + shift, e.vector) for e in window_embeddings
         ]
         pieces += [Piece(segment.shifted(shift), translation) for segment, translation in zip(segments, translations)]
     pieces, speaker_count = _name_speakers(pieces, embeddings, settings)
@@ -138,24 +127,8 @@ def _translations_of(segments: list[RecognizedSegment], translated: tuple[Transl
 
 
 def _name_speakers(pieces: list[Piece], embeddings: list[SpeakerEmbedding], settings: RecognitionSettings):
-    """One global clustering over the whole stretch; each piece takes the cluster heard most
-    under it; labels ``Speaker N`` follow first appearance."""
-    if not embeddings or not pieces:
-        return pieces, (1 if pieces else 0)
-    clusters = cluster_speakers(embeddings, settings.diarization)
-    starts = np.array([e.start for e in embeddings])
-    ends = np.array([e.end for e in embeddings])
-    middles = (starts + ends) / 2
-    names: dict[int, str] = {}
-    named = []
-    for piece in sorted(pieces, key=lambda p: p.segment.start):
-        seg = piece.segment
-        overlap = np.clip(np.minimum(ends, seg.end) - np.maximum(starts, seg.start), 0, None)
-        if overlap.max() > 0:
-            weights = np.bincount(clusters, weights=overlap)
-            cluster = int(np.argmax(weights))
-        else:
-            cluster = int(clusters[int(np.argmin(np.abs(middles - (seg.start + seg.end) / 2)))])
-        names.setdefault(cluster, f"Speaker {len(names) + 1}")
-        named.append(Piece(seg, piece.translation, names[cluster]))
-    return named, len(names)
+    """Labels ``Speaker N`` in order of first appearance, from one clustering of the stretch."""
+    pieces = sorted(pieces, key=lambda p: p.segment.start)
+    speakers = name_speakers([p.segment for p in pieces], embeddings, settings.diarization)
+    named = [Piece(p.segment, p.translation, f"Speaker {n + 1}") for p, n in zip(pieces, speakers)]
+    return named, len(set(speakers))
