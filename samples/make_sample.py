@@ -2,8 +2,14 @@
 
 Run: python samples/make_sample.py   (needs espeak-ng; ffmpeg from PATH or imageio-ffmpeg)
 
-Two synthetic hosts (espeak-ng voices en-us+m3 and en-gb+f3) take turns, with one German line,
-separated by short pauses. The script also writes samples/podcast_sample.json with each turn's
+Two synthetic hosts (espeak-ng voices en-us+m3 and en+f3) take turns, with one German line
+(de+f3: the second host's voice variant, so the same voice in another language), separated by
+short pauses.
+
+Speaker 2 is ``en+f3``, not ``en-gb+f3``: espeak-ng 1.51 does not apply the f3 variant to
+``en-gb`` (its turns came out at about 100 Hz, the male host's pitch, while ``de+f3`` is at about
+200 Hz), so the sample's "Speaker 2" was two different voices and its German turn was given to
+whichever host the embedder liked. Check a voice's pitch before changing one. The script also writes samples/podcast_sample.json with each turn's
 text, speaker and true start/end, which tests use as ground truth.
 """
 
@@ -18,11 +24,11 @@ from pathlib import Path
 HERE = Path(__file__).parent
 TURNS = [
     ("Speaker 1", "en-us+m3", "Welcome back to the show. Today we are talking about how to turn long recordings into useful notes."),
-    ("Speaker 2", "en-gb+f3", "Thanks for having me. I record every meeting, but nobody ever has time to listen to them again."),
+    ("Speaker 2", "en+f3", "Thanks for having me. I record every meeting, but nobody ever has time to listen to them again."),
     ("Speaker 1", "en-us+m3", "That is exactly the problem. A transcript with speakers and timestamps makes the audio searchable."),
     ("Speaker 2", "de+f3", "Und wenn jemand Deutsch spricht, sollte die Zusammenfassung trotzdem auf Englisch sein."),
     ("Speaker 1", "en-us+m3", "Right, and a short summary at the top tells you whether the whole episode is worth your time."),
-    ("Speaker 2", "en-gb+f3", "Let us try it on this very conversation and see what comes out."),
+    ("Speaker 2", "en+f3", "Let us try it on this very conversation and see what comes out."),
 ]
 GAP_SECONDS = 0.8
 RATE = 16000

@@ -82,16 +82,13 @@ def test_sample_segments_carry_schema_fields_and_word_times(sample_result):
     assert whisper["sha256"] == "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
 
 
-def test_two_speakers_found_and_english_turns_attributed(sample_result):
+def test_two_speakers_found_and_every_turn_attributed(sample_result):
+    # The German turn too: it is the second host's voice in another language (issue 17: it
+    # was split in two, its second half given to Speaker 1).
     assert {s["speaker"] for s in sample_result.data["segments"]} == {"Speaker 1", "Speaker 2"}
-    english_turns = [t for t in TRUTH if t["voice"].startswith("en")]
-    label_of_voice: dict[str, set[str]] = {}
-    for turn in english_turns:
-        for segment in segments_in(sample_result, turn["start"], turn["end"]):
-            label_of_voice.setdefault(turn["voice"], set()).add(segment["speaker"])
-    assert all(len(labels) == 1 for labels in label_of_voice.values()), label_of_voice
-    assert label_of_voice["en-us+m3"] != label_of_voice["en-gb+f3"]
-    assert sample_result.data["segments"][0]["speaker"] == "Speaker 1"
+    for turn in TRUTH:
+        found = segments_in(sample_result, turn["start"], turn["end"])
+        assert found and {s["speaker"] for s in found} == {turn["speaker"]}, (turn["text"], found)
 
 
 def test_german_turn_labelled_german_and_translated(sample_result):
