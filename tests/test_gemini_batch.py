@@ -21,8 +21,10 @@ from runpipe.testing.gemini_server import Answer, BatchLifecycle, FakeGemini, Ht
 
 MODEL = "gemini-3.8-flash"
 SECONDS = (1, 2, 3, 4)  # one input per length: the fake tells the inputs apart by their audio
-#: Fast polling and settling; tiny backoff.
-FAST = {"retry_base_delay": 0.01, "retry_max_delay": 5.0, "file_poll_interval": 0.01, "batch_poll_interval": 0.02, "batch_settle": 1.0}
+#: Fast polling, tiny backoff. The settle time is what lets the four inputs' requests meet in one
+#: job: each arrives after its input was normalized, and on a busy 2-core machine (load 12) those
+#: arrivals were seen more than 1 s apart, which split the batch in two; 5 s keeps them together.
+FAST = {"retry_base_delay": 0.01, "retry_max_delay": 5.0, "file_poll_interval": 0.01, "batch_poll_interval": 0.02, "batch_settle": 5.0}
 
 
 def transcript(seconds: int) -> dict:
