@@ -95,9 +95,8 @@ class RetimeOptions(RetimeSettings):
                                "(the offline backend's, Gemini Transcribe's) as it is; when only some do, align the "
                                "others with their words instead of recognising their speech again")
     # Beam 5: greedy decoding of the packed language clips misheard a turn's first words. On the
-    # dev files (bench_retime --option beam_size=1) greedy costs 12-20 % less CPU and gives the
-    # same starts; it anchors 85 % of the multilingual panel's words instead of 89 % (the
-    # English dialogue: 95 % either way).
+    # sample and the multilingual panel (bench_retime --option beam_size=1) greedy took about
+    # 12 % less CPU and gave the same starts, but anchored fewer words (the panel: 85 %, not 89 %).
     beam_size: int = option(5, "Whisper's beam when recognising the words that anchor segments (1 is greedy)",
                             minimum=1, maximum=10)
     whisper_model_dir: str | None = option(None, "the folder of the Whisper model (default: the offline backend's)")
