@@ -1,16 +1,15 @@
 """The one place runpipe runs ffmpeg.
 
 The binary is ``RUNPIPE_FFMPEG`` if set, else ``ffmpeg`` on PATH, else the one the
-``imageio-ffmpeg`` package ships, so a fresh machine needs no system package. Probing uses
-``ffprobe`` when it sits beside that ffmpeg and otherwise parses ``ffmpeg -i``'s report, so it
-works without a system ffprobe. Commands are argv lists (never a shell), logged at debug level,
-and outputs are written to a temporary name and renamed into place. Callers describe the work as an
-ffmpeg-python graph; :func:`run` compiles it against the chosen binary and executes it.
+``imageio-ffmpeg`` package ships, so a fresh machine needs no system package. Callers describe the
+work as an ffmpeg-python graph; :func:`run` compiles it against the chosen binary and executes the
+argv list (never a shell), logged at debug level, with an output written to a temporary name and
+renamed into place. Probing is such a graph too: it reads ffmpeg's own report on the input, so it
+works alike with every build and needs no ``ffprobe`` (imageio-ffmpeg ships none).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -31,9 +30,10 @@ log = logging.getLogger("runpipe.ffmpeg")
 
 
 def _run(cmd: list[str]) -> subprocess.CompletedProcess:
-    """Run ffmpeg or ffprobe. They share the terminal's process group, so Ctrl-C stops them too;
-    a child stopped that way raises KeyboardInterrupt here (in whichever thread ran it), rather
-    than its empty or cut output being read as a fault of the input."""
+    """Run ffmpeg. It shares the terminal's process group, so Ctrl-C stops it too; a child
+    stopped that way raises KeyboardInterrupt here (in whichever thread ran it), rather than its
+    empty or cut output being read as a fault of the input."""
+    log.debug("ffmpeg: %s", shlex.join(cmd))
     proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
     if proc.returncode == -signal.SIGINT or (proc.returncode == 255 and "received signal 2" in proc.stderr):
         raise KeyboardInterrupt
@@ -55,21 +55,20 @@ def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-@lru_cache(maxsize=1)
-def ffprobe_exe() -> str | None:
-    """ffprobe beside the chosen ffmpeg, if there is one (imageio-ffmpeg ships none)."""
-    candidate = Path(ffmpeg_exe()).with_name("ffprobe")
-    return str(candidate) if candidate.exists() else None
+def _query(option: str) -> str:
+    """What ``ffmpeg -hide_banner <option>`` prints about the binary itself (``-encoders``,
+    ``-version``). The one argv runpipe writes by hand: an ffmpeg-python graph always runs from
+    an input to an output, and these queries have neither."""
+    return _run([ffmpeg_exe(), "-hide_banner", option]).stdout
 
 
 @lru_cache(maxsize=1)
 def encoders() -> frozenset[str]:
-    out = _run([ffmpeg_exe(), "-hide_banner", "-encoders"]).stdout
-    return frozenset(m.group(1) for m in re.finditer(r"^\s*A\S*\s+(\S+)", out, re.MULTILINE))
+    return frozenset(m.group(1) for m in re.finditer(r"^\s*A\S*\s+(\S+)", _query("-encoders"), re.MULTILINE))
 
 
 def version() -> str:
-    out = _run([ffmpeg_exe(), "-version"]).stdout
+    out = _query("-version")
     return out.splitlines()[0] if out else "unknown"
 
 
@@ -92,20 +91,25 @@ def _why(stderr: str) -> str:
     return lines[-1] if lines else "no error output"
 
 
-def run(graph: ffmpeg_python.nodes.OutputStream, output: Path | None = None, *, log_level: str = "error") -> str:
-    """Run an ffmpeg-python ``graph``, compiled against the chosen binary; when ``output`` is
-    given it is the graph's output file, which appears only if ffmpeg succeeded. Returns stderr
-    (``log_level`` "info" for what filters and the progress line report)."""
+def _command(graph: ffmpeg_python.nodes.OutputStream, log_level: str) -> list[str]:
+    """``graph`` compiled against the chosen binary, with the runner's own global options first
+    (ffmpeg-python's ``global_args`` would put them last): never wait for a key, no banner,
+    overwrite (the temporary name may exist), and how much to log."""
     compiled = graph.compile(cmd=ffmpeg_exe())
-    # the runner's own global options: never wait for a key, no banner, the temp name may exist
-    cmd = [compiled[0], "-nostdin", "-hide_banner", "-y", "-v", log_level, *compiled[1:]]
+    return [compiled[0], "-nostdin", "-hide_banner", "-y", "-v", log_level, *compiled[1:]]
+
+
+def run(graph: ffmpeg_python.nodes.OutputStream, output: Path | None = None, *, log_level: str = "error") -> str:
+    """Run an ffmpeg-python ``graph``; when ``output`` is given it is the graph's output file,
+    which appears only if ffmpeg succeeded. Returns stderr (``log_level`` "info" for what
+    filters and the progress line report)."""
+    cmd = _command(graph, log_level)
     tmp: Path | None = None
     if output is not None:
         # ffmpeg picks the muxer from the suffix, so keep it; unique per call, because two
         # threads may be producing the same cached file at once
         tmp = output.with_name(f"{output.stem}.part-{uuid.uuid4().hex[:8]}{output.suffix}")
         cmd[len(cmd) - 1 - cmd[::-1].index(str(output))] = str(tmp)
-    log.debug("ffmpeg: %s", shlex.join(cmd))
     try:
         proc = _run(cmd)
     except KeyboardInterrupt:
@@ -129,62 +133,52 @@ _TIME = re.compile(r"time=(\d+):(\d+):(\d+(?:\.\d+)?)")
 _CHANNELS = {"mono": 1, "stereo": 2, "2.1": 3, "quad": 4, "5.0": 5, "5.1": 6, "6.1": 7, "7.1": 8}
 
 
+#: Where ffmpeg's report on its input ends and the one on its own output begins.
+_OUTPUT_REPORT = re.compile(r"^(?:Stream mapping:|Output #0)", re.MULTILINE)
+
+
+def probe_graph(path: Path) -> ffmpeg_python.nodes.OutputStream:
+    """Open ``path`` and stop before the first frame (``t=0``): ffmpeg reports on the input
+    first, as ``ffmpeg -i`` alone would, but that command has no output, so no graph builds it."""
+    return ffmpeg_python.input(str(path)).output("-", f="null", t=0)
+
+
 def probe(path: Path) -> AudioInfo:
     """Duration, codec, sample rate and channels of the first audio stream.
 
     Raises :class:`MediaError` when the file is not media or has no audio stream.
     """
-    if ffprobe_exe():
-        return _probe_ffprobe(path)
-    return _probe_ffmpeg(path)
-
-
-def _probe_ffprobe(path: Path) -> AudioInfo:
-    cmd = [ffprobe_exe(), "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
-    proc = _run(cmd)
-    if proc.returncode != 0:
-        raise MediaError(f"not readable as audio or video ({_why(proc.stderr)})")
-    data = json.loads(proc.stdout or "{}")
-    streams = data.get("streams", [])
-    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
-    if audio is None:
-        raise MediaError("contains no audio stream")
-    duration = audio.get("duration") or data.get("format", {}).get("duration")
-    return AudioInfo(
-        duration=float(duration) if duration not in (None, "N/A") else None,
-        codec=audio.get("codec_name"),
-        sample_rate=int(audio["sample_rate"]) if audio.get("sample_rate") else None,
-        channels=audio.get("channels"),
-        container=data.get("format", {}).get("format_name"),
-        has_video=any(s.get("codec_type") == "video" and s.get("disposition", {}).get("attached_pic") != 1 for s in streams),
-    )
-
-
-def _probe_ffmpeg(path: Path) -> AudioInfo:
-    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-i", str(path)]
-    stderr = _run(cmd).stderr
-    stream = _AUDIO_STREAM.search(stderr)
+    stderr = _run(_command(probe_graph(path), "info")).stderr
+    # The exit status is not the answer: an input with no decoder for its codec, or with only
+    # subtitles, fails when the output is set up, after the report on the input was printed.
     if "Input #0" not in stderr:
         raise MediaError(f"not readable as audio or video ({_why(stderr)})")
+    report = _OUTPUT_REPORT.split(stderr, maxsplit=1)[0]
+    stream = _AUDIO_STREAM.search(report)
     if stream is None:
         raise MediaError("contains no audio stream")
-    duration_match = _DURATION.search(stderr)
+    duration_match = _DURATION.search(report)
     duration = None
     if duration_match:
         h, m, s = duration_match.groups()
         duration = int(h) * 3600 + int(m) * 60 + float(s)
-    container = _INPUT.search(stderr)
-    channels = stream.group(3).strip() if stream.group(3) else None
-    video = re.search(r"Stream #\S+.*?: Video: (\S+)", stderr)
+    container = _INPUT.search(report)
+    video = re.search(r"Stream #\S+.*?: Video: (\S+)", report)
     return AudioInfo(
         duration=duration,
         codec=stream.group(1),
         sample_rate=int(stream.group(2)) if stream.group(2) else None,
-        channels=_CHANNELS.get(channels) if channels else None,
+        channels=_channel_count(stream.group(3).strip()) if stream.group(3) else None,
         container=container.group(1) if container else None,
         # cover art in an MP3 shows as a video stream flagged "(attached pic)"
-        has_video=bool(video) and "attached pic" not in stderr[video.start(): stderr.find("\n", video.start())],
+        has_video=bool(video) and "attached pic" not in report[video.start(): report.find("\n", video.start())],
     )
+
+
+def _channel_count(layout: str) -> int | None:
+    """Channels from the layout ffmpeg names: "stereo", "5.1(side)", or "3 channels" when it has no name."""
+    counted = re.fullmatch(r"(\d+) channels", layout)
+    return int(counted.group(1)) if counted else _CHANNELS.get(layout.split("(")[0])
 
 
 def decoded_duration(path: Path) -> float:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
+import ffmpeg as ffmpeg_python
 import pytest
 
-from runpipe.ffmpeg import ffmpeg_exe
+from runpipe import ffmpeg
 from runpipe.testing import tone_wav
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,27 +59,25 @@ def require(condition: bool, reason: str) -> None:
         pytest.skip(reason)
 
 
-def ffmpeg(*args: str) -> None:
-    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", *args], check=True)
-
-
 @pytest.fixture(scope="session")
 def media_dir(tmp_path_factory) -> Path:
     """The same 3 s tone in every container the normalize stage must accept, plus a video."""
     folder = tmp_path_factory.mktemp("media")
     source = tone_wav(folder / "tone.wav", seconds=3.0, rate=44100, channels=2)
-    for name, codec in {
-        "tone.mp3": ["-c:a", "libmp3lame"],
-        "tone.flac": ["-c:a", "flac"],
-        "tone.ogg": ["-c:a", "libvorbis"],
-        "tone.aiff": ["-c:a", "pcm_s16be"],
-        "tone.m4a": ["-c:a", "aac"],
-        "tone.webm": ["-c:a", "libopus"],
-        "tone.opus": ["-c:a", "libopus"],
+    for name, encoder in {
+        "tone.mp3": "libmp3lame",
+        "tone.flac": "flac",
+        "tone.ogg": "libvorbis",
+        "tone.aiff": "pcm_s16be",
+        "tone.m4a": "aac",
+        "tone.webm": "libopus",
+        "tone.opus": "libopus",
     }.items():
-        ffmpeg("-i", str(source), *codec, str(folder / name))
-    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=10", "-i", str(source), "-t", "3",
-           "-c:v", "mpeg4", "-c:a", "aac", "-shortest", str(folder / "clip.mp4"))
+        ffmpeg.run(ffmpeg_python.input(str(source)).output(str(folder / name), **{"c:a": encoder}))
+    picture = ffmpeg_python.input("testsrc=size=160x120:rate=10", f="lavfi")
+    clip = ffmpeg_python.output(picture, ffmpeg_python.input(str(source)), str(folder / "clip.mp4"),
+                                t=3, shortest=None, **{"c:v": "mpeg4", "c:a": "aac"})
+    ffmpeg.run(clip)
     return folder
 
 

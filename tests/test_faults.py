@@ -87,10 +87,11 @@ import sys
 import wave
 from pathlib import Path
 
+import ffmpeg as ffmpeg_python
 import pytest
 
-from conftest import ffmpeg, sample_copy
-from runpipe import hookimpl
+from conftest import sample_copy
+from runpipe import ffmpeg, hookimpl
 from runpipe.errors import MediaError, PipelineConfigError
 from runpipe.model import AudioFile, MediaItem, TimeRange
 from runpipe.paths import user_dir
@@ -217,7 +218,7 @@ def _make_bad(kind: str, folder: Path, media_dir: Path) -> Path:
         path.write_text("just some text, not audio\n" * 20)
     elif kind == "image-as-wav":
         png = folder / "picture.png"
-        ffmpeg("-f", "lavfi", "-i", "color=c=red:s=16x16", "-frames:v", "1", str(png))
+        ffmpeg.run(ffmpeg_python.input("color=c=red:s=16x16", f="lavfi").output(str(png), **{"frames:v": 1}))
         path = png.rename(folder / "picture.wav")
     elif kind == "unknown-codec":
         path = unknown_codec_wav(folder / "strange codec.wav")
@@ -225,7 +226,7 @@ def _make_bad(kind: str, folder: Path, media_dir: Path) -> Path:
         srt = folder / "subs.srt"
         srt.write_text("1\n00:00:00,000 --> 00:00:02,000\nhello\n\n")
         path = folder / "subtitles.mka"
-        ffmpeg("-i", str(srt), "-c:s", "srt", str(path))
+        ffmpeg.run(ffmpeg_python.input(str(srt)).output(str(path), **{"c:s": "srt"}))
         srt.unlink()
     else:  # pragma: no cover
         raise AssertionError(kind)
@@ -969,7 +970,8 @@ def test_ctrl_c_during_transcoding_records_no_invented_failure(server, tmp_path)
     folder.mkdir()
     inputs = []
     for n in range(2):  # long enough that the transcode is surely running when Ctrl-C comes
-        ffmpeg("-f", "lavfi", "-i", f"sine=f={300 + 100 * n}:d=900", "-ar", "44100", "-ac", "2", str(folder / f"long{n}.wav"))
+        tone = ffmpeg_python.input(f"sine=f={300 + 100 * n}:d=900", f="lavfi")
+        ffmpeg.run(tone.output(str(folder / f"long{n}.wav"), ar=44100, ac=2))
         inputs.append(folder / f"long{n}.wav")
     start, run = _ctrl_c_job(tmp_path, server, inputs)
     process = start()

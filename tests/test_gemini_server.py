@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
 import urllib.error
 import urllib.request
 
+import ffmpeg as ffmpeg_python
 import pytest
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
+from runpipe import ffmpeg
 from runpipe.testing.gemini_server import (
     MiB,
     Answer,
@@ -24,7 +25,6 @@ from runpipe.testing.gemini_server import (
     media_duration,
     noise_wav,
 )
-from runpipe.ffmpeg import ffmpeg_exe
 from runpipe.testing import tone_wav
 
 MODEL = "gemini-3.8-flash"
@@ -228,7 +228,7 @@ def test_count_tokens_for_inline_wav_flac_and_ogg(server, tmp_path):
     wav, flac, ogg = tmp_path / "a.wav", tmp_path / "a.flac", tmp_path / "a.ogg"
     tone_wav(wav, 5.0)
     for encoded in (flac, ogg):
-        subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(wav), str(encoded)], check=True)
+        ffmpeg.run(ffmpeg_python.input(str(wav)).output(str(encoded)))
     assert media_duration(flac.read_bytes()) == pytest.approx(5.0, abs=0.01)  # from the STREAMINFO header
     assert media_duration(ogg.read_bytes()) == pytest.approx(5.0, abs=0.05)  # decoded by ffmpeg
     client = sdk(server)

@@ -48,8 +48,11 @@ def test_normalized_audio_is_cached_by_content(media_dir, tmp_path):
 
 
 def test_probe_works_without_ffprobe(media_dir, monkeypatch):
-    monkeypatch.setattr(ffmpeg, "ffprobe_exe", lambda: None)
+    ran = []
+    real_run = ffmpeg.subprocess.run
+    monkeypatch.setattr(ffmpeg.subprocess, "run", lambda cmd, **kw: ran.append(cmd[0]) or real_run(cmd, **kw))
     info = ffmpeg.probe(media_dir / "tone.m4a")
+    assert ran == [ffmpeg.ffmpeg_exe()]  # whether or not an ffprobe sits beside it
     assert (info.sample_rate, info.channels) == (44100, 2)
     assert info.duration == pytest.approx(3.0, abs=0.1)
 
@@ -109,42 +112,3 @@ def test_no_partial_normalized_file_after_failure(tmp_path):
     with pytest.raises(MediaError):
         normalize(bad(tmp_path, "x.ogg", b"OggS" + b"\0" * 100), Target())
     assert not [p for p in cache_dir("normalized").iterdir()]
-
-
-#: What runpipe ran for each shipped format before its commands became ffmpeg-python graphs
-#: (recorded from the hand-built argv on tone.wav; IN and OUT stand for the paths).
-BEFORE_GRAPHS = {
-    fmt: ["-nostdin", "-hide_banner", "-y", "-v", "error", "-i", "IN", "-map", "0:a:0", "-vn", "-sn", "-dn",
-          "-ac", "1", "-ar", "16000", "-c:a", encoder, *(["-b:a", "32k"] if lossy else []), "OUT"]
-    for fmt, encoder, lossy in [("ogg", "libvorbis", True), ("flac", "flac", False), ("mp3", "libmp3lame", True),
-                                ("wav", "pcm_s16le", False), ("aac", "aac", True), ("aiff", "pcm_s16be", False)]
-}
-
-
-def same_work(argv: list[str]) -> tuple:
-    """A command line as what it asks of ffmpeg: options before the input, the input, and the
-    output's options as a set (ffmpeg-python sorts them; their order within a file does not matter)."""
-    i = argv.index("-i")
-    before, input_path, after = argv[:i], argv[i + 1], argv[i + 2:-1]
-    options, k = set(), 0
-    while k < len(after):
-        takes_value = k + 1 < len(after) and not after[k + 1].startswith("-")
-        options.add((after[k], after[k + 1] if takes_value else None))
-        k += 2 if takes_value else 1
-    return tuple(before), input_path, frozenset(options), argv[-1]
-
-
-@pytest.mark.parametrize("fmt", list(BEFORE_GRAPHS))
-def test_the_compiled_graph_is_the_command_runpipe_ran_before(fmt, media_dir, monkeypatch):
-    if fmt == "ogg" and "libvorbis" not in ffmpeg.encoders():
-        pytest.skip("this ffmpeg has only the native vorbis encoder")
-    ran = []
-    real_run = ffmpeg.subprocess.run
-    monkeypatch.setattr(ffmpeg.subprocess, "run", lambda cmd, **kw: ran.append(cmd) or real_run(cmd, **kw))
-    audio = normalize(_file_item(media_dir / "tone.wav"), Target(format=fmt))
-    encode = next(cmd for cmd in ran if cmd[0] == ffmpeg.ffmpeg_exe() and "-map" in cmd)
-    part = encode[-1]
-    assert ".part-" in part and Path(part).suffix == audio.path.suffix  # the runner's temporary name
-    expected = [ffmpeg.ffmpeg_exe(), *BEFORE_GRAPHS[fmt]]
-    expected[expected.index("IN")], expected[-1] = str(media_dir / "tone.wav"), part
-    assert same_work(encode[1:]) == same_work(expected[1:])

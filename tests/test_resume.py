@@ -18,9 +18,11 @@ import sys
 import time
 from pathlib import Path
 
+import ffmpeg as ffmpeg_python
 import pytest
 
-from conftest import SAMPLE, ffmpeg
+from conftest import SAMPLE
+from runpipe import ffmpeg
 from runpipe.paths import user_dir
 from runpipe.testing.gemini_server import Answer, FakeGemini
 
@@ -58,7 +60,8 @@ def job(tmp_path, server):
     folder = tmp_path / "in"
     folder.mkdir()
     for name, gain in zip(INPUTS, ("1.0", "0.8", "0.6")):
-        ffmpeg("-i", str(SAMPLE), "-af", f"volume={gain}", "-c:a", "libvorbis", "-ar", "16000", "-ac", "1", str(folder / name))
+        quieter = ffmpeg_python.input(str(SAMPLE)).filter("volume", gain)
+        ffmpeg.run(quieter.output(str(folder / name), ar=16000, ac=1, **{"c:a": "libvorbis"}))
     (folder / "broken.ogg").write_text("this is not audio\n")
     inputs = [folder / name for name in (*INPUTS, "broken.ogg")]
     spec = {
