@@ -555,7 +555,9 @@ def test_plugin_raising_in_each_stage(stage, server, tmp_path):
 BACKEND_FAULTS = {
     "429-storm": ([HttpError(429, retry_after=0.05)] * 3, {}, r"kept answering 429 RESOURCE_EXHAUSTED after 3 attempt"),
     "500s": ([HttpError(500), HttpError(503), HttpError(500)], {}, r"failed after 3 attempt\(s\) \(500 INTERNAL\)"),
-    "timeouts": ([Answer(GOOD, delay=1.5)] * 3, {"request_timeout": 0.5}, r"could not reach Gemini .* after 3 attempt"),
+    # The timeout also applies to the good input's request, which on a busy 2-core machine (load 16)
+    # took longer than 0.5 s to answer: 2 s against a 4 s delay keeps the two cases apart.
+    "timeouts": ([Answer(GOOD, delay=4.0)] * 3, {"request_timeout": 2.0}, r"could not reach Gemini .* after 3 attempt"),
     "dropped-connections": ([Disconnect()] * 3, {}, r"could not reach Gemini .* after 3 attempt"),
     "truncated-json": ([RawText('{"summary": "A short rec')] * 3, {}, r"not valid JSON"),
     "cut-at-max-tokens": ([truncated(GOOD)] * 3, {}, r"cut off at the output token limit"),
