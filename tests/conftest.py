@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import ffmpeg as ffmpeg_python
@@ -84,3 +85,12 @@ def media_dir(tmp_path_factory) -> Path:
 def sample_copy(folder: Path, name: str = "podcast_sample.ogg") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     return Path(shutil.copy(SAMPLE, folder / name))
+
+
+def wait_for(condition, what: str, timeout: float = 60.0) -> None:
+    """Poll ``condition`` until it holds (the tests that stop a runpipe process mid-way)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)

@@ -90,7 +90,7 @@ from pathlib import Path
 import ffmpeg as ffmpeg_python
 import pytest
 
-from conftest import sample_copy
+from conftest import sample_copy, wait_for
 from runpipe import ffmpeg, hookimpl
 from runpipe.errors import MediaError, PipelineConfigError
 from runpipe.model import AudioFile, MediaItem, TimeRange
@@ -917,16 +917,6 @@ def _ctrl_c_job(tmp_path: Path, server: FakeGemini, inputs: list[Path]):
     return start, run
 
 
-def _wait_for(condition, what: str, timeout: float = 60.0) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 def _ctrl_c(process: subprocess.Popen, times: int = 1) -> tuple[str, str]:
     import signal
     import time
@@ -955,7 +945,7 @@ def test_ctrl_c_with_requests_in_flight_stops_at_once(presses, server, tmp_path)
     server.default_response = Answer(GOOD, delay=60)
     start, run = _ctrl_c_job(tmp_path, server, inputs)
     process = start()
-    _wait_for(lambda: len(server.requests_to("generateContent")) == 3, "three requests in flight")
+    wait_for(lambda: len(server.requests_to("generateContent")) == 3, "three requests in flight")
     _ctrl_c(process, presses)
     last, rows = _statuses()
     assert last["status"] == "interrupted" and last["unfinished"] == 3 and last["failed"] == 0
@@ -978,7 +968,7 @@ def test_ctrl_c_during_transcoding_records_no_invented_failure(server, tmp_path)
     start, run = _ctrl_c_job(tmp_path, server, inputs)
     process = start()
     normalized = user_dir() / "normalized"
-    _wait_for(lambda: normalized.is_dir() and any(".part" in p.name for p in normalized.iterdir()), "a transcode under way")
+    wait_for(lambda: normalized.is_dir() and any(".part" in p.name for p in normalized.iterdir()), "a transcode under way")
     _ctrl_c(process)
     last, rows = _statuses()
     assert last["status"] == "interrupted" and last["failed"] == 0, rows
@@ -1043,7 +1033,7 @@ def test_two_runs_on_the_same_input_pay_once(server, tmp_path):
     server.default_response = Answer(GOOD, delay=10)  # the second run is surely up before this is answered
     start, _ = _ctrl_c_job(tmp_path, server, [audio])
     first = start()
-    _wait_for(lambda: len(server.requests_to("generateContent")) == 1, "the first run's request")
+    wait_for(lambda: len(server.requests_to("generateContent")) == 1, "the first run's request")
     second = start()
     outputs = [p.communicate(timeout=120) for p in (first, second)]
     assert [p.returncode for p in (first, second)] == [0, 0], [e for _, e in outputs]

@@ -21,7 +21,7 @@ from pathlib import Path
 import ffmpeg as ffmpeg_python
 import pytest
 
-from conftest import SAMPLE
+from conftest import SAMPLE, wait_for
 from runpipe import ffmpeg
 from runpipe.paths import user_dir
 from runpipe.testing.gemini_server import Answer, FakeGemini
@@ -100,14 +100,6 @@ def job(tmp_path, server):
 
     return type("Job", (), {"run": staticmethod(run), "start": staticmethod(start), "command": staticmethod(command),
                             "inputs": inputs, "out": out})
-
-
-def wait_for(condition, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def kill(process: subprocess.Popen) -> None:
