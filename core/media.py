@@ -212,4 +212,5 @@ def slice_audio(audio: AudioFile, window: TimeRange) -> AudioFile:
         channels=audio.channels,
         bytes_before=audio.bytes_after,
         bytes_after=out.stat().st_size,
+        source_offset=audio.source_offset + window.start,
     )

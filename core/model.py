@@ -91,6 +91,9 @@ class AudioFile:
     channels: int | None = None
     bytes_before: int | None = None
     bytes_after: int | None = None
+    # Where ``path`` starts in the source file, in seconds (a window cut out is a slice of it),
+    # for a backend that decodes the source itself rather than the lossy normalized copy.
+    source_offset: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,6 +97,7 @@ def test_slicing_runs_the_command_it_ran_before(fmt, media_dir, ran):
     audio = normalize(_file_item(media_dir / "tone.wav"), Target(format=fmt))
     ran.clear()
     window = slice_audio(audio, TimeRange(0.75, 2.5))
+    assert window.source_offset == 0.75  # where a backend reading the source finds it
     [cut] = ran
     assert Path(cut[-1]).name.startswith(window.path.stem + ".part-")
     assert same_work(cut) == same_work(slice_before(fmt, 0.75, 1.75, audio.path, cut[-1]))

@@ -4,6 +4,7 @@ with the models the ``local`` extra installs. Nothing is downloaded, ever."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
 from runpipe.errors import BackendError, PipelineConfigError
@@ -145,7 +146,8 @@ class LocalBackend(Backend):
                 f"the local backend cannot fill schema {task.schema_name!r} (task {task.name}); it answers "
                 f"{', '.join(sorted(_FILLERS))}. Use the Gemini backend for this task."
             )
-        data, estimated, provenance = fill(audio, task, settings, start, end)
+        path, start, end = _decoded_stretch(audio, start, end)
+        data, estimated, provenance = fill(path, task, settings, start, end)
         whisper = models.whisper_model(settings.whisper_model_dir, settings.compute_type, settings.cpu_threads)
         base = _base_provenance(settings, whisper)
         base["models"].update(provenance.pop("models", {}))
@@ -160,6 +162,23 @@ class LocalBackend(Backend):
             estimated_fields=estimated,
             notes=notes,
         )
+
+
+def _decoded_stretch(audio: AudioFile, start: float, end: float | None) -> tuple[Path, float, float | None]:
+    """The file the offline models decode and ``start``/``end`` on its timeline: the source
+    itself where it is a local file, else the normalized copy.
+
+    The normalized copy is made for uploading (32 kbps Vorbis by default), and its artefacts
+    change Whisper's words: on the dev corpus' two-speaker dialogue the same decode heard "Tear
+    a thin sheet" in the original and "Tereth in-sheet" in the copy. The bare engine decodes
+    the original, and so do these models (PyAV reads every format ffmpeg normalized from)."""
+    source = audio.source.path
+    if source is None or not source.is_file():
+        return audio.path, start, end
+    if end is None and audio.source_offset:  # a slice of the source ends where the slice does
+        end = audio.duration
+    offset = audio.source_offset
+    return source, offset + start, None if end is None else offset + end
 
 
 def _base_provenance(settings: RecognitionSettings, whisper) -> dict:
@@ -223,9 +242,9 @@ def _summary(pieces: tuple[Piece, ...]) -> str:
     return extractive_summary(split_sentences(" ".join(_english_text(p) for p in pieces)))
 
 
-def _fill_transcript(audio, task, settings, start, end, *, english_copy: bool = False, emotion_field: bool = True):
+def _fill_transcript(path, task, settings, start, end, *, english_copy: bool = False, emotion_field: bool = True):
     """``emotion_field``: the schema has a per-segment emotion, which is left out and noted."""
-    recognition = recognize(audio.path, start, end, settings)
+    recognition = recognize(path, start, end, settings)
     segments = [_segment_record(p, english_copy) for p in recognition.pieces]
     estimated = ["summary"]
     if settings.translate:
@@ -238,13 +257,13 @@ def _fill_transcript(audio, task, settings, start, end, *, english_copy: bool = 
     return data, tuple(estimated), provenance
 
 
-def _fill_translation(audio, task, settings, start, end):
+def _fill_translation(path, task, settings, start, end):
     # The translation schema asks for English in every segment: English speech is its own.
-    return _fill_transcript(audio, task, replace(settings, translate=True), start, end, english_copy=True, emotion_field=False)
+    return _fill_transcript(path, task, replace(settings, translate=True), start, end, english_copy=True, emotion_field=False)
 
 
-def _fill_meeting(audio, task, settings, start, end):
-    data, estimated, provenance = _fill_transcript(audio, task, settings, start, end, emotion_field=False)
+def _fill_meeting(path, task, settings, start, end):
+    data, estimated, provenance = _fill_transcript(path, task, settings, start, end, emotion_field=False)
     spoken = [
         SpokenSentence(sentence, seg["speaker"], seg["timestamp"])
         for seg in data["segments"]
@@ -260,11 +279,11 @@ def _fill_meeting(audio, task, settings, start, end):
     return data, (*estimated, "decisions", "action_items"), provenance
 
 
-def _fill_description(audio, task, settings, start, end):
+def _fill_description(path, task, settings, start, end):
     detector = models.event_detector()
     whisper = models.whisper_model(settings.whisper_model_dir, settings.compute_type, settings.cpu_threads)
     events, languages, duration = [], [], 0.0
-    for window in stream_windows(audio.path, start=start, end=end, window_seconds=settings.window_seconds, vad=settings.vad):
+    for window in stream_windows(path, start=start, end=end, window_seconds=settings.window_seconds, vad=settings.vad):
         shift = window.offset - start
         duration = shift + window.duration
         events += [replace(e, start=e.start + shift, end=e.end + shift) for e in detect_events(window.samples, detector)]
