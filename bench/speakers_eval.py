@@ -196,22 +196,27 @@ def main() -> None:
         name, values = args.leave_one_out.split("=", 1)
         candidates = [parse(v) for v in values.split(",")]
         table = np.zeros((len(candidates), len(prepared), 2))  # (errors, scored)
+        found = np.zeros((len(candidates), len(prepared)), dtype=int)
         for c, value in enumerate(candidates):
             chosen = replace(settings, **{name: value})
             for f, item in enumerate(prepared):
-                _, errors, scored = evaluation.score_speakers(item.reference, item.label(embedder, chosen))
+                found[c, f], errors, scored = evaluation.score_speakers(item.reference, item.label(embedder, chosen))
                 table[c, f] = (errors or 0.0, scored or 0.0)
         print(f"\nleave-one-out over {name} in {candidates}")
         held_errors = held_scored = 0.0
+        held_right = 0
         for f, item in enumerate(prepared):
+            # Picked by pooled DER on the others, then by how many of the others get their count right.
             others = np.delete(table, f, axis=1).sum(axis=1)
-            best = int(np.argmin(others[:, 0] / np.maximum(others[:, 1], 1e-9)))
+            right = (np.delete(found, f, axis=1) == np.array([p.reference.speaker_count for i, p in enumerate(prepared) if i != f])).sum(axis=1)
+            best = min(range(len(candidates)), key=lambda c: (round(others[c, 0] / max(others[c, 1], 1e-9), 4), -right[c]))
             errors, scored = table[best, f]
             held_errors += errors
             held_scored += scored
-            print(f"{item.reference.id[:36]:<36} picked {name}={candidates[best]}  DER {evaluation._pct(errors / scored) if scored else '-'}")
-        print(f"held-out pooled DER {evaluation._pct(held_errors / held_scored) if held_scored else '-'}")
-
+            held_right += found[best, f] == item.reference.speaker_count
+            der = evaluation._pct(errors / scored) if scored else "-"
+            print(f"{item.reference.id[:36]:<36} picked {name}={candidates[best]}  spk {item.reference.speaker_count}/{found[best, f]}  DER {der}")
+        print(f"held-out pooled DER {evaluation._pct(held_errors / held_scored) if held_scored else '-'}, speaker count right {held_right}/{len(prepared)}")
 
 if __name__ == "__main__":
     main()

@@ -50,7 +50,7 @@ class LocalOptions:
     language: str | None = option(None, "force one language code (e.g. en) instead of detecting it per speech region")
     num_speakers: int | None = option(None, "exact number of speakers", minimum=1)
     min_speakers: int = option(1, "fewest speakers to find when counting automatically", minimum=1)
-    max_speakers: int = option(8, "most speakers to find when counting automatically", minimum=1)
+    max_speakers: int | None = option(None, "most speakers to find when counting automatically (default: no limit)", minimum=1)
     diarize: bool = option(True, "label speakers; false labels everything Speaker 1")
     vad: bool = option(True, "recognise only detected speech; false decodes everything")
     translate: bool = option(True, "translate non-English passages with Whisper's translate task")
@@ -74,7 +74,7 @@ def recognition_settings(options: LocalOptions) -> RecognitionSettings:
     language = options.language
     if language is not None and not language.strip():
         raise PipelineConfigError(f"backend local: option language must be a language code such as 'en', got {language!r}")
-    if options.min_speakers > options.max_speakers:
+    if options.max_speakers is not None and options.min_speakers > options.max_speakers:
         raise PipelineConfigError(f"backend local: min_speakers ({options.min_speakers}) is more than max_speakers ({options.max_speakers})")
     decoding = DecodingSettings(
         beam_size=options.beam_size,
