@@ -292,6 +292,11 @@ def test_packed_clips_cut_in_pauses_and_keep_regions_whole():
     # Cut only where needed: every clip but the last would have run past 29.5 s with its next region.
     assert all(end - start <= 29.5 for start, end in clips)
     assert len(clips) == 3
+    # Of the pauses that give as few clips, the longest is cut: 1 s after 20 s of speech, not
+    # the 0.2 s pause inside the sentence that runs to 28 s.
+    sentences = [(0.0, 20.0), (21.0, 27.0), (27.2, 28.0), (28.5, 40.0)]
+    packed = PackedClip.pack(np.zeros(40 * RATE, np.float32), [(0.0, 40.0)])
+    assert packed.clips(sentences, longest=29.5) == [0.0, 20.5, 20.5, 40.0]
 
 
 def test_a_translation_that_still_loops_is_dropped_not_kept():

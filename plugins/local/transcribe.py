@@ -22,6 +22,7 @@ Every time here is in seconds from the start of the ``samples`` array passed in.
 from __future__ import annotations
 
 import hashlib
+import math
 from bisect import bisect_right
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
@@ -262,16 +263,32 @@ class PackedClip:
     def clips(self, regions: Sequence[Region], longest: float) -> list[float]:
         """``samples`` cut at pauses between ``regions`` (recording times) into clips of at
         most ``longest`` seconds where the pauses allow, as faster-whisper's
-        ``clip_timestamps`` ([start, end, start, end, ...], seconds into ``samples``)."""
+        ``clip_timestamps`` ([start, end, start, end, ...], seconds into ``samples``).
+
+        As few clips as the pauses allow (each clip is an encoder pass), and among those the
+        cuts in the longest pauses: Whisper decodes a clip alone, and a short pause is often
+        inside a sentence (measured: cut at the last pause that fitted, a German FLEURS
+        sentence's last verb, "darlegen", came back as "da liegen", alone in its clip)."""
         inside = [(self.to_packed(s), self.to_packed(e)) for s, e in regions if any(a <= s and e <= b for a, b in self.spans)]
-        cuts = [(end + start) / 2 for (_, end), (start, _) in zip(inside, inside[1:]) if start > end]
         total = self.samples.size / SAMPLE_RATE
-        bounds, last_cut = [0.0], None
-        for cut in cuts + [total]:
-            if cut - bounds[-1] > longest and last_cut is not None and last_cut > bounds[-1]:
-                bounds.append(last_cut)
-            last_cut = cut
-        bounds.append(total)
+        pauses = [(start - end, (end + start) / 2) for (_, end), (start, _) in zip(inside, inside[1:]) if start > end]
+        points = [0.0] + [middle for _, middle in pauses] + [total]
+        lengths = [math.inf] + [length for length, _ in pauses] + [math.inf]
+        # best[j]: (clips, -shortest pause cut, -pauses cut in total) to reach points[j], and from where.
+        best: list[tuple[tuple[float, float, float], int]] = [((0, -math.inf, 0.0), -1)]
+        for j in range(1, len(points)):
+            reachable = [i for i in range(j) if points[j] - points[i] <= longest] or [j - 1]  # speech longer than a clip: cut at the next pause
+            options = []
+            for i in reachable:
+                (clips, shortest, summed), _ = best[i]
+                cut = lengths[j] if j < len(points) - 1 else math.inf
+                options.append(((clips + 1, max(shortest, -cut), summed - (0.0 if math.isinf(cut) else cut)), i))
+            best.append(min(options))
+        bounds, j = [], len(points) - 1
+        while j > 0:
+            bounds.append(points[j])
+            j = best[j][1]
+        bounds = [0.0] + bounds[::-1]
         return [t for start, end in zip(bounds, bounds[1:]) for t in (start, end)]
 
     def to_recording(self, t: float, span: int) -> float:
