@@ -17,19 +17,21 @@ SAMPLE_RATE = 16000
 Region = tuple[float, float]  # (start, end) in seconds
 
 
-def _decode_blocks(path: str | Path, start: float, block_seconds: float) -> Iterator[np.ndarray]:
+def _decode_blocks(path: str | Path, start: float, block_seconds: float, channel: int | None = None) -> Iterator[np.ndarray]:
     """Decode ``path`` from ``start`` seconds on, yielding float32 16 kHz mono blocks of
-    ``block_seconds`` (the last one shorter). Only one block is held in memory at a time."""
+    ``block_seconds`` (the last one shorter): the mix of all channels, or only ``channel``.
+    Only one block is held in memory at a time."""
     import av
 
     block_samples = int(block_seconds * SAMPLE_RATE)
-    resampler = av.audio.resampler.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
     pending: list[np.ndarray] = []
     pending_samples = 0
     # Samples still to drop before ``start``: seeking lands on a packet at or before it.
     to_skip: int | None = None if start > 0 else 0
     with av.open(str(path), mode="r", metadata_errors="ignore") as container:
         stream = container.streams.audio[0]
+        layout = "mono" if channel is None else stream.layout.name
+        resampler = av.audio.resampler.AudioResampler(format="s16p", layout=layout, rate=SAMPLE_RATE)
         if start > 0:
             container.seek(int(start / stream.time_base), stream=stream, backward=True, any_frame=False)
         for frame in container.decode(stream):
@@ -37,7 +39,7 @@ def _decode_blocks(path: str | Path, start: float, block_seconds: float) -> Iter
                 frame_start = float(frame.pts * frame.time_base) if frame.pts is not None else 0.0
                 to_skip = max(0, int(round((start - frame_start) * SAMPLE_RATE)))
             for resampled in resampler.resample(frame):
-                samples = resampled.to_ndarray().reshape(-1)
+                samples = resampled.to_ndarray()[channel or 0]
                 if to_skip:
                     dropped = min(to_skip, samples.size)
                     samples, to_skip = samples[dropped:], to_skip - dropped
@@ -48,7 +50,7 @@ def _decode_blocks(path: str | Path, start: float, block_seconds: float) -> Iter
                 yield joined[:block_samples].astype(np.float32) / 32768.0
                 pending, pending_samples = [joined[block_samples:]], joined.size - block_samples
         for resampled in resampler.resample(None):  # flush the resampler's tail
-            pending.append(resampled.to_ndarray().reshape(-1))
+            pending.append(resampled.to_ndarray()[channel or 0])
     if pending:
         tail = np.concatenate(pending)
         if tail.size:
@@ -93,11 +95,11 @@ class AudioWindow:
 _SHORT_TAIL = 0.25  # a last block under this share of a window is decoded with the window before it
 
 
-def _limited_blocks(path: str | Path, start: float, end: float | None, window_seconds: float) -> Iterator[np.ndarray]:
+def _limited_blocks(path: str | Path, start: float, end: float | None, window_seconds: float, channel: int | None) -> Iterator[np.ndarray]:
     """Blocks of ``window_seconds`` decoded from ``start``, stopping at ``end``."""
     limit = None if end is None else int(round((end - start) * SAMPLE_RATE))
     decoded = 0
-    blocks = _decode_blocks(path, start, block_seconds=window_seconds)
+    blocks = _decode_blocks(path, start, block_seconds=window_seconds, channel=channel)
     for block in blocks:
         if limit is not None:
             block = block[: max(0, limit - decoded)]
@@ -115,9 +117,11 @@ def stream_windows(
     end: float | None = None,
     window_seconds: float = 600.0,
     vad: "VadSettings | None" = None,
+    channel: int | None = None,
 ) -> Iterator[AudioWindow]:
     """Decode ``path`` between ``start`` and ``end`` in windows of about ``window_seconds``,
-    each cut in a pause so no speech region is split between two windows.
+    each cut in a pause so no speech region is split between two windows; the mix of all
+    channels, or only ``channel``.
 
     Memory stays flat: at most one window plus the carried-over tail of the previous one is
     held. Every window carries its speech regions, found once here.
@@ -125,7 +129,7 @@ def stream_windows(
     vad = vad or VadSettings()
     carry = np.zeros(0, dtype=np.float32)
     carry_offset = start
-    blocks = _limited_blocks(path, start, end, window_seconds)
+    blocks = _limited_blocks(path, start, end, window_seconds, channel)
     block = next(blocks, None)
     while block is not None:
         # Look one block ahead: the last block is not cut, so its tail is not a window of its own.

@@ -4,18 +4,20 @@ Per decode window (about ``window_seconds``, cut in a pause): speech regions, la
 region, recognition, speaker embeddings, a local speaker clustering used only to split
 segments where the voice changes, and translation of the non-English passages. The
 window's samples are then dropped, so memory stays flat however long the file is. At the
-end one global clustering of all embeddings names the speakers.
+end one global clustering of all embeddings names the speakers. A recording with one talker
+per channel is analysed so channel by channel.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from runpipe.plugins.local import models
 from runpipe.plugins.local.audio import AudioWindow, VadSettings, stream_windows
+from runpipe.plugins.local.channels import ChannelSettings, TalkerChannels, talker_channels
 from runpipe.plugins.local.diarize import DiarizationSettings, SpeakerEmbedding, name_speakers, split_by_voice
 from runpipe.plugins.local.transcribe import (
     DecodingSettings,
@@ -34,6 +36,7 @@ class RecognitionSettings:
     decoding: DecodingSettings = DecodingSettings()
     diarization: DiarizationSettings = DiarizationSettings()
     vad: VadSettings = VadSettings()
+    channels: ChannelSettings = ChannelSettings()
     use_vad: bool = True
     diarize: bool = True
     translate: bool = True
@@ -67,36 +70,62 @@ def _regions(window: AudioWindow, settings: RecognitionSettings):
     return [(t, min(t + step, window.duration)) for t in np.arange(0.0, window.duration, step)]
 
 
+@dataclass
+class _Heard:
+    """What the windows of one stream (the mix, or one talker's channel) gave."""
+
+    pieces: list[Piece] = field(default_factory=list)
+    embeddings: list[SpeakerEmbedding] = field(default_factory=list)
+    languages: list[str] = field(default_factory=list)
+    duration: float = 0.0
+    speech: float = 0.0
+    windows: int = 0
+
+
 def recognize(path: str | Path, start: float, end: float | None, settings: RecognitionSettings) -> Recognition:
     """Analyse ``path`` between ``start`` and ``end`` (seconds; None: to the end). Times in
-    the result are relative to ``start``."""
+    the result are relative to ``start``. A recording with one talker per channel is analysed
+    channel by channel (see :mod:`channels`), and no voice is shared between channels."""
     whisper = models.whisper_model(settings.whisper_model_dir, settings.compute_type, settings.cpu_threads)
     embedder = models.speaker_embedder(settings.cpu_threads) if settings.diarize else None
-    pieces: list[Piece] = []
-    embeddings: list[SpeakerEmbedding] = []
-    duration = speech = 0.0
-    windows = 0
-    languages_seen: list[str] = []
-    for window in stream_windows(path, start=start, end=end, window_seconds=settings.window_seconds, vad=settings.vad):
-        windows += 1
+    talkers = talker_channels(path, start, end, settings.channels)
+    if talkers is None:
+        heard = [_hear(path, start, end, None, None, whisper, embedder, settings)]
+    else:
+        heard = [_hear(path, start, end, channel, talkers, whisper, embedder, settings) for channel in range(talkers.count)]
+    pieces, speaker_count = _name_speakers([(h.pieces, h.embeddings) for h in heard], settings)
+    return Recognition(
+        tuple(pieces),
+        max(h.duration for h in heard),
+        sum(h.speech for h in heard),
+        tuple(dict.fromkeys(code for h in heard for code in h.languages)),
+        speaker_count,
+        sum(h.windows for h in heard),
+    )
+
+
+def _hear(path, start, end, channel: int | None, talkers: TalkerChannels | None, whisper, embedder, settings: RecognitionSettings) -> _Heard:
+    heard = _Heard()
+    windows = stream_windows(path, start=start, end=end, window_seconds=settings.window_seconds, vad=settings.vad, channel=channel)
+    for window in windows:
+        heard.windows += 1
         shift = window.offset - start
-        duration = shift + window.duration
+        heard.duration = shift + window.duration
         regions = _regions(window, settings)
-        speech += sum(e - s for s, e in regions)
+        if talkers is not None:
+            regions = talkers.own_regions(channel, regions, shift, settings.channels)
+        heard.speech += sum(e - s for s, e in regions)
         languages = detect_region_languages(window.samples, regions, whisper, settings.decoding)
-        languages_seen += [lang.code for lang in languages]
-        heard = recognize_speech(window.samples, regions, whisper, settings.decoding, languages=languages, translate=settings.translate)
-        segments = list(heard.segments)
+        heard.languages += [lang.code for lang in languages]
+        recognized = recognize_speech(window.samples, regions, whisper, settings.decoding, languages=languages, translate=settings.translate)
+        segments = list(recognized.segments)
         window_embeddings: list[SpeakerEmbedding] = []
         if embedder is not None:
             segments, window_embeddings = split_by_voice(window.samples, regions, segments, embedder, settings.diarization)
-        translations = _translations_of(segments, heard.translations)
-        embeddings += [
-            SpeakerEmbedding(e.start + shift, e.end + shift, e.vector) for e in window_embeddings
-        ]
-        pieces += [Piece(segment.shifted(shift), translation) for segment, translation in zip(segments, translations)]
-    pieces, speaker_count = _name_speakers(pieces, embeddings, settings)
-    return Recognition(tuple(pieces), duration, speech, tuple(dict.fromkeys(languages_seen)), speaker_count, windows)
+        translations = _translations_of(segments, recognized.translations)
+        heard.embeddings += [SpeakerEmbedding(e.start + shift, e.end + shift, e.vector) for e in window_embeddings]
+        heard.pieces += [Piece(segment.shifted(shift), translation) for segment, translation in zip(segments, translations)]
+    return heard
 
 
 def _translations_of(segments: list[RecognizedSegment], translated: tuple[TranslatedText, ...]) -> list[str]:
@@ -126,9 +155,16 @@ def _translations_of(segments: list[RecognizedSegment], translated: tuple[Transl
     return [" ".join(p) for p in parts]
 
 
-def _name_speakers(pieces: list[Piece], embeddings: list[SpeakerEmbedding], settings: RecognitionSettings):
-    """Labels ``Speaker N`` in order of first appearance, from one clustering of the stretch."""
-    pieces = sorted(pieces, key=lambda p: p.segment.start)
-    speakers = name_speakers([p.segment for p in pieces], embeddings, settings.diarization)
-    named = [Piece(p.segment, p.translation, f"Speaker {n + 1}") for p, n in zip(pieces, speakers)]
-    return named, len(set(speakers))
+def _name_speakers(streams: list[tuple[list[Piece], list[SpeakerEmbedding]]], settings: RecognitionSettings):
+    """Labels ``Speaker N`` in order of first appearance, from one clustering of each
+    stream's embeddings (each channel's talkers are their own; all are Speaker 1 when
+    speakers are not labelled)."""
+    labelled: list[tuple[Piece, tuple[int, int]]] = []
+    for index, (pieces, embeddings) in enumerate(streams):
+        pieces = sorted(pieces, key=lambda p: p.segment.start)
+        speakers = name_speakers([p.segment for p in pieces], embeddings, settings.diarization)
+        labelled += [(p, (index, n) if settings.diarize else (0, 0)) for p, n in zip(pieces, speakers)]
+    labelled.sort(key=lambda item: (item[0].segment.start, item[1]))
+    numbers: dict[tuple[int, int], int] = {}
+    named = [Piece(p.segment, p.translation, f"Speaker {numbers.setdefault(voice, len(numbers)) + 1}") for p, voice in labelled]
+    return named, len(numbers)
