@@ -97,13 +97,13 @@ class Prepared:
 
     def label(self, embedder, settings) -> list[dict]:
         """The segments as the backend's speaker step labels them (split where the voice changes)."""
-        from runpipe.plugins.local.diarize import SpeakerEmbedding, name_speakers, split_by_voice
+        from runpipe.plugins.local.diarize import name_speakers, split_by_voice
 
         segments, embeddings = [], []
         for window, window_segments in zip(self.windows, self.window_segments):
             split, heard = split_by_voice(window.samples, list(window.regions), window_segments, embedder, settings)
             segments += [s.shifted(window.offset) for s in split]
-            embeddings += [SpeakerEmbedding(e.start + window.offset, e.end + window.offset, e.vector) for e in heard]
+            embeddings += [e.shifted(window.offset) for e in heard]
         segments.sort(key=lambda s: s.start)
         speakers = name_speakers(segments, embeddings, settings)
         return [{"start": s.start, "end": s.end, "speaker": f"Speaker {n + 1}"} for s, n in zip(segments, speakers)]

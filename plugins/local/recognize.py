@@ -123,7 +123,7 @@ def _hear(path, start, end, channel: int | None, talkers: TalkerChannels | None,
         if embedder is not None:
             segments, window_embeddings = split_by_voice(window.samples, regions, segments, embedder, settings.diarization)
         translations = _translations_of(segments, recognized.translations)
-        heard.embeddings += [SpeakerEmbedding(e.start + shift, e.end + shift, e.vector) for e in window_embeddings]
+        heard.embeddings += [e.shifted(shift) for e in window_embeddings]
         heard.pieces += [Piece(segment.shifted(shift), translation) for segment, translation in zip(segments, translations)]
     return heard
 
