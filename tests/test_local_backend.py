@@ -281,7 +281,7 @@ def test_packed_clips_cut_in_pauses_and_keep_regions_whole():
 
     regions = [(1.0, 12.0), (12.5, 25.0), (26.0, 40.0), (60.0, 70.0), (71.0, 90.0)]
     spans = [(0.7, 40.3), (59.7, 90.3)]  # two stretches, as transcribe_regions pads them
-    packed = PackedClip.pack(np.zeros(100 * RATE, np.float32), spans, gap_seconds=0.5)
+    packed = PackedClip.pack(np.zeros(100 * RATE, np.float32), spans, gaps=[0.5])
     bounds = packed.clips(regions, longest=29.5)
     clips = list(zip(bounds[::2], bounds[1::2]))
     assert clips[0][0] == 0.0 and clips[-1][1] == pytest.approx(packed.samples.size / RATE)
@@ -396,3 +396,30 @@ def test_every_local_option_is_documented():
     schema = options_schema(LocalBackend.Options, "backend local")["properties"]
     assert {"beam_size", "translate", "compression_ratio_threshold", "translate_beam_size"} <= set(schema)
     assert all(entry.get("description") for entry in schema.values())
+
+
+def test_one_language_speech_is_decoded_from_the_bare_engines_samples():
+    """One-language speech is decoded from exactly the samples faster-whisper's own
+    ``vad_filter`` keeps (its default VAD chunks, joined without gaps): the decode is then the
+    bare engine's, word for word (Whisper hears a clip one sample off differently)."""
+    import threading
+    from types import SimpleNamespace
+
+    from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
+
+    from runpipe.plugins.local.audio import load_audio, speech_regions
+    from runpipe.plugins.local.transcribe import DecodingSettings, RegionLanguage, recognize_speech
+
+    english = load_audio(SAMPLE)[: int(TRUTH[2]["end"] * RATE)]
+    cut = int((TRUTH[1]["start"] - 0.4) * RATE)
+    # A 3 s pause splits the speech in two stretches (the bare VAD's chunks too); the tail runs to the end.
+    samples = np.concatenate([english[:cut], np.zeros(3 * RATE, np.float32), english[cut:], np.zeros(RATE, np.float32)])
+    decoded = []
+    model = SimpleNamespace(transcribe=lambda audio, **_: (decoded.append(audio) or [], None))
+    whisper = SimpleNamespace(model=model, lock=threading.Lock())
+    regions = speech_regions(samples)
+    english_only = [RegionLanguage(s, e, "en", 1.0) for s, e in regions]
+    recognize_speech(samples, regions, whisper, DecodingSettings(), languages=english_only)
+    bare = np.concatenate(collect_chunks(samples, get_speech_timestamps(samples, VadOptions()))[0])
+    assert len(decoded) == 1 and np.array_equal(decoded[0], bare)
+

@@ -193,4 +193,7 @@ def speech_overlap(start: float, end: float, regions: tuple[Region, ...] | list[
 
 
 def slice_seconds(samples: np.ndarray, start: float, end: float) -> np.ndarray:
-    return samples[max(0, int(start * SAMPLE_RATE)) : max(0, int(end * SAMPLE_RATE))]
+    """``samples`` from ``start`` to ``end`` seconds, to the nearest sample: times computed in
+    seconds (0.956 - 0.3 = 0.6559999...) must not lose a sample, since Whisper hears a clip
+    one sample later differently (measured: another second window on a dev dialogue)."""
+    return samples[max(0, round(start * SAMPLE_RATE)) : max(0, round(end * SAMPLE_RATE))]
