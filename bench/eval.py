@@ -25,6 +25,10 @@ Scores:
   goes to the passage it overlaps most, else the nearest one) and pooled. References whose
   quality is not exact are marked ``~``. Where the reference is empty (laughter, noise) the
   column shows the words invented (``+N``).
+* **lost**: bare words runpipe lacks / bare words counted, by aligning the two sides' words
+  passage by passage (see :func:`lost_words`; bare words over non-speech, stock-phrase
+  segments and words in a passage of another language than bare decoded are not counted).
+  Runpipe's words should be a superset of the bare engine's: every lost word is listed.
 * **passages** (files with passages): right language / right language and words (passage
   error rate at most 50 %), counted per manifest passage from the segment overlapping it most.
   Bare faster-whisper has one language per file. **start**: median |first recognised start -
@@ -446,6 +450,70 @@ def score_text(reference: Reference, segments: list[dict]) -> FileScore:
     return score
 
 
+@dataclass(frozen=True, slots=True)
+class LostWords:
+    """Bare words runpipe lacks, by alignment: ``lost`` of the ``counted`` bare words;
+    ``in_reference`` of the lost are words of their passage's reference text (a lost word
+    the reference does not have was one of bare's errors)."""
+
+    lost: int
+    counted: int
+    in_reference: int = 0
+    examples: tuple[str, ...] = ()
+
+
+def lost_words(reference: Reference, bare_segments: list[dict], runpipe_segments: list[dict]) -> LostWords | None:
+    """The bare engine's words that runpipe's result does not have (issue 17: runpipe's words
+    must be a superset of the bare engine's, by alignment).
+
+    Each side's words go to passages as in :func:`score_text`; per passage, the bare words
+    are aligned to runpipe's (lower-cased, punctuation off, characters for zh/ja) and every
+    bare word the alignment deletes is lost (a different spelling at the same place is a
+    substitution, counted by WER, not a lost word). Not counted: bare words over non-speech
+    (where the reference is empty, or outside every passage of a composed file), whole bare
+    segments that are stock phrases (what the guards drop), and bare words in a passage of
+    another language than the one the bare engine decoded (not words of that passage)."""
+    import jiwer
+
+    from runpipe.plugins.local.guards import is_stock_phrase
+
+    passages = reference.passages
+    if not passages:
+        return None
+    kept_bare = [s for s in bare_segments if not is_stock_phrase(s.get("text") or "")]
+    groups = {}
+    for side, segments in (("bare", kept_bare), ("rp", runpipe_segments)):
+        groups[side] = [[] for _ in passages]
+        for piece in _pieces(segments):
+            index = _nearest_passage(piece, passages) if reference.composed else 0
+            passage = passages[index]
+            if side == "bare":
+                middle = (piece.start + piece.end) / 2
+                outside = reference.composed and not passage.start - 0.5 <= middle <= passage.end + 0.5
+                other_language = passage.language is not None and piece.language != passage.language
+                if outside or other_language or (passage.text is not None and not passage.text.strip()):
+                    continue
+            groups[side][index].append(piece)
+    counted = 0
+    missing: list[tuple[str, bool]] = []  # (word, in the passage's reference)
+    for passage, bare, runpipe in zip(passages, groups["bare"], groups["rp"]):
+        language = passage.language or (bare[0].language if bare else None)
+        bare_tokens = tokens(" ".join(p.text for p in bare), language)
+        runpipe_tokens = tokens(" ".join(p.text for p in runpipe), language)
+        known = set(tokens(passage.text or "", language))
+        counted += len(bare_tokens)
+        if not bare_tokens:
+            continue
+        deleted = range(len(bare_tokens)) if not runpipe_tokens else [
+            index
+            for chunk in jiwer.process_words(" ".join(bare_tokens), " ".join(runpipe_tokens)).alignments[0]
+            if chunk.type == "delete"
+            for index in range(chunk.ref_start_idx, chunk.ref_end_idx)
+        ]
+        missing += [(bare_tokens[index], bare_tokens[index] in known) for index in deleted]
+    return LostWords(len(missing), counted, sum(right for _, right in missing), tuple(word for word, _ in missing))
+
+
 def _activity(turns: list[Turn], speakers: list[str], frames: int) -> np.ndarray:
     matrix = np.zeros((len(speakers), frames), dtype=bool)
     index = {s: i for i, s in enumerate(speakers)}
@@ -553,7 +621,7 @@ def report(references: list[Reference], bare: dict | None, runpipe: dict | None)
     rp_by_id = {r["id"]: r for r in (runpipe or {}).get("results", [])}
     metric = "WER/CER"
     print(
-        f"{'file':<34} {'audio':>6} | {metric + ' bare':>12} {metric + ' rp':>10} | {'passages b':>10} {'passages rp':>11} "
+        f"{'file':<34} {'audio':>6} | {metric + ' bare':>12} {metric + ' rp':>10} {'lost':>7} | {'passages b':>10} {'passages rp':>11} "
         f"{'start b':>7} {'start rp':>8} | {'spk':>5} {'DER':>6} | {'emotion ref>rp':<18} {'sound':<28} | {'t bare':>6} {'t rp':>6}"
     )
     totals = {"bare": [0, 0], "rp": [0, 0], "bare_en": [0, 0], "rp_en": [0, 0]}
@@ -566,6 +634,8 @@ def report(references: list[Reference], bare: dict | None, runpipe: dict | None)
     emotions: list[tuple[str, str | None]] = []
     sounds: list[bool] = []
     english_worse: list[str] = []
+    lost_total = [0, 0]
+    lost_files: list[tuple[str, LostWords]] = []
     seconds = {"bare": 0.0, "rp": 0.0}
     audio = {"bare": 0.0, "rp": 0.0}
     paired = {"bare": 0.0, "rp": 0.0}  # files both sides ran, for the ratio
@@ -601,6 +671,15 @@ def report(references: list[Reference], bare: dict | None, runpipe: dict | None)
         if b_score and r_score and b_score.error_rate is not None and r_score.error_rate is not None and ref.exact_text:
             if all(p.language in (None, "en") for p in ref.passages) and r_score.error_rate > b_score.error_rate + 1e-9:
                 english_worse.append(ref.id)
+        lost_cell = ""
+        if b and r and b.get("segments") is not None and r.get("segments") is not None:
+            lost = lost_words(ref, b["segments"], r["segments"])
+            if lost is not None and lost.counted:
+                lost_cell = f"{lost.lost}/{lost.counted}"
+                lost_total[0] += lost.lost
+                lost_total[1] += lost.counted
+                if lost.lost:
+                    lost_files.append((ref.id, lost))
         speaker_cell = der_cell = ""
         if r and r.get("segments") is not None:
             found, errors, scored = score_speakers(ref, r["segments"])
@@ -632,7 +711,7 @@ def report(references: list[Reference], bare: dict | None, runpipe: dict | None)
         start_b = f"{median(b_score.start_errors):.2f}" if b_score and b_score.start_errors else "-"
         start_r = f"{median(r_score.start_errors):.2f}" if r_score and r_score.start_errors else "-"
         print(
-            f"{ref.id[:34]:<34} {ref.duration:>5.0f}s | {_wer_cell(b_score):>12} {_wer_cell(r_score):>10} | "
+            f"{ref.id[:34]:<34} {ref.duration:>5.0f}s | {_wer_cell(b_score):>12} {_wer_cell(r_score):>10} {lost_cell:>7} | "
             f"{_passage_cell(b_score):>10} {_passage_cell(r_score):>11} {start_b:>7} {start_r:>8} | {speaker_cell:>5} {der_cell:>6} | "
             f"{emotion_cell[:18]:<18} {sound_cell:<28} | {_seconds(b and b.get('seconds')):>6} {_seconds(r and r.get('seconds')):>6}",
             flush=True,
@@ -652,6 +731,13 @@ def report(references: list[Reference], bare: dict | None, runpipe: dict | None)
         )
     if english_worse:
         print(f"{'English files where runpipe is worse':<44} {len(english_worse)}: {', '.join(english_worse)}")
+    if lost_total[1]:
+        print(
+            f"{'bare words runpipe lacks (by alignment)':<44} {lost_total[0]}/{lost_total[1]} on {len(lost_files)} file(s), "
+            f"{sum(lost.in_reference for _, lost in lost_files)} of them in the reference"
+        )
+        for file_id, lost in lost_files:
+            print(f"{'':<4}{file_id}: {lost.lost} ({lost.in_reference} in the reference): " + " ".join(lost.examples)[:160])
     for side, name in (("bare", "bare"), ("rp", "runpipe")):
         language, both, count = passage_stats[side]
         if count:

@@ -53,6 +53,25 @@ def test_composed_passages_are_scored_one_by_one():
     assert (score.errors, score.length) == (3, 6)
 
 
+def test_lost_words_are_bare_words_runpipe_lacks_over_speech():
+    reference = bench_eval.Reference(
+        id="panel", path=Path("panel.mp3"), duration=20.0, capabilities=frozenset({"transcription"}),
+        passages=(bench_eval.Passage(1.0, 4.0, "en", "metal letters in the middle"), bench_eval.Passage(6.0, 9.0, "de", "eins zwei drei")),
+        composed=True, exact_text=True,
+    )
+    bare = [
+        {"start": 1.0, "end": 4.0, "text": "Metal letters in the middle.", "language": "en"},
+        {"start": 6.0, "end": 9.0, "text": "Once fly dry.", "language": "en"},  # German decoded as English: not its words
+        {"start": 14.0, "end": 15.0, "text": "Thank you.", "language": "en"},  # a stock phrase over non-speech
+    ]
+    runpipe = [{"start": 2.2, "end": 4.0, "text": "in the muddle", "language": "en"}]
+    lost = bench_eval.lost_words(reference, bare, runpipe)
+    # "middle" -> "muddle" is a substitution (WER counts it); the first two words are lost.
+    assert (lost.lost, lost.counted, lost.in_reference) == (2, 5, 2) and lost.examples == ("metal", "letters")
+    same = bench_eval.lost_words(reference, bare, bare[:1])
+    assert (same.lost, same.counted) == (0, 5)
+
+
 def test_a_missing_emotion_is_not_estimated_and_noise_must_claim_nothing():
     assert bench_eval.clip_emotion([{"start": 0, "end": 2, "text": "x"}]) is None
     assert bench_eval.clip_emotion([{"start": 0, "end": 2, "emotion": "sad"}, {"start": 2, "end": 2.5, "emotion": "happy"}]) == "sad"
