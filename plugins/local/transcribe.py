@@ -3,9 +3,10 @@
 Whisper's own language detection looks once at the first 30 s, so a recording that switches
 language loses every later passage (base Whisper "translates" or drops it). Here:
 
-1. each speech region's language is detected on that region's own audio, whole and
-   unpadded (a fraction of the cost of a padded 30 s pass, and as accurate on clear
-   speech); where that probe is unsure, Whisper's own padded 30 s pass decides;
+1. each speech region's language is detected on that region's own audio (its first
+   seconds), unpadded (a fraction of the cost of a padded 30 s pass, and as accurate on
+   clear speech); where that probe is unsure, the region padded with silence decides, as
+   Whisper's own detection pads a window;
 2. the regions of each language are packed into one clip, as faster-whisper's
    ``vad_filter`` packs speech (regions of one language apart by short pauses stay
    joined, pause included), and decoded by one ``transcribe`` call in that language: a
@@ -46,10 +47,19 @@ class DecodingSettings:
     no_speech_threshold: float = 0.6
     log_prob_threshold: float = -1.0
     compression_ratio_threshold: float = 2.4
-    # An unpadded probe under this probability is redone with Whisper's padded 30 s pass.
-    # Whisper's own threshold (faster-whisper's language_detection_threshold); on 65 dev
-    # regions every wrong unpadded probe was under it, and a padded pass costs ~10 probes.
+    # An unpadded probe under this probability is redone padded with silence, the way Whisper
+    # itself judges a window. Whisper's own threshold (faster-whisper's
+    # language_detection_threshold); on 65 dev regions every wrong unpadded probe was under it.
     sure_language: float = 0.5
+    # ... padded to this many seconds, not Whisper's 30: the encoder's cost grows faster than
+    # its input (a 30 s probe took 2.6 times a 20 s one). On the 36 unsure regions of the dev
+    # corpus, padding to 20 s gave the same final language on all 256 regions as padding to
+    # 30 s (and as sure a top language as often: 19 times), for 39 % of the encoder time.
+    unsure_probe_seconds: float = 20.0
+    # A region is judged on its first seconds: on the 39 dev regions over 4 s long, their first
+    # 6 s gave the language of the whole region every time (the first 4 s: 32 times), and the
+    # encoder's cost grows with the length it is given.
+    probe_seconds: float = 8.0
     judge_alone_seconds: float = 3.0  # a shorter region under sure_short_language takes its neighbours' language
     sure_short_language: float = 0.8
     min_probe_seconds: float = 0.5  # shorter regions are too short to judge: they take their neighbours' language
@@ -157,15 +167,17 @@ def detect_region_languages(
     if not model.model.is_multilingual:
         return [RegionLanguage(s, e, "en", 1.0) for s, e in regions]
     judged = [i for i, (s, e) in enumerate(regions) if e - s >= settings.min_probe_seconds] or list(range(len(regions)))
-    frames = model.feature_extractor.nb_max_frames
-    features = [model.feature_extractor(slice_seconds(samples, *regions[i]))[..., :frames] for i in judged]
+    extractor = model.feature_extractor
+    probe_frames = round(settings.probe_seconds / extractor.time_per_frame)
+    features = [extractor(slice_seconds(samples, *regions[i]))[..., :probe_frames] for i in judged]
     heard = _probe_languages(whisper, features)
-    # Unsure: ask again the way Whisper itself asks, the region padded to a 30 s window.
+    # Unsure: ask again the way Whisper itself asks, the region padded with silence.
     unsure = [k for k, probs in enumerate(heard) if _top(probs)[1] < settings.sure_language]
     if unsure:
         from faster_whisper.audio import pad_or_trim
 
-        for k, probs in zip(unsure, _probe_languages(whisper, [pad_or_trim(features[k], frames) for k in unsure])):
+        padded_frames = round(settings.unsure_probe_seconds / extractor.time_per_frame)
+        for k, probs in zip(unsure, _probe_languages(whisper, [pad_or_trim(features[k], padded_frames) for k in unsure])):
             heard[k] = probs
     # A short region the detector is not sure of is too short to judge: it takes the
     # language of the nearest region that was judged (measured: 1.7 s of espeak English
