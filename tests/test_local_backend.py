@@ -299,32 +299,55 @@ def test_packed_clips_cut_in_pauses_and_keep_regions_whole():
     assert packed.clips(sentences, longest=29.5) == [0.0, 20.5, 20.5, 40.0]
 
 
-def test_a_translation_that_still_loops_is_dropped_not_kept():
-    """faster-whisper hands back its last try when every temperature loops: that window gives
-    no translation; the window beside it keeps its own."""
-    import threading
+@pytest.mark.parametrize("retry_loops", [True, False])
+def test_a_translation_that_still_loops_is_dropped_not_kept(monkeypatch, retry_loops):
+    """A window whose translation loops is decoded again, sampled: a retry that still loops
+    gives that window no translation, one that does not is kept; the window beside it keeps
+    its own either way."""
     from types import SimpleNamespace
 
-    from runpipe.plugins.local.transcribe import DecodingSettings, PackedClip, _translate
+    from faster_whisper.tokenizer import Tokenizer
 
-    looped = "And the sun is shining, and the sun is shining, " * 6 + "and the sun is shini"
-    asked = {}
+    from runpipe.plugins.local import models
+    from runpipe.plugins.local.transcribe import DecodingSettings, PackedClip, TranslationJob, _translate
 
-    def transcribe(samples, **options):
-        asked.update(options)
-        return iter([
-            SimpleNamespace(start=0.2, end=4.0, text=" We go home now.", compression_ratio=1.1),
-            SimpleNamespace(start=6.2, end=9.0, text=looped, compression_ratio=1.2),  # loop in its own segment
-            SimpleNamespace(start=11.0, end=14.0, text=" Fine.", compression_ratio=3.1),  # its window looped
-        ]), None
+    whisper = models.whisper_model()
+    tokenizer = Tokenizer(whisper.model.hf_tokenizer, True, task="translate", language="de")
 
-    whisper = SimpleNamespace(model=SimpleNamespace(transcribe=transcribe), lock=threading.Lock())
+    def timed(text: str, start: float, end: float) -> list[int]:
+        stamp = lambda t: tokenizer.timestamp_begin + round(t / 0.02)  # noqa: E731
+        return [stamp(start), *tokenizer.encode(" " + text), stamp(end)]
+
+    fine, other = timed("We go home now.", 0.2, 4.0), timed("Fine.", 0.5, 2.0)
+    looped = timed("And the sun is shining, and the sun is shining, " * 6 + "and the sun is", 0.0, 9.0)
+    asked = []
+
+    class ScriptedDecoder:  # the real model's, but with scripted answers: window 1 loops
+        def __init__(self, real):
+            self.real = real
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+        def generate(self, encoder_output, prompts, **options):
+            asked.append(options)
+            if "sampling_temperature" in options:
+                answers = [looped if retry_loops else other]
+            else:
+                answers = [fine, looped]
+            return [SimpleNamespace(sequences_ids=[tokens], scores=[-0.2]) for tokens in answers[: len(prompts)]]
+
+    monkeypatch.setattr(whisper.model, "model", ScriptedDecoder(whisper.model.model))
     packed = PackedClip.pack(np.zeros(20 * RATE, np.float32), [(0.0, 20.0)])
     settings = DecodingSettings(translate_retry_temperature=0.4)
-    translated = _translate(packed, "de", whisper, settings, [0.0, 20.0])
-    assert [t.text for t in translated] == ["We go home now."]
-    assert asked["task"] == "translate" and asked["temperature"] == (0.0, 0.4)
-    assert asked["compression_ratio_threshold"] == settings.compression_ratio_threshold and asked["log_prob_threshold"] is None
+    translated = _translate([TranslationJob(packed, "de", [0.0, 10.0, 10.0, 20.0], {})], whisper, settings)
+    # A window's only segment starts where the window does (faster-whisper's rule).
+    assert [(t.text, t.start, t.end) for t in translated] == [("We go home now.", 0.0, 4.0)] + (
+        [] if retry_loops else [("Fine.", 10.0, 12.0)]
+    )
+    greedy, sampled = asked
+    assert greedy["beam_size"] == settings.translate_beam_size and "sampling_temperature" not in greedy
+    assert sampled["sampling_temperature"] == 0.4 and sampled["beam_size"] == 1
 
 
 def test_a_translation_over_a_voice_change_is_shared_not_repeated():
@@ -355,7 +378,7 @@ def test_translation_reuses_the_encoded_windows(monkeypatch):
     whisper = models.whisper_model()
     samples = load_audio(SAMPLE)
     regions = speech_regions(samples)
-    counts = {"encode": 0, "transcribe": 0, "translate": 0}
+    counts = {"encode": 0, "transcribe": 0}
     encode, generate = WhisperModel.encode, WhisperModel.generate_with_fallback
 
     def counted_encode(self, features):
@@ -363,7 +386,7 @@ def test_translation_reuses_the_encoded_windows(monkeypatch):
         return encode(self, features)
 
     def counted_generate(self, encoder_output, prompt, tokenizer, options):
-        counts["transcribe" if tokenizer.task == tokenizer.transcribe else "translate"] += 1
+        counts["transcribe"] += 1
         return generate(self, encoder_output, prompt, tokenizer, options)
 
     monkeypatch.setattr(WhisperModel, "encode", counted_encode)
@@ -372,7 +395,6 @@ def test_translation_reuses_the_encoded_windows(monkeypatch):
     counts["encode"] = 0  # (the language probes encode too)
     speech = recognize_speech(samples, regions, whisper, languages=languages, translate=True)
     assert speech.translations and {t.language for t in speech.translations} == {"de"}
-    assert counts["translate"] >= 1
     assert counts["encode"] == counts["transcribe"]
     assert "encode" not in vars(whisper.model)  # the reuse ends with the call
 

@@ -380,28 +380,35 @@ def recognize_speech(
     stretches = plan_stretches(languages, settings)
     spans = _decode_spans(stretches, samples.size / SAMPLE_RATE, settings)
     segments: list[RecognizedSegment] = []
-    translations: list[TranslatedText] = []
+    to_translate: list[TranslationJob] = []
     for code in dict.fromkeys(s.language for s in stretches):
         own = [span for span, s in zip(spans, stretches) if s.language == code]
         packed = PackedClip.pack(samples, own, _pack_gaps(stretches, code, settings.pack_gap_seconds))
         translated = translate and code != "en"
-        # Clips pin where windows start, so the translation pass meets the encoder output
-        # the transcription pass left; an untranslated pack is decoded as the bare engine does.
+        # Clips pin where windows start, so the translation meets the encoder output the
+        # transcription left; an untranslated pack is decoded as the bare engine does.
         clips = packed.clips(regions, settings.clip_seconds) if translated else None
-        with whisper.lock, _encoder_reused(whisper.model) if translated else nullcontext():
+        with whisper.lock, _encoder_reused(whisper.model) if translated else nullcontext({}) as encoded:
             decoded = _decode(packed, code, whisper, settings, clips)
-            if translated:
-                translations += _translate(packed, code, whisper, settings, clips)
+        if translated:
+            to_translate.append(TranslationJob(packed, code, clips, encoded))
         for segment in decoded:
             cleaned = _guard(snap_to_speech(segment, regions), regions)
             if cleaned is not None:
                 segments.append(_with_confidence(cleaned, languages))
+    translations = _translate(to_translate, whisper, settings) if to_translate else []
     return RecognizedSpeech(tuple(sorted(segments, key=lambda s: s.start)), tuple(sorted(translations, key=lambda t: t.start)))
 
 
+def _window_key(features: np.ndarray) -> bytes:
+    """What identifies an encoder window: its features' bytes."""
+    return hashlib.blake2b(np.ascontiguousarray(features).tobytes(), digest_size=16).digest()
+
+
 @contextmanager
-def _encoder_reused(model) -> Iterator[None]:
-    """While active, a window ``model`` has encoded already is not encoded again.
+def _encoder_reused(model) -> Iterator[dict[bytes, object]]:
+    """While active, a window ``model`` has encoded already is not encoded again; yields the
+    encoder outputs (by :func:`_window_key`), to be used after it too.
 
     faster-whisper's ``transcribe`` encodes every window itself (it takes no encoder output
     from outside past the first window); translating a pack over the windows its
@@ -411,7 +418,7 @@ def _encoder_reused(model) -> Iterator[None]:
     encode = model.encode
 
     def encode_once(features):
-        key = hashlib.blake2b(np.ascontiguousarray(features).tobytes(), digest_size=16).digest()
+        key = _window_key(features)
         if key not in encoded:
             encoded[key] = encode(features)
         return encoded[key]
@@ -419,7 +426,7 @@ def _encoder_reused(model) -> Iterator[None]:
     previous = vars(model).get("encode")
     model.encode = encode_once
     try:
-        yield
+        yield encoded
     finally:
         if previous is None:
             del model.encode  # the class's own method again
@@ -529,34 +536,117 @@ def _with_confidence(segment: RecognizedSegment, languages: Sequence[RegionLangu
     return replace(segment, language_probability=min(under)) if under else segment
 
 
-def _translate(packed: PackedClip, language: str, whisper: LoadedWhisper, settings: DecodingSettings, clips: list[float]) -> list[TranslatedText]:
-    """English translations of ``packed`` with Whisper's translate task (base Whisper: a rough
-    translation, to be marked as such), greedy, over the clips its transcription decoded
-    (call with ``whisper.lock`` held and the encoder output reused).
+@dataclass(frozen=True, slots=True)
+class TranslationJob:
+    """A transcribed pack to translate: its clips (``clip_timestamps``, seconds into
+    ``packed.samples``) and the encoder outputs its transcription left (by :func:`_window_key`)."""
 
-    No retry on low log-probability (it fires on most of base Whisper's translations and
-    would triple their cost) and no no-speech skip (the transcription found speech here):
-    only a phrase loop is decoded again, sampled, and a window that still loops gives no
-    translation rather than a wrong one."""
-    pieces, _info = whisper.model.transcribe(
-        packed.samples,
-        language=language,
-        task="translate",
-        beam_size=settings.translate_beam_size,
-        temperature=(0.0, settings.translate_retry_temperature),
-        compression_ratio_threshold=settings.compression_ratio_threshold,
-        log_prob_threshold=None,
-        no_speech_threshold=None,
-        condition_on_previous_text=False,
-        vad_filter=False,
-        clip_timestamps=clips,
+    packed: PackedClip
+    language: str
+    clips: list[float]
+    encoded: dict[bytes, object]
+
+
+#: Windows translated per decoder call. Batched, greedy decoding took half the time of one
+#: window after another (identical tokens); each window in a batch holds about 37 MB of
+#: cross-attention keys and values, hence the bound.
+_TRANSLATE_BATCH = 4
+
+
+@dataclass(slots=True)
+class _TranslationCursor:
+    """Where the translation of one clip of a job has got to, in feature frames."""
+
+    job: TranslationJob
+    features: np.ndarray
+    seek: int
+    end: int
+
+
+def _translate(jobs: Sequence[TranslationJob], whisper: LoadedWhisper, settings: DecodingSettings) -> list[TranslatedText]:
+    """English translations of the jobs' packs with Whisper's translate task (base Whisper: a
+    rough translation, to be marked as such), over the clips their transcription decoded and
+    its encoder outputs, window by window as faster-whisper's ``transcribe`` would (no
+    conditioning on previous text, timestamps on), but with the windows of every pack and
+    language decoded in batches.
+
+    Greedy; no retry on low log-probability (it fires on most of base Whisper's translations
+    and would triple their cost) and no no-speech skip (the transcription found speech here):
+    only a window whose text compresses better than ``compression_ratio_threshold`` (a phrase
+    loop) is decoded again, sampled at ``translate_retry_temperature``, and a window that
+    still loops gives no translation rather than a wrong one."""
+    model = whisper.model
+    extractor = model.feature_extractor
+    cursors = []
+    for job in jobs:
+        features = extractor(job.packed.samples)
+        frames = [round(t / extractor.time_per_frame) for t in job.clips]
+        cursors += [_TranslationCursor(job, features, start, min(end, features.shape[-1] - 1)) for start, end in zip(frames[::2], frames[1::2])]
+    translated: list[TranslatedText] = []
+    with whisper.lock:
+        while cursors := [c for c in cursors if c.seek < c.end]:
+            for first in range(0, len(cursors), _TRANSLATE_BATCH):
+                translated += _translate_windows(cursors[first : first + _TRANSLATE_BATCH], model, settings)
+    return translated
+
+
+def _translate_windows(cursors: Sequence[_TranslationCursor], model, settings: DecodingSettings) -> list[TranslatedText]:
+    """One window of each cursor translated in one decoder call; each cursor moves on past
+    what was translated (faster-whisper's own rule: to the last complete segment)."""
+    import ctranslate2
+    from faster_whisper.audio import pad_or_trim
+    from faster_whisper.tokenizer import Tokenizer
+    from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
+
+    extractor = model.feature_extractor
+    sizes = [min(extractor.nb_max_frames, c.end - c.seek) for c in cursors]
+    windows = [pad_or_trim(c.features[:, c.seek : c.seek + size]) for c, size in zip(cursors, sizes)]
+    outputs = [c.job.encoded.get(_window_key(w)) or model.encode(w) for c, w in zip(cursors, windows)]
+    stacked = ctranslate2.StorageView.from_array(np.concatenate([np.asarray(o) for o in outputs]))
+    tokenizers = [Tokenizer(model.hf_tokenizer, True, task="translate", language=c.job.language) for c in cursors]
+    prompts = [list(t.sot_sequence) for t in tokenizers]
+    common = dict(
+        max_length=model.max_length,
+        return_scores=True,
+        suppress_blank=True,
+        suppress_tokens=list(get_suppressed_tokens(tokenizers[0], [-1])),  # the same in every language
+        max_initial_timestamp_index=round(1.0 / model.time_precision),  # faster-whisper's default, 1 s
     )
+
+    def decoded(results) -> list[tuple[list[int], float, float]]:
+        """(tokens, average log-probability, compression ratio) of each result."""
+        tried = []
+        for result, tokenizer in zip(results, tokenizers):
+            tokens = result.sequences_ids[0]
+            tried.append((tokens, result.scores[0] * len(tokens) / (len(tokens) + 1), get_compression_ratio(tokenizer.decode(tokens).strip())))
+        return tried
+
+    tried = decoded(model.model.generate(stacked, prompts, beam_size=settings.translate_beam_size, **common))
+    looping = [i for i, (_, _, ratio) in enumerate(tried) if ratio > settings.compression_ratio_threshold]
+    if looping:
+        again = model.model.generate(
+            ctranslate2.StorageView.from_array(np.concatenate([np.asarray(outputs[i]) for i in looping])),
+            [prompts[i] for i in looping],
+            beam_size=1, num_hypotheses=5, sampling_topk=0, sampling_temperature=settings.translate_retry_temperature, **common,
+        )
+        for i, retry in zip(looping, decoded(again)):
+            # faster-whisper's choice: the retry when it no longer loops, else the likelier try
+            if retry[2] <= settings.compression_ratio_threshold or retry[1] > tried[i][1]:
+                tried[i] = retry
     translated = []
-    for piece in pieces:  # decoded lazily: still under the lock
-        text = " ".join(collapse_repeats(piece.text.split()))
-        looping = piece.compression_ratio > settings.compression_ratio_threshold or is_repetition_loop(piece.text, settings.compression_ratio_threshold)
-        if not text or looping or is_stock_phrase(text):
-            continue
-        span = packed.span_of((piece.start + piece.end) / 2)
-        translated.append(TranslatedText(packed.to_recording(piece.start, span), packed.to_recording(piece.end, span), language, text))
+    for cursor, size, tokenizer, (tokens, _, ratio) in zip(cursors, sizes, tokenizers, tried):
+        pieces, cursor.seek, _ = model._split_segments_by_timestamps(
+            tokenizer=tokenizer, tokens=tokens, time_offset=cursor.seek * extractor.time_per_frame,
+            segment_size=size, segment_duration=size * extractor.time_per_frame, seek=cursor.seek,
+        )
+        if ratio > settings.compression_ratio_threshold:
+            continue  # still a loop
+        packed = cursor.job.packed
+        for piece in pieces:
+            said = tokenizer.decode(piece["tokens"])
+            text = " ".join(collapse_repeats(said.split()))
+            if piece["start"] == piece["end"] or not text or is_repetition_loop(said, settings.compression_ratio_threshold) or is_stock_phrase(text):
+                continue
+            span = packed.span_of((piece["start"] + piece["end"]) / 2)
+            translated.append(TranslatedText(packed.to_recording(piece["start"], span), packed.to_recording(piece["end"], span), cursor.job.language, text))
     return translated
