@@ -6,7 +6,8 @@ and DER of the offline speaker step, without running Whisper again.
 
 Each file's speech regions come from the same VAD windows the backend uses; its words (with
 their times) come from the saved run. The backend's speaker step (``split_by_voice`` per
-window, ``name_speakers`` over the file) then labels them afresh. The table prints, per file,
+window, ``name_speakers`` over the file, per channel where each channel has its own talker)
+then labels them afresh. The table prints, per file,
 the true/found speaker count and DER of the saved run and of the new labels, and two bounds:
 everything one speaker, and each segment given the true speaker it overlaps most (the best
 these segments allow). Files the manifest gives one speaker and no turns (over 10 s) are
@@ -80,33 +81,46 @@ def _segments(saved: list[dict]):
 
 
 class Prepared:
-    """A file's VAD windows and recognised segments, embedded once per embedder setting."""
+    """A file's VAD windows and recognised segments, embedded once per embedder setting. A
+    file with a talker per channel has windows per channel (as the backend analyses it), and
+    each saved segment goes to the channel whose own speech it overlaps most."""
 
     def __init__(self, reference, saved_segments: list[dict]):
-        from runpipe.plugins.local.audio import stream_windows
+        from runpipe.plugins.local.audio import speech_overlap, stream_windows
+        from runpipe.plugins.local.channels import ChannelSettings, talker_channels
 
         self.reference = reference
         self.saved = saved_segments
-        self.windows = list(stream_windows(reference.path))
-        segments = _segments(saved_segments)
-        self.window_segments = []
-        for window in self.windows:
-            end = window.offset + window.duration
-            inside = [s.shifted(-window.offset) for s in segments if window.offset <= s.start < end]
-            self.window_segments.append(inside)
+        talkers = talker_channels(reference.path, 0.0, None)
+        channels = [None] if talkers is None else list(range(talkers.count))
+        self.streams = []  # per channel: [(window, own regions)]
+        for channel in channels:
+            windows = list(stream_windows(reference.path, channel=channel))
+            regions = [list(w.regions) if talkers is None else talkers.own_regions(channel, list(w.regions), w.offset, ChannelSettings()) for w in windows]
+            self.streams.append(list(zip(windows, regions)))
+        heard = [[(w.offset + s, w.offset + e) for w, regions in stream for s, e in regions] for stream in self.streams]
+        self.stream_segments = [[[] for _ in stream] for stream in self.streams]
+        for segment in _segments(saved_segments):
+            index = max(range(len(heard)), key=lambda i: speech_overlap(segment.start, segment.end, heard[i]))
+            for number, (window, _) in enumerate(self.streams[index]):
+                if window.offset <= segment.start < window.offset + window.duration:
+                    self.stream_segments[index][number].append(segment.shifted(-window.offset))
 
     def label(self, embedder, settings) -> list[dict]:
         """The segments as the backend's speaker step labels them (split where the voice changes)."""
-        from runpipe.plugins.local.diarize import name_speakers, split_by_voice
+        from runpipe.plugins.local.diarize import split_by_voice
+        from runpipe.plugins.local.recognize import Piece, RecognitionSettings, _name_speakers
 
-        segments, embeddings = [], []
-        for window, window_segments in zip(self.windows, self.window_segments):
-            split, heard = split_by_voice(window.samples, list(window.regions), window_segments, embedder, settings)
-            segments += [s.shifted(window.offset) for s in split]
-            embeddings += [e.shifted(window.offset) for e in heard]
-        segments.sort(key=lambda s: s.start)
-        speakers = name_speakers(segments, embeddings, settings)
-        return [{"start": s.start, "end": s.end, "speaker": f"Speaker {n + 1}"} for s, n in zip(segments, speakers)]
+        streams = []
+        for stream, stream_segments in zip(self.streams, self.stream_segments):
+            pieces, embeddings = [], []
+            for (window, regions), window_segments in zip(stream, stream_segments):
+                split, heard = split_by_voice(window.samples, regions, window_segments, embedder, settings)
+                pieces += [Piece(s.shifted(window.offset), "") for s in split]
+                embeddings += [e.shifted(window.offset) for e in heard]
+            streams.append((pieces, embeddings))
+        named, _ = _name_speakers(streams, RecognitionSettings(diarization=settings))
+        return [{"start": p.segment.start, "end": p.segment.end, "speaker": p.speaker} for p in named]
 
 
 def _one_speaker(segments: list[dict]) -> list[dict]:
