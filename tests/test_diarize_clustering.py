@@ -71,3 +71,12 @@ def test_voices_the_embedder_hears_alike_are_parted_by_their_cepstra():
     assert len(set(cluster_speakers([SpeakerEmbedding(e.start, e.end, e.vector) for e in talks + answers]))) == 1
     few = DiarizationSettings(min_split_seconds=16.0)
     assert len(set(cluster_speakers(talks + answers, few))) == 1
+
+
+def test_embeddings_all_too_short_to_trust_are_one_voice_unless_a_count_is_asked_for():
+    rng = np.random.default_rng(4)
+    keywords = [e for number in range(4) for e in voice_windows(unit(rng.standard_normal(DIMS)), 1, 2.0 * number, rng, seconds=0.8)]
+    assert len(set(cluster_speakers(keywords))) == 1
+    assert len(set(cluster_speakers(keywords, DiarizationSettings(num_speakers=2)))) == 2
+    # Four unrelated voices, compared when at least three are asked for.
+    assert len(set(cluster_speakers(keywords, DiarizationSettings(min_speakers=3)))) == 4

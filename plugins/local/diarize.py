@@ -249,6 +249,10 @@ def cluster_speakers(embeddings: Sequence[SpeakerEmbedding], settings: Diarizati
     vectors = np.stack([e.vector for e in embeddings]).astype(np.float64)
     seeds = np.flatnonzero([e.end - e.start >= settings.min_seed_seconds for e in embeddings])
     if seeds.size < 2:
+        # Nothing long enough to tell voices apart (isolated keywords of under a second came
+        # out as three voices when their embeddings were compared anyway), unless a count is asked for.
+        if not settings.num_speakers and settings.min_speakers <= 1:
+            return np.zeros(count, dtype=int)
         seeds = np.arange(count)
     seeds = seeds[np.linspace(0, seeds.size - 1, min(seeds.size, _MAX_CLUSTERED)).astype(int)]
     tree = linkage(vectors[seeds], method="average", metric="cosine")
