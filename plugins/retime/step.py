@@ -94,11 +94,16 @@ class RetimeOptions(RetimeSettings):
     trust_local: bool = option(True, "keep a document whose every segment carries word times measured on the audio "
                                "(the offline backend's, Gemini Transcribe's) as it is; when only some do, align the "
                                "others with their words instead of recognising their speech again")
-    # Beam 5: greedy decoding of the packed language clips misheard a turn's first words. On the
-    # sample and the multilingual panel (bench_retime --option beam_size=1) greedy took about
-    # 12 % less CPU and gave the same starts, but anchored fewer words (the panel: 85 %, not 89 %).
-    beam_size: int = option(5, "Whisper's beam when recognising the words that anchor segments (1 is greedy)",
+    # Beam 2: the starts of beam 5 (bench_retime: the same errors on every file and drift) for
+    # 12-18 % less CPU, 1-2 % fewer words anchored (the sample 92.6 % not 93.6 %, the panel 87.3 %
+    # not 88.6 %, the dialogue 94.7 % either way). Greedy (1) saves little more and misheard the
+    # sample's 'That is exactly', leaving that turn interpolated.
+    beam_size: int = option(2, "Whisper's beam when recognising the words that anchor segments (1 is greedy)",
                             minimum=1, maximum=10)
+    # One thread: the decoder's small steps keep two threads waiting on each other (measured:
+    # 13 % less CPU on the dialogue and the panel, the same words; its wall time was lower too at
+    # load 5-6, and on idle cores the step already used about one).
+    cpu_threads: int = option(1, "threads for Whisper while re-timing", minimum=1, maximum=16)
     whisper_model_dir: str | None = option(None, "the folder of the Whisper model (default: the offline backend's)")
     # Silero's probability rises a few hundred milliseconds into a soft start (a breathy
     # consonant, a quiet first syllable: 0.3-0.7 s measured on the dev recordings).
@@ -164,7 +169,7 @@ def listen(path: Path, start: float, end: float | None, options: RetimeOptions =
     from runpipe.plugins.local.transcribe import DecodingSettings, detect_region_languages, plan_stretches, transcribe_regions
 
     models.require_packages()
-    whisper = models.whisper_model(options.whisper_model_dir)
+    whisper = models.whisper_model(options.whisper_model_dir, cpu_threads=options.cpu_threads)
     vad = VadSettings()
     decoding = DecodingSettings(beam_size=options.beam_size)
     regions: list[Region] = []
