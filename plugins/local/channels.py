@@ -85,6 +85,7 @@ def talker_channels(path: str | Path, start: float, end: float | None, settings:
         skip: int | None = None if start > 0 else 0
         limit = None if end is None else int(round((end - start) * SAMPLE_RATE))
         taken = 0
+        judged_mix = False  # whether the first stretch heard has been compared yet
         for frame in container.decode(stream):
             if skip is None:
                 frame_start = float(frame.pts * frame.time_base) if frame.pts is not None else 0.0
@@ -105,9 +106,12 @@ def talker_channels(path: str | Path, start: float, end: float | None, settings:
                     pending = pending[:, whole:]
             if limit is not None and taken >= limit:
                 break
-            heard = sum(part.shape[1] for part in loudness) * _FRAME_SECONDS
-            if heard >= settings.same_mix_seconds and _one_mix(np.concatenate(loudness, axis=1), settings):
-                return None
+            # Judged once, on the first stretch: judging again at every decoded frame summed
+            # and joined everything heard so far each time (1.1 s on a one-minute mp3).
+            if not judged_mix and taken >= settings.same_mix_seconds * SAMPLE_RATE:
+                judged_mix = True
+                if _one_mix(np.concatenate(loudness, axis=1), settings):
+                    return None
     if not loudness:
         return None
     levels = np.concatenate(loudness, axis=1)
