@@ -36,6 +36,13 @@ class Heard:
     regions: tuple[Region, ...]
     words: tuple[TimedWord, ...]
 
+    def shifted(self, seconds: float) -> "Heard":
+        """The same, ``seconds`` later (from the decoded file's timeline to the document's)."""
+        if not seconds:
+            return self
+        return Heard(tuple((s + seconds, e + seconds) for s, e in self.regions),
+                     tuple(TimedWord(w.text, w.start + seconds, w.end + seconds) for w in self.words))
+
 
 #: Silence put between stretches of speech when they are packed into one clip for recognition.
 PACKING_GAP_SECONDS = 0.3
@@ -206,7 +213,7 @@ def _cached_listen(path: Path, content_hash: str, start: float, end: float | Non
                    known: Sequence[Region]) -> Heard:
     hearing = (options.beam_size, options.whisper_model_dir, options.onset_look_back_seconds, options.onset_drop_db,
                options.onset_above_floor_db, known)  # what changes what is heard
-    key = cache_key("retime-heard/4", content_hash, path.name, start, end, *hearing)
+    key = cache_key("retime-heard/5", content_hash, path.name, start, end, *hearing)
     stored = cache_dir("retime") / f"{key}.json"
     if stored.exists():
         data = json.loads(stored.read_text())
@@ -246,7 +253,15 @@ class RetimeStep(PostProcessor):
         # the words those carry are evidence as good as any heard here: their speech is not recognised again
         carriers = [s for s in measured if s.end is not None and _has_word_times(s)]
         known = tuple((s.start, s.end) for s in carriers)
-        heard = _cached_listen(document.audio.path, document.audio.content_hash, start, end, self.settings, known)
+        # Heard in the source itself where it is a local file, as the offline backend hears it:
+        # the normalized copy is for uploading (32 kbps Vorbis), and its artefacts change Whisper's
+        # words (the sample's "Thanks for having me" came back as "I don't want to be in").
+        from runpipe.plugins.local.backend import _decoded_stretch  # the offline backend's choice of file
+
+        path, source_start, source_end = _decoded_stretch(document.audio, start, end)
+        offset = source_start - start
+        heard = _cached_listen(path, document.audio.content_hash, source_start, source_end, self.settings,
+                               tuple((s + offset, e + offset) for s, e in known)).shifted(-offset)
         carried = [TimedWord(w.text, w.start, w.end) for s in carriers for w in s.words]  # type: ignore[arg-type]
         words = sorted(heard.words + tuple(carried), key=lambda w: w.start)
         segments, stats = retime_segments(document.segments, words, heard.regions, duration, self.settings)
