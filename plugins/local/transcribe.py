@@ -635,10 +635,12 @@ def _translate_windows(cursors: Sequence[_TranslationCursor], model, settings: D
                 tried[i] = retry
     translated = []
     for cursor, size, tokenizer, (tokens, _, ratio) in zip(cursors, sizes, tokenizers, tried):
-        pieces, cursor.seek, _ = model._split_segments_by_timestamps(
+        pieces, seek, _ = model._split_segments_by_timestamps(
             tokenizer=tokenizer, tokens=tokens, time_offset=cursor.seek * extractor.time_per_frame,
             segment_size=size, segment_duration=size * extractor.time_per_frame, seek=cursor.seek,
         )
+        # A window whose only complete segment ends at 0.00 would be decoded again forever.
+        cursor.seek = seek if seek > cursor.seek else cursor.seek + size
         if ratio > settings.compression_ratio_threshold:
             continue  # still a loop
         packed = cursor.job.packed
