@@ -276,29 +276,6 @@ def test_repetition_loops_are_told_from_sentences():
     assert not is_repetition_loop("")
 
 
-def test_packed_clips_cut_in_pauses_and_keep_regions_whole():
-    from runpipe.plugins.local.transcribe import PackedClip
-
-    regions = [(1.0, 12.0), (12.5, 25.0), (26.0, 40.0), (60.0, 70.0), (71.0, 90.0)]
-    spans = [(0.7, 40.3), (59.7, 90.3)]  # two stretches, as transcribe_regions pads them
-    packed = PackedClip.pack(np.zeros(100 * RATE, np.float32), spans, gaps=[0.5])
-    bounds = packed.clips(regions, longest=29.5)
-    clips = list(zip(bounds[::2], bounds[1::2]))
-    assert clips[0][0] == 0.0 and clips[-1][1] == pytest.approx(packed.samples.size / RATE)
-    assert all(a[1] == b[0] for a, b in zip(clips, clips[1:]))
-    for start, end in regions:
-        inside = packed.to_packed(start), packed.to_packed(end)
-        assert any(a < inside[0] and inside[1] < b for a, b in clips), (start, end, clips)
-    # Cut only where needed: every clip but the last would have run past 29.5 s with its next region.
-    assert all(end - start <= 29.5 for start, end in clips)
-    assert len(clips) == 3
-    # Of the pauses that give as few clips, the longest is cut: 1 s after 20 s of speech, not
-    # the 0.2 s pause inside the sentence that runs to 28 s.
-    sentences = [(0.0, 20.0), (21.0, 27.0), (27.2, 28.0), (28.5, 40.0)]
-    packed = PackedClip.pack(np.zeros(40 * RATE, np.float32), [(0.0, 40.0)])
-    assert packed.clips(sentences, longest=29.5) == [0.0, 20.5, 20.5, 40.0]
-
-
 @pytest.mark.parametrize("retry_loops", [True, False])
 def test_a_translation_that_still_loops_is_dropped_not_kept(monkeypatch, retry_loops):
     """A window whose translation loops is decoded again, sampled: a retry that still loops
@@ -340,7 +317,7 @@ def test_a_translation_that_still_loops_is_dropped_not_kept(monkeypatch, retry_l
     monkeypatch.setattr(whisper.model, "model", ScriptedDecoder(whisper.model.model))
     packed = PackedClip.pack(np.zeros(20 * RATE, np.float32), [(0.0, 20.0)])
     settings = DecodingSettings(translate_retry_temperature=0.4)
-    translated = _translate([TranslationJob(packed, "de", [0.0, 10.0, 10.0, 20.0], {})], whisper, settings)
+    translated = _translate([TranslationJob(packed, "de", [0.0, 10.0], {})], whisper, settings)
     # A window's only segment starts where the window does (faster-whisper's rule).
     assert [(t.text, t.start, t.end) for t in translated] == [("We go home now.", 0.0, 4.0)] + (
         [] if retry_loops else [("Fine.", 10.0, 12.0)]
@@ -437,7 +414,7 @@ def test_one_language_speech_is_decoded_from_the_bare_engines_samples():
     # A 3 s pause splits the speech in two stretches (the bare VAD's chunks too); the tail runs to the end.
     samples = np.concatenate([english[:cut], np.zeros(3 * RATE, np.float32), english[cut:], np.zeros(RATE, np.float32)])
     decoded = []
-    model = SimpleNamespace(transcribe=lambda audio, **_: (decoded.append(audio) or [], None))
+    model = SimpleNamespace(transcribe=lambda audio, **_: (decoded.append(audio) or [], None), feature_extractor=SimpleNamespace(time_per_frame=0.01))
     whisper = SimpleNamespace(model=model, lock=threading.Lock())
     regions = speech_regions(samples)
     english_only = [RegionLanguage(s, e, "en", 1.0) for s, e in regions]

@@ -23,7 +23,6 @@ Every time here is in seconds from the start of the ``samples`` array passed in.
 from __future__ import annotations
 
 import hashlib
-import math
 from bisect import bisect_right
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
@@ -76,9 +75,6 @@ class DecodingSettings:
     # a phrase loop (base Whisper's translate task falls into them); it is decoded again
     # sampled at this temperature, and dropped if it still loops.
     translate_retry_temperature: float = 0.5
-    # A translated pack is cut into clips of at most this many seconds at pauses, so its
-    # transcription and translation decode the very same windows (one encoder pass each).
-    clip_seconds: float = 29.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,37 +271,6 @@ class PackedClip:
         span = max(0, bisect_right([start for start, _ in self.spans], t) - 1)
         return self.origins[span] + t - self.spans[span][0]
 
-    def clips(self, regions: Sequence[Region], longest: float) -> list[float]:
-        """``samples`` cut at pauses between ``regions`` (recording times) into clips of at
-        most ``longest`` seconds where the pauses allow, as faster-whisper's
-        ``clip_timestamps`` ([start, end, start, end, ...], seconds into ``samples``).
-
-        As few clips as the pauses allow (each clip is an encoder pass), and among those the
-        cuts in the longest pauses: Whisper decodes a clip alone, and a short pause is often
-        inside a sentence (measured: cut at the last pause that fitted, a German FLEURS
-        sentence's last verb, "darlegen", came back as "da liegen", alone in its clip)."""
-        inside = [(self.to_packed(s), self.to_packed(e)) for s, e in regions if any(a <= s and e <= b for a, b in self.spans)]
-        total = self.samples.size / SAMPLE_RATE
-        pauses = [(start - end, (end + start) / 2) for (_, end), (start, _) in zip(inside, inside[1:]) if start > end]
-        points = [0.0] + [middle for _, middle in pauses] + [total]
-        lengths = [math.inf] + [length for length, _ in pauses] + [math.inf]
-        # best[j]: (clips, -shortest pause cut, -pauses cut in total) to reach points[j], and from where.
-        best: list[tuple[tuple[float, float, float], int]] = [((0, -math.inf, 0.0), -1)]
-        for j in range(1, len(points)):
-            reachable = [i for i in range(j) if points[j] - points[i] <= longest] or [j - 1]  # speech longer than a clip: cut at the next pause
-            options = []
-            for i in reachable:
-                (clips, shortest, summed), _ = best[i]
-                cut = lengths[j] if j < len(points) - 1 else math.inf
-                options.append(((clips + 1, max(shortest, -cut), summed - (0.0 if math.isinf(cut) else cut)), i))
-            best.append(min(options))
-        bounds, j = [], len(points) - 1
-        while j > 0:
-            bounds.append(points[j])
-            j = best[j][1]
-        bounds = [0.0] + bounds[::-1]
-        return [t for start, end in zip(bounds, bounds[1:]) for t in (start, end)]
-
     def to_recording(self, t: float, span: int) -> float:
         start, end = self.spans[span]
         return start + min(max(t - self.origins[span], 0.0), end - start)
@@ -385,13 +350,14 @@ def recognize_speech(
         own = [span for span, s in zip(spans, stretches) if s.language == code]
         packed = PackedClip.pack(samples, own, _pack_gaps(stretches, code, settings.pack_gap_seconds))
         translated = translate and code != "en"
-        # Clips pin where windows start, so the translation meets the encoder output the
-        # transcription left; an untranslated pack is decoded as the bare engine does.
-        clips = packed.clips(regions, settings.clip_seconds) if translated else None
+        # Every pack is decoded as the bare engine decodes it (its windows where Whisper's
+        # own seeking puts them: pinned at pauses instead, a German FLEURS passage lost words
+        # the bare engine kept); the translation then hears the transcription's windows, and
+        # meets the encoder outputs it left.
         with whisper.lock, _encoder_reused(whisper.model) if translated else nullcontext({}) as encoded:
-            decoded = _decode(packed, code, whisper, settings, clips)
-        if translated:
-            to_translate.append(TranslationJob(packed, code, clips, encoded))
+            decoded, windows = _decode(packed, code, whisper, settings)
+        if translated and windows:
+            to_translate.append(TranslationJob(packed, code, windows, encoded))
         for segment in decoded:
             cleaned = _guard(snap_to_speech(segment, regions), regions)
             if cleaned is not None:
@@ -435,11 +401,12 @@ def _encoder_reused(model) -> Iterator[dict[bytes, object]]:
 
 
 def _decode(
-    packed: PackedClip, language: str, whisper: LoadedWhisper, settings: DecodingSettings, clips: list[float] | None = None
-) -> list[RecognizedSegment]:
+    packed: PackedClip, language: str, whisper: LoadedWhisper, settings: DecodingSettings
+) -> tuple[list[RecognizedSegment], list[float]]:
     """Decode ``packed`` in ``language`` with the bare engine's settings (call with
-    ``whisper.lock`` held); results are on the recording's timeline, a segment split where it
-    runs from one packed span into another."""
+    ``whisper.lock`` held): the segments, on the recording's timeline (a segment split where
+    it runs from one packed span into another), and where the decoding windows that heard
+    them start, in seconds into ``packed.samples``."""
     raw_segments, _info = whisper.model.transcribe(
         packed.samples,
         language=language,
@@ -451,9 +418,10 @@ def _decode(
         compression_ratio_threshold=settings.compression_ratio_threshold,
         word_timestamps=True,
         vad_filter=False,  # the clip already is the speech
-        clip_timestamps=clips or "0",
     )
     raw_segments = list(raw_segments)  # the generator decodes lazily: consume under the lock
+    frame = whisper.model.feature_extractor.time_per_frame
+    windows = sorted({seg.seek * frame for seg in raw_segments})
     recognized = []
     for seg in raw_segments:
         by_span: dict[int, list] = {}
@@ -478,7 +446,7 @@ def _decode(
                     no_speech_prob=float(seg.no_speech_prob),
                 )
             )
-    return recognized
+    return recognized, windows
 
 
 def snap_to_speech(segment: RecognizedSegment, regions: Sequence[Region]) -> RecognizedSegment:
@@ -538,12 +506,12 @@ def _with_confidence(segment: RecognizedSegment, languages: Sequence[RegionLangu
 
 @dataclass(frozen=True, slots=True)
 class TranslationJob:
-    """A transcribed pack to translate: its clips (``clip_timestamps``, seconds into
-    ``packed.samples``) and the encoder outputs its transcription left (by :func:`_window_key`)."""
+    """A transcribed pack to translate: where its transcription's windows start (seconds into
+    ``packed.samples``) and the encoder outputs they left (by :func:`_window_key`)."""
 
     packed: PackedClip
     language: str
-    clips: list[float]
+    windows: list[float]
     encoded: dict[bytes, object]
 
 
@@ -555,7 +523,8 @@ _TRANSLATE_BATCH = 4
 
 @dataclass(slots=True)
 class _TranslationCursor:
-    """Where the translation of one clip of a job has got to, in feature frames."""
+    """Where the translation of one transcription window of a job has got to, in feature
+    frames: it is done at ``end``, where the next window starts."""
 
     job: TranslationJob
     features: np.ndarray
@@ -565,10 +534,12 @@ class _TranslationCursor:
 
 def _translate(jobs: Sequence[TranslationJob], whisper: LoadedWhisper, settings: DecodingSettings) -> list[TranslatedText]:
     """English translations of the jobs' packs with Whisper's translate task (base Whisper: a
-    rough translation, to be marked as such), over the clips their transcription decoded and
+    rough translation, to be marked as such), over the windows their transcription decoded and
     its encoder outputs, window by window as faster-whisper's ``transcribe`` would (no
     conditioning on previous text, timestamps on), but with the windows of every pack and
-    language decoded in batches.
+    language decoded in batches. Each transcription window is translated from its start up
+    to where the next one starts; a window hears 30 s (or to the end), as the transcription's
+    did, so the first one of each is the transcription's own.
 
     Greedy; no retry on low log-probability (it fires on most of base Whisper's translations
     and would triple their cost) and no no-speech skip (the transcription found speech here):
@@ -580,8 +551,9 @@ def _translate(jobs: Sequence[TranslationJob], whisper: LoadedWhisper, settings:
     cursors = []
     for job in jobs:
         features = extractor(job.packed.samples)
-        frames = [round(t / extractor.time_per_frame) for t in job.clips]
-        cursors += [_TranslationCursor(job, features, start, min(end, features.shape[-1] - 1)) for start, end in zip(frames[::2], frames[1::2])]
+        content = features.shape[-1] - 1  # as faster-whisper counts it
+        starts = [round(t / extractor.time_per_frame) for t in job.windows]
+        cursors += [_TranslationCursor(job, features, start, end) for start, end in zip(starts, starts[1:] + [content])]
     translated: list[TranslatedText] = []
     with whisper.lock:
         while cursors := [c for c in cursors if c.seek < c.end]:
@@ -599,7 +571,7 @@ def _translate_windows(cursors: Sequence[_TranslationCursor], model, settings: D
     from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
 
     extractor = model.feature_extractor
-    sizes = [min(extractor.nb_max_frames, c.end - c.seek) for c in cursors]
+    sizes = [min(extractor.nb_max_frames, c.features.shape[-1] - 1 - c.seek) for c in cursors]
     windows = [pad_or_trim(c.features[:, c.seek : c.seek + size]) for c, size in zip(cursors, sizes)]
     outputs = [c.job.encoded.get(_window_key(w)) or model.encode(w) for c, w in zip(cursors, windows)]
     stacked = ctranslate2.StorageView.from_array(np.concatenate([np.asarray(o) for o in outputs]))
@@ -644,7 +616,8 @@ def _translate_windows(cursors: Sequence[_TranslationCursor], model, settings: D
         if ratio > settings.compression_ratio_threshold:
             continue  # still a loop
         packed = cursor.job.packed
-        for piece in pieces:
+        # What starts at the next window's start or later is that window's to translate.
+        for piece in (p for p in pieces if p["start"] < cursor.end * extractor.time_per_frame):
             said = tokenizer.decode(piece["tokens"])
             text = " ".join(collapse_repeats(said.split()))
             if piece["start"] == piece["end"] or not text or is_repetition_loop(said, settings.compression_ratio_threshold) or is_stock_phrase(text):
