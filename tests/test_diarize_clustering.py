@@ -67,8 +67,14 @@ def test_voices_the_embedder_hears_alike_are_parted_by_their_cepstra():
     # One talker whose windows lean apart just as much (a change of tone) stays one voice.
     same = voice_windows(unit(line - 0.15 * lean), 5, 20.0, rng, spread=0.2, cepstra=first_talker)
     assert len(set(cluster_speakers(talks + same))) == 1
-    # Without cepstra (or too few of them to fit two Gaussians) nothing is parted.
-    assert len(set(cluster_speakers([SpeakerEmbedding(e.start, e.end, e.vector) for e in talks + answers]))) == 1
+    # Without cepstra (or too few of them to fit two Gaussians) nothing is parted, unless the
+    # count is given: then the voice is halved where it parts most.
+    bare = [SpeakerEmbedding(e.start, e.end, e.vector) for e in talks + answers]
+    assert len(set(cluster_speakers(bare))) == 1
+    # One odd window (a cough, a laugh) is not the second voice.
+    odd = SpeakerEmbedding(60.0, 63.0, unit(line + 0.4 * unit(rng.standard_normal(DIMS))))
+    halved = cluster_speakers(bare + [odd], DiarizationSettings(num_speakers=2))
+    assert len(set(halved[:5])) == 1 and len(set(halved[5:10])) == 1 and halved[0] != halved[5]
     few = DiarizationSettings(min_split_seconds=16.0)
     assert len(set(cluster_speakers(talks + answers, few))) == 1
 

@@ -32,7 +32,11 @@ _MAX_CLUSTERED = 2000
 
 @dataclass(frozen=True, slots=True)
 class DiarizationSettings:
-    """``num_speakers`` fixes the count. Otherwise voices are merged while they sound alike:
+    """``num_speakers`` fixes the count: the voices found as below are merged where they sound
+    most alike, or the voice heard longest is halved where its centred embeddings part most
+    (average linkage cut at the count split off odd windows instead: two AMI talkers and a
+    telephone call scored 50.6 % and 40.3 % DER that way, 33.4 % and 12.8 % so). Otherwise
+    voices are merged while they sound alike:
     average-linkage clustering on the cosine similarity of the embeddings as the network
     gives them, stopping when the closest two groups are below ``same_voice_similarity``,
     and the count is then kept between ``min_speakers`` and ``max_speakers`` (None: no
@@ -256,34 +260,42 @@ def cluster_speakers(embeddings: Sequence[SpeakerEmbedding], settings: Diarizati
         seeds = np.arange(count)
     seeds = seeds[np.linspace(0, seeds.size - 1, min(seeds.size, _MAX_CLUSTERED)).astype(int)]
     tree = linkage(vectors[seeds], method="average", metric="cosine")
-    if settings.num_speakers:
-        labels = fcluster(tree, t=min(settings.num_speakers, seeds.size), criterion="maxclust")
-    else:
-        labels = fcluster(tree, t=1.0 - settings.same_voice_similarity, criterion="distance")
-        if labels.max() == 1:
-            labels = _part_alike_voices([embeddings[i] for i in seeds], vectors[seeds], settings)
-        found = int(labels.max())
-        bounded = min(max(found, settings.min_speakers), settings.max_speakers or found, seeds.size)
-        if bounded != found:
-            labels = fcluster(tree, t=bounded, criterion="maxclust")
+    labels = fcluster(tree, t=1.0 - settings.same_voice_similarity, criterion="distance")
+    if labels.max() == 1:
+        labels = _part_alike_voices([embeddings[i] for i in seeds], vectors[seeds], settings)
+    found = int(labels.max())
+    wanted = settings.num_speakers or min(max(found, settings.min_speakers), settings.max_speakers or found)
+    wanted = min(wanted, seeds.size)
+    if found > wanted:  # the voices that sound most alike are one
+        labels = fcluster(tree, t=wanted, criterion="maxclust")
+    while labels.max() < wanted:  # the voice heard longest is halved where it parts most
+        largest = np.bincount(labels).argmax()
+        group = np.flatnonzero(labels == largest)
+        labels[_halves(vectors[seeds][group], group)[1]] = labels.max() + 1
     centroids = _normalise(np.stack([vectors[seeds][labels == k].mean(axis=0) for k in np.unique(labels)]))
     return np.argmax(vectors @ centroids.T, axis=1)
 
 
-def _part_alike_voices(embeddings: Sequence[SpeakerEmbedding], vectors: np.ndarray, settings: DiarizationSettings) -> np.ndarray:
-    """Labels 1..k for embeddings the embedder hears as one voice: each group is halved where
-    its centred vectors part most (Ward), while the halves' cepstra are two voices by ΔBIC."""
+def _halves(vectors: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``group`` split in two where its vectors, centred on their own mean, part most (Ward)."""
     from scipy.cluster.hierarchy import fcluster, linkage
 
+    if group.size < 3:
+        return group[:1], group[1:]
+    halves = fcluster(linkage(_normalise(vectors - vectors.mean(axis=0)), method="ward"), t=2, criterion="maxclust")
+    return group[halves == 1], group[halves == 2]
+
+
+def _part_alike_voices(embeddings: Sequence[SpeakerEmbedding], vectors: np.ndarray, settings: DiarizationSettings) -> np.ndarray:
+    """Labels 1..k for embeddings the embedder hears as one voice: each group is halved where
+    its centred vectors part most, while the halves' cepstra are two voices by ΔBIC."""
     labels = np.ones(len(embeddings), dtype=int)
     pending = [np.arange(len(embeddings))]
-    while pending and labels.max() < (settings.max_speakers or len(embeddings)):
+    while pending and labels.max() < (settings.num_speakers or settings.max_speakers or len(embeddings)):
         group = pending.pop()
         if group.size < 4 or any(embeddings[i].cepstra is None for i in group):
             continue
-        centred = _normalise(vectors[group] - vectors[group].mean(axis=0))
-        halves = fcluster(linkage(centred, method="ward"), t=2, criterion="maxclust")
-        parts = [group[halves == 1], group[halves == 2]]
+        parts = _halves(vectors[group], group)
         stats = [CepstralStats.pooled([embeddings[i].cepstra for i in part]) for part in parts]
         if min(p.frames for p in stats) < settings.min_split_seconds * _FRAMES_PER_SECOND:
             continue

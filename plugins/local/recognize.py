@@ -10,7 +10,7 @@ per channel is analysed so channel by channel.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -160,11 +160,19 @@ def _name_speakers(streams: list[tuple[list[Piece], list[SpeakerEmbedding]]], se
     stream's embeddings (each channel's talkers are their own; all are Speaker 1 when
     speakers are not labelled)."""
     labelled: list[tuple[Piece, tuple[int, int]]] = []
+    diarization = settings.diarization if len(streams) == 1 else _per_channel(settings.diarization, len(streams))
     for index, (pieces, embeddings) in enumerate(streams):
         pieces = sorted(pieces, key=lambda p: p.segment.start)
-        speakers = name_speakers([p.segment for p in pieces], embeddings, settings.diarization)
+        speakers = name_speakers([p.segment for p in pieces], embeddings, diarization)
         labelled += [(p, (index, n) if settings.diarize else (0, 0)) for p, n in zip(pieces, speakers)]
     labelled.sort(key=lambda item: (item[0].segment.start, item[1]))
     numbers: dict[tuple[int, int], int] = {}
     named = [Piece(p.segment, p.translation, f"Speaker {numbers.setdefault(voice, len(numbers)) + 1}") for p, voice in labelled]
     return named, len(numbers)
+
+
+def _per_channel(diarization: DiarizationSettings, channels: int) -> DiarizationSettings:
+    """A count asked of the whole recording bounds each channel's: every channel has its own
+    talker, so one channel has at most the count less the other channels."""
+    most = diarization.num_speakers or diarization.max_speakers
+    return replace(diarization, num_speakers=None, min_speakers=1, max_speakers=None if most is None else max(1, most - channels + 1))
