@@ -225,6 +225,35 @@ def test_words_a_document_carries_are_used_and_their_speech_not_recognised_again
     assert asked[-1] == ()
 
 
+def test_the_source_file_is_heard_not_the_copy_made_for_uploading(tmp_path, monkeypatch):
+    # the normalized copy is 32 kbps Vorbis: on it Whisper heard the sample's "Thanks for
+    # having me" as "I don't want to be in"; the source is what the offline backend decodes too
+    if models_missing():
+        pytest.skip(models_missing())
+    from runpipe.model import AudioFile, Document, MediaItem
+    from runpipe.plugins.retime import step
+
+    source = tmp_path / "talk.wav"
+    source.write_bytes(b"RIFF")  # never decoded here: listen is replaced
+    item = MediaItem(str(source), "file", "talk.wav")
+    copy = tmp_path / "normalized" / "talk-16000hz-1ch-32k.ogg"
+    segment = Segment(start=40.0, end=43.0, content="Thanks for coming today.")
+    asked = []
+
+    def listen(path, start, end, options, *, known):
+        asked.append(path)
+        return step.Heard(((30.0, 31.6),), tuple(heard("thanks for coming today", 30.0, 0.4)))
+
+    monkeypatch.setattr(step, "listen", listen)
+    monkeypatch.setenv("RUNPIPE_USER_PATH", str(tmp_path / "state"))
+    for audio, expected in ((AudioFile(item, copy, "audio/ogg", 60.0, "hash"), source),
+                            (AudioFile(MediaItem(str(tmp_path / "gone.wav"), "file", "gone.wav"), copy, "audio/ogg", 60.0, "hash2"), copy)):
+        document = Document(source=audio.source, audio=audio, task="transcript", schema_name="transcript",
+                            backend="gemini", model="m", segments=(segment,))
+        (placed,) = step.RetimeStep().process(document).segments
+        assert asked[-1] == expected and (placed.start, placed.timing) == (30.0, "aligned")
+
+
 def test_packed_speech_maps_times_both_ways():
     from runpipe.plugins.retime.step import PackedSpeech
 

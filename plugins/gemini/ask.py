@@ -6,7 +6,7 @@ judge-and-repair loop (a blocked question fails once, a broken answer gets a bou
 
 Each answer cites the moments it rests on as MM:SS. Like transcript segments, they are moved
 onto the speech actually heard in the audio by the re-timing step's aligner
-(:func:`runpipe.plugins.retime.step.listen`, :func:`runpipe.plugins.retime.align.retime_segments`)
+(:func:`runpipe.plugins.retime.step.hear`, :func:`runpipe.plugins.retime.align.retime_segments`)
 and say how their time was obtained (``timing``, the segments' vocabulary).
 """
 
@@ -155,9 +155,9 @@ def place_moments(audio: AudioFile, moments: Sequence[Sequence[Moment]], *, enab
         reason = f"re-timing needs the offline models ({', '.join(missing)} missing; pip install 'runpipe[local]')" if missing else None
     if reason is not None:
         return [[dataclasses.replace(m, timing="approximate") for m in ms] for ms in moments], f"answer moments are the model's own times, approximate: {reason}"
-    from runpipe.plugins.retime.step import listen
+    from runpipe.plugins.retime.step import hear
 
-    heard = listen(audio.path, 0.0, None)  # the retime step's default options
+    heard = hear(audio)  # the retime step's default options
     duration = audio.duration or max((m.start or 0.0) for ms in moments for m in ms)
     return [align_moments(ms, heard.words, heard.regions, duration) for ms in moments], None
 

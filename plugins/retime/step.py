@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from runpipe.atomic import write_atomic
 from runpipe.interfaces import PostProcessor
-from runpipe.model import Document, Segment
+from runpipe.model import AudioFile, Document, Segment
 from runpipe.paths import cache_dir
 from runpipe.options import option
 from runpipe.plugins.retime.align import RetimeSettings, TimedWord, retime_segments
@@ -223,6 +223,22 @@ def _cached_listen(path: Path, content_hash: str, start: float, end: float | Non
     return heard
 
 
+def hear(audio: AudioFile, start: float = 0.0, end: float | None = None, options: RetimeOptions = RetimeOptions(), *,
+         known: Sequence[Region] = ()) -> Heard:
+    """What :func:`listen` hears of ``audio`` between ``start`` and ``end`` (cached), on the
+    audio's timeline.
+
+    Heard in the source itself where it is a local file, as the offline backend hears it: the
+    normalized copy is for uploading (32 kbps Vorbis), and its artefacts change Whisper's words
+    (on it the sample's "Thanks for having me" came back as "I don't want to be in")."""
+    from runpipe.plugins.local.backend import _decoded_stretch  # the offline backend's choice of file
+
+    path, source_start, source_end = _decoded_stretch(audio, start, end)
+    offset = source_start - start
+    shifted_known = tuple((s + offset, e + offset) for s, e in known)
+    return _cached_listen(path, audio.content_hash, source_start, source_end, options, shifted_known).shifted(-offset)
+
+
 def _has_word_times(segment: Segment) -> bool:
     return bool(segment.words) and all(w.start is not None and w.end is not None for w in segment.words)
 
@@ -253,15 +269,7 @@ class RetimeStep(PostProcessor):
         # the words those carry are evidence as good as any heard here: their speech is not recognised again
         carriers = [s for s in measured if s.end is not None and _has_word_times(s)]
         known = tuple((s.start, s.end) for s in carriers)
-        # Heard in the source itself where it is a local file, as the offline backend hears it:
-        # the normalized copy is for uploading (32 kbps Vorbis), and its artefacts change Whisper's
-        # words (the sample's "Thanks for having me" came back as "I don't want to be in").
-        from runpipe.plugins.local.backend import _decoded_stretch  # the offline backend's choice of file
-
-        path, source_start, source_end = _decoded_stretch(document.audio, start, end)
-        offset = source_start - start
-        heard = _cached_listen(path, document.audio.content_hash, source_start, source_end, self.settings,
-                               tuple((s + offset, e + offset) for s, e in known)).shifted(-offset)
+        heard = hear(document.audio, start, end, self.settings, known=known)
         carried = [TimedWord(w.text, w.start, w.end) for s in carriers for w in s.words]  # type: ignore[arg-type]
         words = sorted(heard.words + tuple(carried), key=lambda w: w.start)
         segments, stats = retime_segments(document.segments, words, heard.regions, duration, self.settings)
