@@ -109,7 +109,7 @@ class RetimeOptions(RetimeSettings):
                             minimum=1, maximum=10)
     # One thread: the decoder's small steps keep two threads waiting on each other (measured:
     # 13 % less CPU on the dialogue and the panel, the same words; its wall time was lower too at
-    # load 5-6, and on idle cores the step already used about one).
+    # load 5-6, and on idle cores two threads kept only 1.3-1.4 of them busy).
     cpu_threads: int = option(1, "threads for Whisper while re-timing", minimum=1, maximum=16)
     whisper_model_dir: str | None = option(None, "the folder of the Whisper model (default: the offline backend's)")
     # Silero's probability rises a few hundred milliseconds into a soft start (a breathy
