@@ -459,6 +459,7 @@ class LostWords:
     lost: int
     counted: int
     in_reference: int = 0
+    unreferenced: int = 0  # lost words of passages with no reference text to judge them by
     examples: tuple[str, ...] = ()
 
 
@@ -472,7 +473,9 @@ def lost_words(reference: Reference, bare_segments: list[dict], runpipe_segments
     substitution, counted by WER, not a lost word). Not counted: bare words over non-speech
     (where the reference is empty, or outside every passage of a composed file), whole bare
     segments that are stock phrases (what the guards drop), and bare words in a passage of
-    another language than the one the bare engine decoded (not words of that passage)."""
+    another language than the one the bare engine decoded (not words of that passage). On
+    runpipe's side, words decoded in another language than their passage's are not its words
+    either: the bare words they stand in for are lost."""
     import jiwer
 
     from runpipe.plugins.local.guards import is_stock_phrase
@@ -487,20 +490,21 @@ def lost_words(reference: Reference, bare_segments: list[dict], runpipe_segments
         for piece in _pieces(segments):
             index = _nearest_passage(piece, passages) if reference.composed else 0
             passage = passages[index]
+            if passage.language is not None and piece.language != passage.language:
+                continue  # not this passage's words (on runpipe's side: the bare words are lost)
             if side == "bare":
                 middle = (piece.start + piece.end) / 2
                 outside = reference.composed and not passage.start - 0.5 <= middle <= passage.end + 0.5
-                other_language = passage.language is not None and piece.language != passage.language
-                if outside or other_language or (passage.text is not None and not passage.text.strip()):
+                if outside or (passage.text is not None and not passage.text.strip()):
                     continue
             groups[side][index].append(piece)
     counted = 0
-    missing: list[tuple[str, bool]] = []  # (word, in the passage's reference)
+    missing: list[tuple[str, bool | None]] = []  # (word, in the passage's reference; None: it has none)
     for passage, bare, runpipe in zip(passages, groups["bare"], groups["rp"]):
         language = passage.language or (bare[0].language if bare else None)
         bare_tokens = tokens(" ".join(p.text for p in bare), language)
         runpipe_tokens = tokens(" ".join(p.text for p in runpipe), language)
-        known = set(tokens(passage.text or "", language))
+        known = set(tokens(passage.text, language)) if passage.text else None
         counted += len(bare_tokens)
         if not bare_tokens:
             continue
@@ -510,8 +514,11 @@ def lost_words(reference: Reference, bare_segments: list[dict], runpipe_segments
             if chunk.type == "delete"
             for index in range(chunk.ref_start_idx, chunk.ref_end_idx)
         ]
-        missing += [(bare_tokens[index], bare_tokens[index] in known) for index in deleted]
-    return LostWords(len(missing), counted, sum(right for _, right in missing), tuple(word for word, _ in missing))
+        missing += [(bare_tokens[index], None if known is None else bare_tokens[index] in known) for index in deleted]
+    return LostWords(
+        len(missing), counted, sum(right is True for _, right in missing), sum(right is None for _, right in missing),
+        tuple(word for word, _ in missing),
+    )
 
 
 def _activity(turns: list[Turn], speakers: list[str], frames: int) -> np.ndarray:
@@ -734,10 +741,12 @@ def report(references: list[Reference], bare: dict | None, runpipe: dict | None)
     if lost_total[1]:
         print(
             f"{'bare words runpipe lacks (by alignment)':<44} {lost_total[0]}/{lost_total[1]} on {len(lost_files)} file(s), "
-            f"{sum(lost.in_reference for _, lost in lost_files)} of them in the reference"
+            f"{sum(lost.in_reference for _, lost in lost_files)} of them in the reference, "
+            f"{sum(lost.unreferenced for _, lost in lost_files)} where there is none"
         )
         for file_id, lost in lost_files:
-            print(f"{'':<4}{file_id}: {lost.lost} ({lost.in_reference} in the reference): " + " ".join(lost.examples)[:160])
+            judged = f"{lost.in_reference} in the reference" if lost.unreferenced < lost.lost else "no reference text"
+            print(f"{'':<4}{file_id}: {lost.lost} ({judged}): " + " ".join(lost.examples)[:160])
     for side, name in (("bare", "bare"), ("rp", "runpipe")):
         language, both, count = passage_stats[side]
         if count:

@@ -70,6 +70,9 @@ def test_lost_words_are_bare_words_runpipe_lacks_over_speech():
     assert (lost.lost, lost.counted, lost.in_reference) == (2, 5, 2) and lost.examples == ("metal", "letters")
     same = bench_eval.lost_words(reference, bare, bare[:1])
     assert (same.lost, same.counted) == (0, 5)
+    # Words decoded in another language are not the passage's words: bare's are lost.
+    elsewhere = bench_eval.lost_words(reference, bare, [{**bare[0], "text": "金属字母", "language": "zh"}])
+    assert (elsewhere.lost, elsewhere.in_reference) == (5, 5)
 
 
 def test_a_missing_emotion_is_not_estimated_and_noise_must_claim_nothing():

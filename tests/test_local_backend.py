@@ -422,3 +422,17 @@ def test_one_language_speech_is_decoded_from_the_bare_engines_samples():
     bare = np.concatenate(collect_chunks(samples, get_speech_timestamps(samples, VadOptions()))[0])
     assert len(decoded) == 1 and np.array_equal(decoded[0], bare)
 
+
+
+def test_a_short_unsure_region_borrows_the_neighbour_language_it_heard_likelier(monkeypatch):
+    """A short region the detector is unsure of takes a trusted neighbour's language: of the
+    nearest on each side, the one whose language it heard likelier itself, not simply the
+    nearer (2.8 s of far-field English once took Chinese from the 1.2 s before it)."""
+    from runpipe.plugins.local import models, transcribe
+
+    heard = iter([[{"zh": 0.86, "en": 0.02}, {"cy": 0.63, "en": 0.34, "zh": 0.001}, {"en": 0.93, "cy": 0.01}]])
+    monkeypatch.setattr(transcribe, "_probe_languages", lambda whisper, features: next(heard))
+    regions = [(0.0, 1.2), (1.5, 4.3), (6.5, 12.0)]  # the unsure region is nearer the Chinese one
+    languages = transcribe.detect_region_languages(np.zeros(12 * RATE, np.float32), regions, models.whisper_model())
+    assert [lang.code for lang in languages] == ["zh", "en", "en"]
+    assert languages[1].probability == 0.0  # borrowed, not judged there

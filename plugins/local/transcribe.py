@@ -176,9 +176,12 @@ def detect_region_languages(
         for k, probs in zip(unsure, _probe_languages(whisper, [pad_or_trim(features[k], padded_frames) for k in unsure])):
             heard[k] = probs
     # A short region the detector is not sure of is too short to judge: it takes the
-    # language of the nearest region that was judged (measured: 1.7 s of espeak English
-    # heard as Finnish at 0.6 between English regions). A sure short region, and every
-    # longer one, keeps its own detection whatever its neighbours say.
+    # language of a trusted neighbour (measured: 1.7 s of espeak English heard as Finnish at
+    # 0.6 between English regions), the nearest one on either side whose language it heard
+    # likelier itself (measured: 2.8 s of far-field English, Welsh 0.63 and English 0.34,
+    # took Chinese from a 1.2 s neighbour before it, and the bare engine's words "I think
+    # there should be a break for Anne" were lost). A sure short region, and every longer
+    # one, keeps its own detection whatever its neighbours say.
     position = {index: k for k, index in enumerate(judged)}
     trusted = [
         k for k, index in enumerate(judged)
@@ -188,9 +191,16 @@ def detect_region_languages(
     languages = []
     for index, (start, end) in enumerate(regions):
         own = position.get(index)
-        source = own if own in middles else min(trusted, key=lambda k: abs(middles[k] - (start + end) / 2))
-        code = _top(heard[source])[0]
         probs = heard[own] if own is not None else {}
+        if own in middles:
+            source = own
+        else:
+            middle = (start + end) / 2
+            before = [k for k in trusted if middles[k] <= middle]
+            after = [k for k in trusted if middles[k] > middle]
+            sides = [max(before, key=middles.get)] * bool(before) + [min(after, key=middles.get)] * bool(after)
+            source = max(sides, key=lambda k: (probs.get(_top(heard[k])[0], 0.0), -abs(middles[k] - middle)))
+        code = _top(heard[source])[0]
         probability = probs[code] if source == own else 0.0  # 0: not judged here, borrowed
         languages.append(RegionLanguage(start, end, code, probability, tuple(sorted(probs.items(), key=lambda item: -item[1])[:3])))
     return languages
