@@ -436,3 +436,16 @@ def test_a_short_unsure_region_borrows_the_neighbour_language_it_heard_likelier(
     languages = transcribe.detect_region_languages(np.zeros(12 * RATE, np.float32), regions, models.whisper_model())
     assert [lang.code for lang in languages] == ["zh", "en", "en"]
     assert languages[1].probability == 0.0  # borrowed, not judged there
+
+
+def test_a_short_unsure_first_region_borrows_from_its_one_side(monkeypatch):
+    """The first (or last) region has trusted neighbours on one side only: it borrows from
+    that side (the lookup of the missing side raised ValueError and failed the whole input)."""
+    from runpipe.plugins.local import models, transcribe
+
+    heard = iter([[{"cy": 0.63, "en": 0.34}, {"en": 0.93, "cy": 0.01}]])
+    monkeypatch.setattr(transcribe, "_probe_languages", lambda whisper, features: next(heard))
+    regions = [(0.0, 2.8), (3.5, 9.0)]
+    languages = transcribe.detect_region_languages(np.zeros(10 * RATE, np.float32), regions, models.whisper_model())
+    assert [lang.code for lang in languages] == ["en", "en"]
+    assert languages[0].probability == 0.0

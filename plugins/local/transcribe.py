@@ -198,7 +198,8 @@ def detect_region_languages(
             middle = (start + end) / 2
             before = [k for k in trusted if middles[k] <= middle]
             after = [k for k in trusted if middles[k] > middle]
-            sides = [max(before, key=middles.get)] * bool(before) + [min(after, key=middles.get)] * bool(after)
+            # the first or last region has trusted neighbours on one side only
+            sides = ([max(before, key=middles.get)] if before else []) + ([min(after, key=middles.get)] if after else [])
             source = max(sides, key=lambda k: (probs.get(_top(heard[k])[0], 0.0), -abs(middles[k] - middle)))
         code = _top(heard[source])[0]
         probability = probs[code] if source == own else 0.0  # 0: not judged here, borrowed
