@@ -95,6 +95,21 @@ class AudioFile:
     # for a backend that decodes the source itself rather than the lossy normalized copy.
     source_offset: float = 0.0
 
+    def source_stretch(self, start: float, end: float | None) -> tuple[Path, float, float | None]:
+        """The file to decode for ``start``-``end`` of this audio, and those times on its
+        timeline: the source itself where it is a local file, else the normalized copy.
+
+        The normalized copy is made for uploading (32 kbps Vorbis by default), and its
+        artefacts change what a local recogniser hears: on the dev corpus' two-speaker dialogue
+        Whisper heard "Tear a thin sheet" in the original and "Tereth in-sheet" in the copy. A
+        user calling the recogniser directly decodes the original."""
+        source = self.source.path
+        if source is None or not source.is_file():
+            return self.path, start, end
+        if end is None and self.source_offset:  # a slice of the source ends where the slice does
+            end = self.duration
+        return source, self.source_offset + start, None if end is None else self.source_offset + end
+
 
 @dataclass(frozen=True, slots=True)
 class Task:

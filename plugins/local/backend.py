@@ -4,7 +4,6 @@ with the models the ``local`` extra installs. Nothing is downloaded, ever."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
 from runpipe.errors import BackendError, PipelineConfigError
@@ -146,7 +145,8 @@ class LocalBackend(Backend):
                 f"the local backend cannot fill schema {task.schema_name!r} (task {task.name}); it answers "
                 f"{', '.join(sorted(_FILLERS))}. Use the Gemini backend for this task."
             )
-        path, start, end = _decoded_stretch(audio, start, end)
+        # the source itself, as the bare engine decodes it (PyAV reads every format ffmpeg normalized from)
+        path, start, end = audio.source_stretch(start, end)
         data, estimated, provenance = fill(path, task, settings, start, end)
         whisper = models.whisper_model(settings.whisper_model_dir, settings.compute_type, settings.cpu_threads)
         base = _base_provenance(settings, whisper)
@@ -162,23 +162,6 @@ class LocalBackend(Backend):
             estimated_fields=estimated,
             notes=notes,
         )
-
-
-def _decoded_stretch(audio: AudioFile, start: float, end: float | None) -> tuple[Path, float, float | None]:
-    """The file the offline models decode and ``start``/``end`` on its timeline: the source
-    itself where it is a local file, else the normalized copy.
-
-    The normalized copy is made for uploading (32 kbps Vorbis by default), and its artefacts
-    change Whisper's words: on the dev corpus' two-speaker dialogue the same decode heard "Tear
-    a thin sheet" in the original and "Tereth in-sheet" in the copy. The bare engine decodes
-    the original, and so do these models (PyAV reads every format ffmpeg normalized from)."""
-    source = audio.source.path
-    if source is None or not source.is_file():
-        return audio.path, start, end
-    if end is None and audio.source_offset:  # a slice of the source ends where the slice does
-        end = audio.duration
-    offset = audio.source_offset
-    return source, offset + start, None if end is None else offset + end
 
 
 def _base_provenance(settings: RecognitionSettings, whisper) -> dict:

@@ -231,9 +231,7 @@ def hear(audio: AudioFile, start: float = 0.0, end: float | None = None, options
     Heard in the source itself where it is a local file, as the offline backend hears it: the
     normalized copy is for uploading (32 kbps Vorbis), and its artefacts change Whisper's words
     (on it the sample's "Thanks for having me" came back as "I don't want to be in")."""
-    from runpipe.plugins.local.backend import _decoded_stretch  # the offline backend's choice of file
-
-    path, source_start, source_end = _decoded_stretch(audio, start, end)
+    path, source_start, source_end = audio.source_stretch(start, end)
     offset = source_start - start
     shifted_known = tuple((s + offset, e + offset) for s, e in known)
     return _cached_listen(path, audio.content_hash, source_start, source_end, options, shifted_known).shifted(-offset)
