@@ -6,6 +6,7 @@ expects. Times are seconds from the start of the array unless a function says ot
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -17,40 +18,45 @@ SAMPLE_RATE = 16000
 Region = tuple[float, float]  # (start, end) in seconds
 
 
-def _decode_blocks(path: str | Path, start: float, block_seconds: float, channel: int | None = None) -> Iterator[np.ndarray]:
-    """Decode ``path`` from ``start`` seconds on, yielding float32 16 kHz mono blocks of
-    ``block_seconds`` (the last one shorter): the mix of all channels, or only ``channel``.
-    Only one block is held in memory at a time."""
+def decoded_chunks(path: str | Path, start: float, layout: str | None = "mono", sample_format: str = "s16p") -> Iterator[np.ndarray]:
+    """Decode ``path`` from ``start`` seconds on at 16 kHz, yielding what the resampler gives
+    as (channels, samples) arrays of ``sample_format``: the mix (``layout`` "mono") or every
+    channel (``layout`` None: the stream's own)."""
     import av
 
-    block_samples = int(block_seconds * SAMPLE_RATE)
-    pending: list[np.ndarray] = []
-    pending_samples = 0
     # Samples still to drop before ``start``: seeking lands on a packet at or before it.
     to_skip: int | None = None if start > 0 else 0
     with av.open(str(path), mode="r", metadata_errors="ignore") as container:
         stream = container.streams.audio[0]
-        layout = "mono" if channel is None else stream.layout.name
-        resampler = av.audio.resampler.AudioResampler(format="s16p", layout=layout, rate=SAMPLE_RATE)
+        resampler = av.audio.resampler.AudioResampler(format=sample_format, layout=layout or stream.layout.name, rate=SAMPLE_RATE)
         if start > 0:
             container.seek(int(start / stream.time_base), stream=stream, backward=True, any_frame=False)
-        for frame in container.decode(stream):
-            if to_skip is None:
+        for frame in itertools.chain(container.decode(stream), [None]):  # None flushes the resampler's tail
+            if to_skip is None and frame is not None:
                 frame_start = float(frame.pts * frame.time_base) if frame.pts is not None else 0.0
                 to_skip = max(0, int(round((start - frame_start) * SAMPLE_RATE)))
             for resampled in resampler.resample(frame):
-                samples = resampled.to_ndarray()[channel or 0]
+                samples = resampled.to_ndarray()
                 if to_skip:
-                    dropped = min(to_skip, samples.size)
-                    samples, to_skip = samples[dropped:], to_skip - dropped
-                pending.append(samples)
-                pending_samples += samples.size
-            while pending_samples >= block_samples:
-                joined = np.concatenate(pending)
-                yield joined[:block_samples].astype(np.float32) / 32768.0
-                pending, pending_samples = [joined[block_samples:]], joined.size - block_samples
-        for resampled in resampler.resample(None):  # flush the resampler's tail
-            pending.append(resampled.to_ndarray()[channel or 0])
+                    dropped = min(to_skip, samples.shape[1])
+                    samples, to_skip = samples[:, dropped:], to_skip - dropped
+                yield samples
+
+
+def _decode_blocks(path: str | Path, start: float, block_seconds: float, channel: int | None = None) -> Iterator[np.ndarray]:
+    """Decode ``path`` from ``start`` seconds on, yielding float32 16 kHz mono blocks of
+    ``block_seconds`` (the last one shorter): the mix of all channels, or only ``channel``.
+    Only one block is held in memory at a time."""
+    block_samples = int(block_seconds * SAMPLE_RATE)
+    pending: list[np.ndarray] = []
+    pending_samples = 0
+    for samples in decoded_chunks(path, start, "mono" if channel is None else None):
+        pending.append(samples[channel or 0])
+        pending_samples += samples.shape[1]
+        while pending_samples >= block_samples:
+            joined = np.concatenate(pending)
+            yield joined[:block_samples].astype(np.float32) / 32768.0
+            pending, pending_samples = [joined[block_samples:]], joined.size - block_samples
     if pending:
         tail = np.concatenate(pending)
         if tail.size:

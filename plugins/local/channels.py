@@ -10,12 +10,13 @@ microphones, has channels that rise and fall together and is analysed as one.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from runpipe.plugins.local.audio import SAMPLE_RATE, Region
+from runpipe.plugins.local.audio import SAMPLE_RATE, Region, decoded_chunks
 
 _FRAME_SECONDS = 0.01
 _FRAME = int(SAMPLE_RATE * _FRAME_SECONDS)
@@ -70,48 +71,34 @@ class TalkerChannels:
 def talker_channels(path: str | Path, start: float, end: float | None, settings: ChannelSettings = ChannelSettings()) -> TalkerChannels | None:
     """The channels' loudness when each channel carries its own talker, else None (mono, or
     channels that are one mix)."""
-    import av
-
-    with av.open(str(path), mode="r", metadata_errors="ignore") as container:
-        stream = container.streams.audio[0]
-        channels = stream.codec_context.channels
-        if channels < 2:
-            return None
-        if start > 0:
-            container.seek(int(start / stream.time_base), stream=stream, backward=True, any_frame=False)
-        resampler = av.audio.resampler.AudioResampler(format="fltp", layout=stream.layout.name, rate=SAMPLE_RATE)
-        loudness: list[np.ndarray] = []
-        pending = np.zeros((channels, 0), dtype=np.float32)
-        skip: int | None = None if start > 0 else 0
-        limit = None if end is None else int(round((end - start) * SAMPLE_RATE))
-        taken = 0
-        judged_mix = False  # whether the first stretch heard has been compared yet
-        for frame in container.decode(stream):
-            if skip is None:
-                frame_start = float(frame.pts * frame.time_base) if frame.pts is not None else 0.0
-                skip = max(0, int(round((start - frame_start) * SAMPLE_RATE)))
-            for resampled in resampler.resample(frame):
-                samples = resampled.to_ndarray()
-                if skip:
-                    dropped = min(skip, samples.shape[1])
-                    samples, skip = samples[:, dropped:], skip - dropped
-                if limit is not None:
-                    samples = samples[:, : max(0, limit - taken)]
-                taken += samples.shape[1]
-                pending = np.concatenate([pending, samples], axis=1)
-                whole = pending.shape[1] // _FRAME * _FRAME
-                if whole:
-                    blocks = pending[:, :whole].reshape(channels, -1, _FRAME)
-                    loudness.append(10 * np.log10(np.mean(blocks.astype(np.float64) ** 2, axis=2) + 1e-10))
-                    pending = pending[:, whole:]
-            if limit is not None and taken >= limit:
-                break
-            # Judged once, on the first stretch: judging again at every decoded frame summed
-            # and joined everything heard so far each time (1.1 s on a one-minute mp3).
-            if not judged_mix and taken >= settings.same_mix_seconds * SAMPLE_RATE:
-                judged_mix = True
-                if _one_mix(np.concatenate(loudness, axis=1), settings):
-                    return None
+    chunks = decoded_chunks(path, start, layout=None, sample_format="fltp")
+    first = next(chunks, None)
+    if first is None or first.shape[0] < 2:
+        return None
+    channels = first.shape[0]
+    loudness: list[np.ndarray] = []
+    pending = np.zeros((channels, 0), dtype=np.float32)
+    limit = None if end is None else int(round((end - start) * SAMPLE_RATE))
+    taken = 0
+    judged_mix = False  # whether the first stretch heard has been compared yet
+    for samples in itertools.chain([first], chunks):
+        if limit is not None:
+            samples = samples[:, : max(0, limit - taken)]
+        taken += samples.shape[1]
+        pending = np.concatenate([pending, samples], axis=1)
+        whole = pending.shape[1] // _FRAME * _FRAME
+        if whole:
+            blocks = pending[:, :whole].reshape(channels, -1, _FRAME)
+            loudness.append(10 * np.log10(np.mean(blocks.astype(np.float64) ** 2, axis=2) + 1e-10))
+            pending = pending[:, whole:]
+        if limit is not None and taken >= limit:
+            break
+        # Judged once, on the first stretch: judging again at every decoded chunk summed
+        # and joined everything heard so far each time (1.1 s on a one-minute mp3).
+        if not judged_mix and taken >= settings.same_mix_seconds * SAMPLE_RATE:
+            judged_mix = True
+            if _one_mix(np.concatenate(loudness, axis=1), settings):
+                return None
     if not loudness:
         return None
     levels = np.concatenate(loudness, axis=1)
