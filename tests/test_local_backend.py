@@ -276,6 +276,51 @@ def test_repetition_loops_are_told_from_sentences():
     assert not is_repetition_loop("")
 
 
+def test_sentences_repeated_across_packed_runs_are_speech_not_loops():
+    from runpipe.plugins.local.guards import is_phrase_loop
+
+    # A 10-minute dev mix repeats its clips; its German pack's window, decoded right, said:
+    window = ("Heute Abend kann ich es ihm sagen. " + "Das will sie am Mittwoch abgeben. " * 5
+              + "Die Werbung vermittelt einen falschen Eindruck. " + "Das will sie am Mittwoch abgeben. " * 2)
+    assert is_phrase_loop(window)  # one stretch: Whisper's own test, a loop
+    assert not is_phrase_loop(window, runs=8)  # heard over eight stretches: each once
+    assert is_phrase_loop(window, runs=6)  # said seven times: more than once a stretch
+    looped = "The situation of the current generation" + " of the generation" * 40
+    assert is_phrase_loop(looped, runs=8)  # a loop inside one sentence stays a loop
+    assert not is_phrase_loop("We go home now.", runs=3)
+
+
+@pytest.mark.parametrize("runs, loops", [(1, False), (3, False), (3, True)])
+def test_a_pack_of_several_runs_is_redecoded_hotter_only_when_it_loops(runs, loops):
+    """A pack heard over several runs is decoded first without the compression-ratio
+    fallback, and again with faster-whisper's whole fallback only when its text loops by
+    is_phrase_loop; a pack of one run keeps faster-whisper's own test untouched."""
+    from dataclasses import dataclass
+    from types import SimpleNamespace
+
+    from runpipe.plugins.local.transcribe import _loops_told_from_repeats
+
+    said = ("Das will sie am Mittwoch abgeben. " * 3) if not loops else "Das will" + " sie am Mittwoch" * 30
+
+    @dataclass
+    class Options:
+        compression_ratio_threshold: float | None = 2.4
+
+    asked = []
+
+    class Model:
+        def generate_with_fallback(self, encoder_output, prompt, tokenizer, options):
+            asked.append(options.compression_ratio_threshold)
+            return (SimpleNamespace(sequences_ids=[[1, 2]]), -0.2, 0.0, 1.0)
+
+    model = Model()
+    tokenizer = SimpleNamespace(language_code="de", decode=lambda tokens: said)
+    with _loops_told_from_repeats(model, {"de": runs}):
+        model.generate_with_fallback(None, [], tokenizer, Options())
+    assert asked == ([2.4] if runs == 1 else [None, 2.4] if loops else [None])
+    assert "generate_with_fallback" not in vars(model)  # the class's own method again
+
+
 @pytest.mark.parametrize("retry_loops", [True, False])
 def test_a_translation_that_still_loops_is_dropped_not_kept(monkeypatch, retry_loops):
     """A window whose translation loops is decoded again, sampled: a retry that still loops

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections import Counter
 from typing import Sequence, TypeVar
 
 # Stock phrases Whisper is known to produce over non-speech, in its most common languages.
@@ -91,3 +92,27 @@ def is_repetition_loop(text: str, threshold: float = 2.4) -> bool:
     2.4); real sentences stay well under it (measured: 0.9-1.6 on the dev corpus' windows)."""
     data = text.strip().encode("utf-8")
     return bool(data) and len(data) / len(zlib.compress(data)) > threshold
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s*")
+
+
+def is_phrase_loop(text: str, threshold: float = 2.4, runs: int = 1) -> bool:
+    """Whisper's test for a failed decode (:func:`is_repetition_loop`), for text heard over
+    ``runs`` stretches of audio that were apart in the recording and are laid end to end in one
+    clip (a language's passages, packed).
+
+    Speech repeats across such stretches: a sentence said in several passages is one sentence
+    per passage, not a decoder loop (measured: a 10-minute dev mix repeats its clips, and its
+    German pack said "Das will sie am Mittwoch abgeben." seven times in one window, right, at a
+    compression ratio of 2.8; the hotter decodes that test forced cost 35 of the run's 100 s and
+    gave worse text). So each distinct sentence counts once, and only a sentence said more times
+    than there are stretches, or text that still compresses too well, is a loop. One stretch:
+    exactly Whisper's test."""
+    if runs <= 1:
+        return is_repetition_loop(text, threshold)
+    sentences = [s for s in _SENTENCE_END.split(text.strip()) if s]
+    said = Counter(_TRIM.sub("", s.lower()) for s in sentences)
+    if said and max(said.values()) > runs:
+        return True
+    return is_repetition_loop(" ".join(dict.fromkeys(sentences)), threshold)

@@ -31,7 +31,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from runpipe.plugins.local.audio import SAMPLE_RATE, Region, slice_seconds, speech_overlap
-from runpipe.plugins.local.guards import collapse_repeats, is_repetition_loop, is_stock_phrase
+from runpipe.plugins.local.guards import collapse_repeats, is_phrase_loop, is_repetition_loop, is_stock_phrase
 from runpipe.plugins.local.models import LoadedWhisper
 
 
@@ -357,24 +357,63 @@ def recognize_speech(
     spans = _decode_spans(stretches, samples.size / SAMPLE_RATE, settings)
     segments: list[RecognizedSegment] = []
     to_translate: list[TranslationJob] = []
-    for code in dict.fromkeys(s.language for s in stretches):
+    languages_in_order = list(dict.fromkeys(s.language for s in stretches))
+    gaps = {code: _pack_gaps(stretches, code, settings.pack_gap_seconds) for code in languages_in_order}
+    # Runs of a pack: its stretches that were apart in the recording (other speech between them).
+    runs = {code: 1 + sum(1 for gap in gaps[code] if gap > 0) for code in languages_in_order}
+    for code in languages_in_order:
         own = [span for span, s in zip(spans, stretches) if s.language == code]
-        packed = PackedClip.pack(samples, own, _pack_gaps(stretches, code, settings.pack_gap_seconds))
+        packed = PackedClip.pack(samples, own, gaps[code])
         translated = translate and code != "en"
         # Every pack is decoded as the bare engine decodes it (its windows where Whisper's
         # own seeking puts them: pinned at pauses instead, a German FLEURS passage lost words
         # the bare engine kept); the translation then hears the transcription's windows, and
         # meets the encoder outputs it left.
-        with whisper.lock, _encoder_reused(whisper.model) if translated else nullcontext({}) as encoded:
+        with whisper.lock, _loops_told_from_repeats(whisper.model, runs), \
+                _encoder_reused(whisper.model) if translated else nullcontext({}) as encoded:
             decoded, windows = _decode(packed, code, whisper, settings)
         if translated and windows:
-            to_translate.append(TranslationJob(packed, code, windows, encoded))
+            to_translate.append(TranslationJob(packed, code, windows, encoded, runs[code]))
         for segment in decoded:
             cleaned = _guard(snap_to_speech(segment, regions), regions)
             if cleaned is not None:
                 segments.append(_with_confidence(cleaned, languages))
     translations = _translate(to_translate, whisper, settings) if to_translate else []
     return RecognizedSpeech(tuple(sorted(segments, key=lambda s: s.start)), tuple(sorted(translations, key=lambda t: t.start)))
+
+
+@contextmanager
+def _loops_told_from_repeats(model, runs: dict[str, int]) -> Iterator[None]:
+    """While active, ``model``'s decodes of a pack of several runs (``runs``: by language)
+    count a window as a phrase loop by :func:`is_phrase_loop`, not by faster-whisper's
+    compression ratio of the window's text, which takes a sentence repeated across runs for a
+    loop and decodes the window again at five temperatures. A pack of one run (all
+    one-language audio) keeps faster-whisper's own test, as the bare engine decodes it.
+
+    The window is first decoded with faster-whisper's fallback on low log-probability only;
+    a result that loops by :func:`is_phrase_loop` is decoded again with its whole fallback, so
+    a real loop is handled exactly as the bare engine handles it. Call with ``whisper.lock``
+    held; the pack's language is known by its tokenizer's."""
+    generate_with_fallback = model.generate_with_fallback
+
+    def judged_by_runs(encoder_output, prompt, tokenizer, options):
+        threshold, heard_over = options.compression_ratio_threshold, runs.get(tokenizer.language_code, 1)
+        if heard_over <= 1 or threshold is None:
+            return generate_with_fallback(encoder_output, prompt, tokenizer, options)
+        decoded = generate_with_fallback(encoder_output, prompt, tokenizer, replace(options, compression_ratio_threshold=None))
+        if is_phrase_loop(tokenizer.decode(decoded[0].sequences_ids[0]), threshold, heard_over):
+            return generate_with_fallback(encoder_output, prompt, tokenizer, options)
+        return decoded
+
+    previous = vars(model).get("generate_with_fallback")
+    model.generate_with_fallback = judged_by_runs
+    try:
+        yield
+    finally:
+        if previous is None:
+            del model.generate_with_fallback  # the class's own method again
+        else:
+            model.generate_with_fallback = previous
 
 
 def _window_key(features: np.ndarray) -> bytes:
@@ -524,6 +563,7 @@ class TranslationJob:
     language: str
     windows: list[float]
     encoded: dict[bytes, object]
+    runs: int = 1  # stretches of the pack that were apart in the recording (see is_phrase_loop)
 
 
 #: Windows translated per decoder call. Batched, greedy decoding took half the time of one
@@ -579,7 +619,7 @@ def _translate_windows(cursors: Sequence[_TranslationCursor], model, settings: D
     import ctranslate2
     from faster_whisper.audio import pad_or_trim
     from faster_whisper.tokenizer import Tokenizer
-    from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
+    from faster_whisper.transcribe import get_suppressed_tokens
 
     extractor = model.feature_extractor
     sizes = [min(extractor.nb_max_frames, c.features.shape[-1] - 1 - c.seek) for c in cursors]
@@ -596,35 +636,36 @@ def _translate_windows(cursors: Sequence[_TranslationCursor], model, settings: D
         max_initial_timestamp_index=round(1.0 / model.time_precision),  # faster-whisper's default, 1 s
     )
 
-    def decoded(results) -> list[tuple[list[int], float, float]]:
-        """(tokens, average log-probability, compression ratio) of each result."""
+    def decoded(results, indices) -> list[tuple[list[int], float, bool]]:
+        """(tokens, average log-probability, whether it loops) of each result, of the cursors at ``indices``."""
         tried = []
-        for result, tokenizer in zip(results, tokenizers):
-            tokens = result.sequences_ids[0]
-            tried.append((tokens, result.scores[0] * len(tokens) / (len(tokens) + 1), get_compression_ratio(tokenizer.decode(tokens).strip())))
+        for result, index in zip(results, indices):
+            tokens, tokenizer = result.sequences_ids[0], tokenizers[index]
+            loops = is_phrase_loop(tokenizer.decode(tokens), settings.compression_ratio_threshold, cursors[index].job.runs)
+            tried.append((tokens, result.scores[0] * len(tokens) / (len(tokens) + 1), loops))
         return tried
 
-    tried = decoded(model.model.generate(stacked, prompts, beam_size=settings.translate_beam_size, **common))
-    looping = [i for i, (_, _, ratio) in enumerate(tried) if ratio > settings.compression_ratio_threshold]
+    tried = decoded(model.model.generate(stacked, prompts, beam_size=settings.translate_beam_size, **common), range(len(cursors)))
+    looping = [i for i, (_, _, loops) in enumerate(tried) if loops]
     if looping:
         again = model.model.generate(
             ctranslate2.StorageView.from_array(np.concatenate([np.asarray(outputs[i]) for i in looping])),
             [prompts[i] for i in looping],
             beam_size=1, num_hypotheses=5, sampling_topk=0, sampling_temperature=settings.translate_retry_temperature, **common,
         )
-        for i, retry in zip(looping, decoded(again)):
+        for i, retry in zip(looping, decoded(again, looping)):
             # faster-whisper's choice: the retry when it no longer loops, else the likelier try
-            if retry[2] <= settings.compression_ratio_threshold or retry[1] > tried[i][1]:
+            if not retry[2] or retry[1] > tried[i][1]:
                 tried[i] = retry
     translated = []
-    for cursor, size, tokenizer, (tokens, _, ratio) in zip(cursors, sizes, tokenizers, tried):
+    for cursor, size, tokenizer, (tokens, _, loops) in zip(cursors, sizes, tokenizers, tried):
         pieces, seek, _ = model._split_segments_by_timestamps(
             tokenizer=tokenizer, tokens=tokens, time_offset=cursor.seek * extractor.time_per_frame,
             segment_size=size, segment_duration=size * extractor.time_per_frame, seek=cursor.seek,
         )
         # A window whose only complete segment ends at 0.00 would be decoded again forever.
         cursor.seek = seek if seek > cursor.seek else cursor.seek + size
-        if ratio > settings.compression_ratio_threshold:
+        if loops:
             continue  # still a loop
         packed = cursor.job.packed
         # What starts at the next window's start or later is that window's to translate.
