@@ -394,6 +394,9 @@ def _loops_told_from_repeats(model, runs: dict[str, int]) -> Iterator[None]:
     a result that loops by :func:`is_phrase_loop` is decoded again with its whole fallback, so
     a real loop is handled exactly as the bare engine handles it. Call with ``whisper.lock``
     held; the pack's language is known by its tokenizer's."""
+    if all(count <= 1 for count in runs.values()):
+        yield  # nothing to tell apart: the model is left as it is
+        return
     generate_with_fallback = model.generate_with_fallback
 
     def judged_by_runs(encoder_output, prompt, tokenizer, options):
