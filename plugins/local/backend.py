@@ -44,7 +44,7 @@ class LocalOptions:
 
     whisper_model_dir: str | None = option(None, "a local faster-whisper model folder to use instead of the packaged Whisper base")
     compute_type: str = option("int8", "CTranslate2 compute type (int8, int8_float32, float32)")
-    cpu_threads: int = option(2, "threads for Whisper and the embedder", minimum=1)
+    cpu_threads: int = option(2, "threads for Whisper and the embedder; passages of several languages are decoded this many at once, one thread each", minimum=1)
     beam_size: int = option(5, "Whisper beam size (the bare engine's default)", minimum=1)
     language: str | None = option(None, "force one language code (e.g. en) instead of detecting it per speech region")
     num_speakers: int | None = option(None, "exact number of speakers", minimum=1)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 from bisect import bisect_right
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Iterator, Sequence
@@ -32,7 +33,7 @@ import numpy as np
 
 from runpipe.plugins.local.audio import SAMPLE_RATE, Region, slice_seconds, speech_overlap
 from runpipe.plugins.local.guards import collapse_repeats, is_phrase_loop, is_repetition_loop, is_stock_phrase
-from runpipe.plugins.local.models import LoadedWhisper
+from runpipe.plugins.local.models import LoadedWhisper, whisper_workers
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,25 +362,44 @@ def recognize_speech(
     gaps = {code: _pack_gaps(stretches, code, settings.pack_gap_seconds) for code in languages_in_order}
     # Runs of a pack: its stretches that were apart in the recording (other speech between them).
     runs = {code: 1 + sum(1 for gap in gaps[code] if gap > 0) for code in languages_in_order}
-    for code in languages_in_order:
-        own = [span for span, s in zip(spans, stretches) if s.language == code]
-        packed = PackedClip.pack(samples, own, gaps[code])
-        translated = translate and code != "en"
-        # Every pack is decoded as the bare engine decodes it (its windows where Whisper's
-        # own seeking puts them: pinned at pauses instead, a German FLEURS passage lost words
-        # the bare engine kept); the translation then hears the transcription's windows, and
-        # meets the encoder outputs it left.
-        with whisper.lock, _loops_told_from_repeats(whisper.model, runs), \
-                _encoder_reused(whisper.model) if translated else nullcontext({}) as encoded:
-            decoded, windows = _decode(packed, code, whisper, settings)
-        if translated and windows:
-            to_translate.append(TranslationJob(packed, code, windows, encoded, runs[code]))
+    packs = {
+        code: PackedClip.pack(samples, [span for span, s in zip(spans, stretches) if s.language == code], gaps[code])
+        for code in languages_in_order
+    }
+    # One pack (one-language audio) is decoded on the very model the bare engine would use;
+    # the packs of several languages side by side, one thread each (see whisper_workers).
+    decoder = whisper if len(packs) == 1 or whisper.cpu_threads <= 1 else whisper_workers(whisper)
+    to_be_translated = translate and any(code != "en" for code in packs)
+    # Every pack is decoded as the bare engine decodes it (its windows where Whisper's own
+    # seeking puts them: pinned at pauses instead, a German FLEURS passage lost words the bare
+    # engine kept); the translation then hears the transcription's windows, and meets the
+    # encoder outputs it left.
+    with decoder.lock, _loops_told_from_repeats(decoder.model, runs), \
+            _encoder_reused(decoder.model) if to_be_translated else nullcontext({}) as encoded:
+        decoded_packs = _decode_packs(packs, decoder, settings)
+    for code, (decoded, windows) in decoded_packs.items():
+        if translate and code != "en" and windows:
+            to_translate.append(TranslationJob(packs[code], code, windows, encoded, runs[code]))
         for segment in decoded:
             cleaned = _guard(snap_to_speech(segment, regions), regions)
             if cleaned is not None:
                 segments.append(_with_confidence(cleaned, languages))
     translations = _translate(to_translate, whisper, settings) if to_translate else []
     return RecognizedSpeech(tuple(sorted(segments, key=lambda s: s.start)), tuple(sorted(translations, key=lambda t: t.start)))
+
+
+def _decode_packs(
+    packs: dict[str, PackedClip], whisper: LoadedWhisper, settings: DecodingSettings
+) -> dict[str, tuple[list[RecognizedSegment], list[float]]]:
+    """:func:`_decode` of every language's pack, ``whisper.workers`` at a time (the longest
+    first, so the last to finish is a short one); in the order of ``packs``. Call with
+    ``whisper.lock`` held."""
+    if len(packs) == 1 or whisper.workers <= 1:
+        return {code: _decode(packed, code, whisper, settings) for code, packed in packs.items()}
+    longest_first = sorted(packs, key=lambda code: -packs[code].samples.size)
+    with ThreadPoolExecutor(max_workers=whisper.workers, thread_name_prefix="whisper-pack") as pool:
+        running = {code: pool.submit(_decode, packs[code], code, whisper, settings) for code in longest_first}
+        return {code: running[code].result() for code in packs}
 
 
 @contextmanager
