@@ -500,6 +500,44 @@ def test_one_language_speech_is_decoded_from_the_bare_engines_samples():
 
 
 
+def test_a_word_timed_into_the_pause_at_a_join_goes_with_its_own_segment():
+    """Stretches of one language apart by a long pause are packed with no gap: Whisper may
+    time a word across the join, into the previous stretch's context pad. It belongs to the
+    stretch its segment's other words are on (measured on the dev corpus: "Dogs", its speech
+    at 151.96 s, came out at 148.7 s in the stretch before); in a segment running across
+    the join, to the side Whisper timed it closer to. A last word of the first stretch that
+    runs into the pad stays with it."""
+    import threading
+    from types import SimpleNamespace
+
+    from runpipe.plugins.local.transcribe import DecodingSettings, PackedClip, _decode
+
+    # speech 146.172-148.964 and 151.964-153.86, each decoded with 0.3 s either side; in the
+    # packed clip the first stretch's speech ends at 3.092, the join is at 3.392, the second
+    # stretch's speech starts at 3.692
+    spans, speech = [(145.872, 149.264), (151.664, 154.16)], [(146.172, 148.964), (151.964, 153.86)]
+    packed = PackedClip.pack(np.zeros(155 * RATE, np.float32), spans, [0.0], speech)
+
+    def segment(*words):
+        timed = [SimpleNamespace(word=" " + text, start=start, end=end, probability=0.9) for text, start, end in words]
+        return SimpleNamespace(words=timed, text=" ".join(w[0] for w in words), seek=0, avg_logprob=-0.2, no_speech_prob=0.0)
+
+    def decoded(*segments):
+        model = SimpleNamespace(transcribe=lambda audio, **_: (list(segments), None), feature_extractor=SimpleNamespace(time_per_frame=0.01))
+        found, _ = _decode(packed, "en", SimpleNamespace(model=model, lock=threading.Lock()), DecodingSettings())
+        return [(w.text, round(w.start, 3)) for s in found for w in s.words]
+
+    # a segment's first word, timed from the first stretch's speech across the join
+    assert decoded(segment(("all", 2.5, 2.6), ("year.", 2.6, 2.82)), segment(("Dogs", 2.82, 3.92), ("are", 3.92, 4.2))) == [
+        ("all", 148.372), ("year.", 148.472), ("Dogs", 151.664), ("are", 152.192)]
+    # a segment running across the join: the word lies closer to the words after it
+    assert decoded(segment(("planks.", 2.5, 3.0), ("She", 3.3, 3.36), ("had", 3.4, 4.1))) == [
+        ("planks.", 148.372), ("She", 151.664), ("had", 151.672)]
+    # the first stretch's last word, run into its pad
+    assert decoded(segment(("by", 2.6, 2.9), ("door.", 2.9, 3.3)), segment(("Kids", 3.7, 4.0))) == [
+        ("by", 148.472), ("door.", 148.772), ("Kids", 151.972)]
+
+
 def test_a_short_unsure_region_borrows_the_neighbour_language_it_heard_likelier(monkeypatch):
     """A short region the detector is unsure of takes a trusted neighbour's language: of the
     nearest on each side, the one whose language it heard likelier itself, not simply the
