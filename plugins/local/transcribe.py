@@ -430,7 +430,8 @@ def recognize_speech(
             cleaned = _guard(snap_to_speech(segment, regions), regions)
             if cleaned is not None:
                 segments.append(_with_confidence(cleaned, languages))
-    translations = _translate(to_translate, whisper, settings) if to_translate else []
+    # on the decoder's workers too (the panel's seven translated packs: two batches side by side)
+    translations = _translate(to_translate, decoder, settings) if to_translate else []
     return RecognizedSpeech(tuple(sorted(segments, key=lambda s: s.start)), tuple(sorted(translations, key=lambda t: t.start)))
 
 
@@ -677,9 +678,22 @@ def _translate(jobs: Sequence[TranslationJob], whisper: LoadedWhisper, settings:
     translated: list[TranslatedText] = []
     with whisper.lock:
         while cursors := [c for c in cursors if c.seek < c.end]:
-            for first in range(0, len(cursors), _TRANSLATE_BATCH):
-                translated += _translate_windows(cursors[first : first + _TRANSLATE_BATCH], model, settings)
+            # as many windows to each worker, at most _TRANSLATE_BATCH a call
+            size = min(_TRANSLATE_BATCH, -(-len(cursors) // whisper.workers))
+            batches = [cursors[first : first + size] for first in range(0, len(cursors), size)]
+            for texts in _on_workers(whisper, lambda batch: _translate_windows(batch, model, settings), batches):
+                translated += texts
     return translated
+
+
+def _on_workers(whisper: LoadedWhisper, work, batches: Sequence) -> list:
+    """``work(batch)`` of every batch, in order, ``whisper.workers`` batches at a time (call
+    with ``whisper.lock`` held). Each batch's result is the one it gets alone."""
+    workers = min(whisper.workers, len(batches))
+    if workers <= 1:
+        return [work(batch) for batch in batches]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="whisper-translate") as pool:
+        return list(pool.map(work, batches))
 
 
 def _translate_windows(cursors: Sequence[_TranslationCursor], model, settings: DecodingSettings) -> list[TranslatedText]:
