@@ -71,6 +71,10 @@ class DecodingSettings:
     # ends a sentence at it instead of running one speaker's first words into the last words
     # of a stretch it has not heard in between.
     pack_gap_seconds: float = 0.5
+    # Speech that long with no recognised word on it is decoded again on its own (see
+    # _unheard_speech). Real pauses inside a VAD region are shorter: the VAD ends a region at
+    # 0.3 s of silence, and Whisper's word times leave under 1 s between spoken words.
+    unheard_seconds: float = 2.0
     translate_beam_size: int = 1  # the translation is rough either way; greedy halves its decode
     # A translated window whose text compresses better than compression_ratio_threshold is
     # a phrase loop (base Whisper's translate task falls into them); it is decoded again
@@ -397,10 +401,66 @@ def recognize_speech(
     languages = list(languages) if languages is not None else detect_region_languages(samples, regions, whisper, settings)
     stretches = plan_stretches(languages, settings)
     spans = _decode_spans(stretches, samples.size / SAMPLE_RATE, settings)
+    segments, to_translate, decoder = _recognize_stretches(samples, regions, languages, stretches, whisper, settings, translate)
+    unheard = _unheard_speech(regions, languages, segments, settings)
+    if unheard:
+        # Decoded again on their own, apart from each other (the speech between them is heard).
+        more, more_to_translate, _ = _recognize_stretches(samples, regions, languages, unheard, whisper, settings, translate, apart=True)
+        heard = [(w.start, w.end) for segment in segments for w in segment.words]
+        segments += [segment for segment in more if not _overlaps_any(segment, heard)]
+        to_translate += more_to_translate
+    # on the decoder's workers too (the panel's seven translated packs: two batches side by side)
+    translations = _translate(to_translate, decoder, settings) if to_translate else []
+    return RecognizedSpeech(tuple(sorted(segments, key=lambda s: s.start)), tuple(sorted(translations, key=lambda t: t.start)))
+
+
+def _unheard_speech(
+    regions: Sequence[Region], languages: Sequence[RegionLanguage], segments: Sequence[RecognizedSegment], settings: DecodingSettings
+) -> list[Stretch]:
+    """Speech no recognised word covers for ``settings.unheard_seconds`` or more, as stretches
+    of its region's language.
+
+    faster-whisper starts its next window where the last word of a window ends; a last word
+    timed seconds late (measured: "At that" 5.8 s after its speech, in a 10-minute dev mix)
+    makes it skip the speech in between, and the bare engine loses those words as well."""
+    words = sorted((w.start, w.end) for segment in segments for w in segment.words)
+    unheard = []
+    for (start, end), language in zip(regions, languages):
+        at = start
+        for word_start, word_end in [w for w in words if w[1] > start and w[0] < end] + [(end, end)]:
+            if word_start - at >= settings.unheard_seconds:
+                unheard.append(Stretch(at, word_start, language.code, ((at, word_start),)))
+            at = max(at, word_end)
+    return unheard
+
+
+def _overlaps_any(segment: RecognizedSegment, heard: Sequence[Region]) -> bool:
+    return any(s < segment.end and e > segment.start for s, e in heard)
+
+
+def _recognize_stretches(
+    samples: np.ndarray,
+    regions: Sequence[Region],
+    languages: Sequence[RegionLanguage],
+    stretches: Sequence[Stretch],
+    whisper: LoadedWhisper,
+    settings: DecodingSettings,
+    translate: bool,
+    *,
+    apart: bool = False,
+) -> tuple[list[RecognizedSegment], list[TranslationJob], LoadedWhisper]:
+    """The cleaned segments of ``stretches``, each language's packed and decoded in one call,
+    the translation jobs they leave, and the model that decoded them. ``apart``: no two stretches were next to each other
+    in the recording, so every join of a pack gets its silence gap."""
+    spans = _decode_spans(stretches, samples.size / SAMPLE_RATE, settings)
     segments: list[RecognizedSegment] = []
     to_translate: list[TranslationJob] = []
     languages_in_order = list(dict.fromkeys(s.language for s in stretches))
-    gaps = {code: _pack_gaps(stretches, code, settings.pack_gap_seconds) for code in languages_in_order}
+    gaps = {
+        code: ([settings.pack_gap_seconds] * (sum(s.language == code for s in stretches) - 1) if apart
+               else _pack_gaps(stretches, code, settings.pack_gap_seconds))
+        for code in languages_in_order
+    }
     # Runs of a pack: its stretches that were apart in the recording (other speech between them).
     runs = {code: 1 + sum(1 for gap in gaps[code] if gap > 0) for code in languages_in_order}
     packs = {
@@ -430,9 +490,7 @@ def recognize_speech(
             cleaned = _guard(snap_to_speech(segment, regions), regions)
             if cleaned is not None:
                 segments.append(_with_confidence(cleaned, languages))
-    # on the decoder's workers too (the panel's seven translated packs: two batches side by side)
-    translations = _translate(to_translate, decoder, settings) if to_translate else []
-    return RecognizedSpeech(tuple(sorted(segments, key=lambda s: s.start)), tuple(sorted(translations, key=lambda t: t.start)))
+    return segments, to_translate, decoder
 
 
 def _decode_packs(
