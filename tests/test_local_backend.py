@@ -568,15 +568,15 @@ def test_a_short_unsure_first_region_borrows_from_its_one_side(monkeypatch):
 def test_speech_no_word_covers_is_found_for_decoding_again():
     """Speech left without a recognised word for 2 s or more (faster-whisper skips to where a
     late-timed last word ends) is found, in its region's language; shorter pauses between
-    words, and regions whose words cover them, are not."""
+    words, a short region, and speech after the last heard word (18-21 s) are not."""
     from runpipe.plugins.local.transcribe import DecodingSettings, RecognizedSegment, RecognizedWord, RegionLanguage, _unheard_speech
 
     def said(*times):
         words = tuple(RecognizedWord("w", start, end, 0.9) for start, end in times)
         return RecognizedSegment(words[0].start, words[-1].end, "w", "en", 1.0, words)
 
-    regions = [(0.0, 6.0), (7.0, 12.0), (13.0, 15.5), (16.0, 17.5)]
-    languages = [RegionLanguage(s, e, code, 0.9) for (s, e), code in zip(regions, ["en", "de", "de", "de"])]
-    segments = [said((0.1, 0.5), (1.2, 1.6), (5.0, 5.8)), said((7.1, 8.0), (9.0, 11.9))]
+    regions = [(0.0, 6.0), (7.0, 12.0), (13.0, 15.5), (16.0, 17.5), (18.0, 21.0)]
+    languages = [RegionLanguage(s, e, code, 0.9) for (s, e), code in zip(regions, ["en", "de", "de", "de", "en"])]
+    segments = [said((0.1, 0.5), (1.2, 1.6), (5.0, 5.8)), said((7.1, 8.0), (9.0, 11.9)), said((16.2, 17.0))]
     unheard = _unheard_speech(regions, languages, segments, DecodingSettings())
     assert [(s.start, s.end, s.language) for s in unheard] == [(1.6, 5.0, "en"), (13.0, 15.5, "de")]

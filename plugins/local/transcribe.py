@@ -422,7 +422,8 @@ def _unheard_speech(
 
     faster-whisper starts its next window where the last word of a window ends; a last word
     timed seconds late (measured: "At that" 5.8 s after its speech, in a 10-minute dev mix)
-    makes it skip the speech in between, and the bare engine loses those words as well."""
+    makes it skip the speech in between, and the bare engine loses those words as well
+    (measured there: "At that high level, the air is pure." decoded on its own)."""
     words = sorted((w.start, w.end) for segment in segments for w in segment.words)
     unheard = []
     for (start, end), language in zip(regions, languages):
@@ -431,7 +432,9 @@ def _unheard_speech(
             if word_start - at >= settings.unheard_seconds:
                 unheard.append(Stretch(at, word_start, language.code, ((at, word_start),)))
             at = max(at, word_end)
-    return unheard
+    # Only between heard words: speech before the first word or after the last is what
+    # Whisper itself found no words in (music, noise), as the bare engine does.
+    return [s for s in unheard if words and words[0][0] < s.start and s.end < words[-1][1]]
 
 
 def _overlaps_any(segment: RecognizedSegment, heard: Sequence[Region]) -> bool:
