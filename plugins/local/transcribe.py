@@ -400,7 +400,6 @@ def recognize_speech(
         return RecognizedSpeech(())
     languages = list(languages) if languages is not None else detect_region_languages(samples, regions, whisper, settings)
     stretches = plan_stretches(languages, settings)
-    spans = _decode_spans(stretches, samples.size / SAMPLE_RATE, settings)
     segments, to_translate, decoder = _recognize_stretches(samples, regions, languages, stretches, whisper, settings, translate)
     unheard = _unheard_speech(regions, languages, segments, settings)
     if unheard:
