@@ -445,7 +445,7 @@ def test_language_packs_decoded_side_by_side_equal_one_after_another(monkeypatch
 
     monkeypatch.setattr(WhisperModel, "generate_with_fallback", noted)
     side_by_side = recognize_speech(samples, regions, models.whisper_model(cpu_threads=2), languages=languages)
-    assert decoded_in and all(name.startswith("whisper-pack") for name in decoded_in)
+    assert decoded_in and all(name.startswith("whisper-worker") for name in decoded_in)
     decoded_in.clear()
     one_after_another = recognize_speech(samples, regions, models.whisper_model(cpu_threads=1), languages=languages)
     assert decoded_in == {threading.current_thread().name}

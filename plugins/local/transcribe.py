@@ -501,12 +501,9 @@ def _decode_packs(
     """:func:`_decode` of every language's pack, ``whisper.workers`` at a time (the longest
     first, so the last to finish is a short one); in the order of ``packs``. Call with
     ``whisper.lock`` held."""
-    if len(packs) == 1 or whisper.workers <= 1:
-        return {code: _decode(packed, code, whisper, settings) for code, packed in packs.items()}
     longest_first = sorted(packs, key=lambda code: -packs[code].samples.size)
-    with ThreadPoolExecutor(max_workers=whisper.workers, thread_name_prefix="whisper-pack") as pool:
-        running = {code: pool.submit(_decode, packs[code], code, whisper, settings) for code in longest_first}
-        return {code: running[code].result() for code in packs}
+    decoded = dict(zip(longest_first, _on_workers(whisper, lambda code: _decode(packs[code], code, whisper, settings), longest_first)))
+    return {code: decoded[code] for code in packs}
 
 
 @contextmanager
@@ -749,10 +746,10 @@ def _translate(jobs: Sequence[TranslationJob], whisper: LoadedWhisper, settings:
 def _on_workers(whisper: LoadedWhisper, work, batches: Sequence) -> list:
     """``work(batch)`` of every batch, in order, ``whisper.workers`` batches at a time (call
     with ``whisper.lock`` held). Each batch's result is the one it gets alone."""
-    workers = min(whisper.workers, len(batches))
-    if workers <= 1:
+    if len(batches) <= 1 or whisper.workers <= 1:
         return [work(batch) for batch in batches]
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="whisper-translate") as pool:
+    workers = min(whisper.workers, len(batches))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="whisper-worker") as pool:
         return list(pool.map(work, batches))
 
 
