@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from runpipe.errors import BackendUnavailable
+from runpipe.plugins.local.memory import share_malloc_arenas
 from runpipe.paths import cache_dir
 
 INSTALL_HINT = "pip install 'runpipe[local]'"
@@ -238,6 +239,7 @@ def _load_whisper(model_dir: str | None, compute_type: str, cpu_threads: int, wo
     from faster_whisper import WhisperModel
 
     files = resolve_whisper_files(model_dir)
+    share_malloc_arenas()  # before CTranslate2 starts its threads (see memory)
     # A folder path never triggers a hub download in faster-whisper (only size names do).
     model = WhisperModel(str(files.path), device="cpu", compute_type=compute_type, cpu_threads=cpu_threads, num_workers=workers)
     return LoadedWhisper(model, files, compute_type, cpu_threads, threading.Lock(), model_dir, workers)
@@ -266,6 +268,7 @@ def whisper_workers(whisper: LoadedWhisper) -> LoadedWhisper:
 def _onnx_session(path: Path, threads: int):
     import onnxruntime
 
+    share_malloc_arenas()  # before onnxruntime starts its threads (see memory)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1

@@ -19,6 +19,7 @@ from runpipe.plugins.local import models
 from runpipe.plugins.local.audio import AudioWindow, VadSettings, stream_windows
 from runpipe.plugins.local.channels import ChannelSettings, TalkerChannels, talker_channels
 from runpipe.plugins.local.diarize import DiarizationSettings, SpeakerEmbedding, name_speakers, split_by_voice
+from runpipe.plugins.local.memory import release_free_memory
 from runpipe.plugins.local.transcribe import (
     DecodingSettings,
     RecognizedSegment,
@@ -125,6 +126,8 @@ def _hear(path, start, end, channel: int | None, talkers: TalkerChannels | None,
         translations = _translations_of(segments, recognized.translations)
         heard.embeddings += [e.shifted(shift) for e in window_embeddings]
         heard.pieces += [Piece(segment.shifted(shift), translation) for segment, translation in zip(segments, translations)]
+        del window, recognized
+        release_free_memory()  # the next window starts from what is kept, not this one's peak
     return heard
 
 

@@ -693,10 +693,14 @@ class TranslationJob:
     runs: int = 1  # stretches of the pack that were apart in the recording (see is_phrase_loop)
 
 
-#: Windows translated per decoder call. Batched, greedy decoding took half the time of one
-#: window after another (identical tokens); each window in a batch holds about 37 MB of
-#: cross-attention keys and values, hence the bound.
+#: Windows translated per decoder call on a model of one worker. Batched, greedy decoding took
+#: half the time of one window after another (identical tokens); each window in a batch holds
+#: about 37 MB of cross-attention keys and values, hence the bound.
 _TRANSLATE_BATCH = 4
+#: Per call on a model of several workers, side by side: one. Their windows' buffers come on
+#: top of every worker's own, and the peak is what counts (one hour of the dev mix, arenas
+#: capped and trimmed per window, see memory: 1.70 GB with four a call, 1.37 GB with one).
+_TRANSLATE_BATCH_ON_WORKERS = 1
 
 
 @dataclass(slots=True)
@@ -735,8 +739,7 @@ def _translate(jobs: Sequence[TranslationJob], whisper: LoadedWhisper, settings:
     translated: list[TranslatedText] = []
     with whisper.lock:
         while cursors := [c for c in cursors if c.seek < c.end]:
-            # as many windows to each worker, at most _TRANSLATE_BATCH a call
-            size = min(_TRANSLATE_BATCH, -(-len(cursors) // whisper.workers))
+            size = _TRANSLATE_BATCH if whisper.workers <= 1 else _TRANSLATE_BATCH_ON_WORKERS
             batches = [cursors[first : first + size] for first in range(0, len(cursors), size)]
             for texts in _on_workers(whisper, lambda batch: _translate_windows(batch, model, settings), batches):
                 translated += texts
