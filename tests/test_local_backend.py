@@ -418,7 +418,7 @@ def test_translation_reuses_the_encoded_windows(monkeypatch):
     speech = recognize_speech(samples, regions, whisper, languages=languages, translate=True)
     assert speech.translations and {t.language for t in speech.translations} == {"de"}
     assert counts["encode"] == counts["transcribe"]
-    assert "encode" not in vars(whisper.model)  # the reuse ends with the call
+    assert "encode" not in vars(models.whisper_workers(whisper).model)  # the reuse ends with the call
 
 
 def test_language_packs_decoded_side_by_side_equal_one_after_another(monkeypatch):
@@ -474,9 +474,9 @@ def test_every_local_option_is_documented():
 
 
 def test_one_language_speech_is_decoded_from_the_bare_engines_samples():
-    """One-language speech is decoded from exactly the samples faster-whisper's own
-    ``vad_filter`` keeps (its default VAD chunks, joined without gaps): the decode is then the
-    bare engine's, word for word (Whisper hears a clip one sample off differently)."""
+    """One-language speech, on one worker, is decoded from exactly the samples faster-whisper's
+    own ``vad_filter`` keeps (its default VAD chunks, joined without gaps): the decode is then
+    the bare engine's, word for word (Whisper hears a clip one sample off differently)."""
     import threading
     from types import SimpleNamespace
 
@@ -491,7 +491,7 @@ def test_one_language_speech_is_decoded_from_the_bare_engines_samples():
     samples = np.concatenate([english[:cut], np.zeros(3 * RATE, np.float32), english[cut:], np.zeros(RATE, np.float32)])
     decoded = []
     model = SimpleNamespace(transcribe=lambda audio, **_: (decoded.append(audio) or [], None), feature_extractor=SimpleNamespace(time_per_frame=0.01))
-    whisper = SimpleNamespace(model=model, lock=threading.Lock())
+    whisper = SimpleNamespace(model=model, lock=threading.Lock(), cpu_threads=1, workers=1)
     regions = speech_regions(samples)
     english_only = [RegionLanguage(s, e, "en", 1.0) for s, e in regions]
     recognize_speech(samples, regions, whisper, DecodingSettings(), languages=english_only)

@@ -1,5 +1,5 @@
-"""Translation batches run on the Whisper workers side by side; each batch's result is the one
-it gets alone."""
+"""Whisper's workers: batches (probes, translations) run side by side and each batch's result is
+the one it gets alone; speech is shared out in packs so no worker waits while another decodes."""
 
 from __future__ import annotations
 
@@ -12,6 +12,41 @@ import pytest
 from runpipe.plugins.local import transcribe
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "podcast_sample.ogg"
+
+
+def _stretch(language, *regions):
+    return transcribe.Stretch(regions[0][0], regions[-1][1], language, tuple(regions))
+
+
+def _packs(stretches, workers, min_cut=15.0):
+    settings = transcribe.DecodingSettings(min_pack_cut_seconds=min_cut)
+    return [[(s.language, s.regions) for s in pack] for pack in transcribe._packs_for_workers(stretches, workers, settings)]
+
+
+def test_one_language_speech_is_cut_in_two_at_the_longest_pause_of_its_middle_half():
+    # 10 regions of 5 s; the pause after the 4th is 1.5 s, the others 0.4 s (the pause after
+    # the 9th, longer still, lies outside the middle half)
+    regions, at = [], 0.0
+    for index in range(10):
+        regions.append((at, at + 5.0))
+        at += 5.0 + (1.5 if index == 3 else 1.9 if index == 8 else 0.4)
+    packs = _packs([_stretch("en", *regions[:6]), _stretch("en", *regions[6:])], workers=2)
+    assert packs == [[("en", tuple(regions[:4]))], [("en", tuple(regions[4:6])), ("en", tuple(regions[6:]))]]
+    # one worker: the language's one pack, as it was
+    assert _packs([_stretch("en", *regions)], workers=1) == [[("en", tuple(regions))]]
+
+
+def test_a_pack_is_cut_only_while_it_holds_more_than_its_share_and_both_sides_keep_enough():
+    english = [(float(t), t + 9.0) for t in range(0, 100, 10)]  # 90 s of speech
+    german = [(200.0, 210.0)]
+    packs = _packs([_stretch("en", *english), _stretch("de", *german)], workers=2)
+    assert [len(pack[0][1]) for pack in packs] == [5, 5, 1]  # English cut once: 45 s, 45 s against 10 s
+    assert all(pack[0][0] == language for pack, language in zip(packs, ["en", "en", "de"]))
+    # a cut would leave under min_pack_cut_seconds on one side: not cut
+    assert _packs([_stretch("en", (0.0, 20.0), (20.5, 28.0))], workers=2) == [[("en", ((0.0, 20.0), (20.5, 28.0)))]]
+    # as many packs as workers, none over its share: as they are
+    even = [_stretch("en", (0.0, 30.0)), _stretch("de", (31.0, 60.0))]
+    assert _packs(even, workers=2) == [[("en", ((0.0, 30.0),))], [("de", ((31.0, 60.0),))]]
 
 
 def test_batches_run_side_by_side_on_the_workers_in_order():
@@ -28,8 +63,8 @@ def test_batches_run_side_by_side_on_the_workers_in_order():
 
 @pytest.mark.local_models
 def test_translation_on_the_workers_equals_one_batch_after_another(monkeypatch):
-    """The sample's German turn and its first half, translated on the two one-thread workers
-    side by side and on the two-thread model one after the other: the same translations."""
+    """Parts of the sample's German turn, translated on the two one-thread workers side by
+    side (a batch each) and on the two-thread model one after the other: the same translations."""
     from runpipe.plugins.local.backend import LocalBackend
 
     if LocalBackend.unavailable_reason():
@@ -41,10 +76,8 @@ def test_translation_on_the_workers_equals_one_batch_after_another(monkeypatch):
     workers = models.whisper_workers(whisper)
     assert workers.workers == 2
     samples = load_audio(SAMPLE)
-    jobs = [
-        transcribe.TranslationJob(transcribe.PackedClip.pack(samples, [span]), "de", [0.0], {}, 1)
-        for span in ((21.7, 27.5), (21.7, 24.6))
-    ]
+    spans = [(21.7, 27.5), (21.7, 24.6), (22.6, 27.5), (21.7, 26.0)][: 2 * transcribe._TRANSLATE_BATCH_ON_WORKERS]
+    jobs = [transcribe.TranslationJob(transcribe.PackedClip.pack(samples, [span]), "de", [0.0], {}, 1) for span in spans]
     threads = set()
     translate_windows = transcribe._translate_windows
 
@@ -57,3 +90,54 @@ def test_translation_on_the_workers_equals_one_batch_after_another(monkeypatch):
     assert len(threads) == 2
     one_after_another = transcribe._translate(jobs, whisper, transcribe.DecodingSettings())
     assert len(side_by_side) >= 2 and side_by_side == one_after_another
+
+
+@pytest.mark.local_models
+def test_one_language_speech_is_decoded_on_both_workers_with_the_words_of_one_pack(monkeypatch):
+    """The sample's English turns twice over (56 s of speech, one language): two packs, one
+    on each worker, heard as the whole pack is heard (Whisper's windows start elsewhere, so a
+    word or two may differ: measured 98 % of the whole pack's words matched, in order)."""
+    import json
+
+    import numpy as np
+    from faster_whisper.transcribe import WhisperModel
+
+    from runpipe.plugins.local.backend import LocalBackend
+
+    if LocalBackend.unavailable_reason():
+        pytest.skip(LocalBackend.unavailable_reason())
+    from runpipe.plugins.local import models
+    from runpipe.plugins.local.audio import SAMPLE_RATE, load_audio, speech_regions
+
+    samples = load_audio(SAMPLE)
+    turns = json.loads(SAMPLE.with_suffix(".json").read_text())["turns"]
+    english = [samples[int(t["start"] * SAMPLE_RATE) : int((t["end"] + 0.8) * SAMPLE_RATE)] for t in turns if t["voice"].startswith("en")]
+    samples = np.concatenate(english + [np.zeros(SAMPLE_RATE, np.float32)] + english)
+    regions = speech_regions(samples)
+    whisper = models.whisper_model()
+    languages = transcribe.detect_region_languages(samples, regions, whisper)
+    assert {lang.code for lang in languages} == {"en"}
+    threads = set()
+    generate = WhisperModel.generate_with_fallback
+
+    def noted(self, *args):
+        threads.add(threading.current_thread().name)
+        return generate(self, *args)
+
+    monkeypatch.setattr(WhisperModel, "generate_with_fallback", noted)
+    cut = transcribe.recognize_speech(samples, regions, whisper, languages=languages)
+    assert threads == {"whisper-worker_0", "whisper-worker_1"}
+    whole = transcribe.recognize_speech(samples, regions, whisper, transcribe.DecodingSettings(min_pack_cut_seconds=1e9), languages=languages)
+    heard_whole, heard_cut = ([w.text.lower().strip(".,") for s in speech.segments for w in s.words] for speech in (whole, cut))
+    assert len(heard_whole) > 100 and _common_in_order(heard_whole, heard_cut) >= 0.9 * len(heard_whole)
+
+
+def _common_in_order(a: list[str], b: list[str]) -> int:
+    """The longest common subsequence's length (difflib's blocks would match one copy of
+    repeated speech against the other)."""
+    row = [0] * (len(b) + 1)
+    for x in a:
+        diagonal, row[0] = 0, 0
+        for j, y in enumerate(b, 1):
+            diagonal, row[j] = row[j], diagonal + 1 if x == y else max(row[j], row[j - 1])
+    return row[-1]

@@ -3,6 +3,7 @@ with the models the ``local`` extra installs. Nothing is downloaded, ever."""
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Mapping
 
@@ -44,7 +45,7 @@ class LocalOptions:
 
     whisper_model_dir: str | None = option(None, "a local faster-whisper model folder to use instead of the packaged Whisper base")
     compute_type: str = option("int8", "CTranslate2 compute type (int8, int8_float32, float32)")
-    cpu_threads: int = option(2, "threads for Whisper and the embedder; passages of several languages are decoded this many at once, one thread each", minimum=1)
+    cpu_threads: int = option(2, "threads for Whisper and the embedder; Whisper runs this many requests at once (language probes, passages), one thread each", minimum=1)
     beam_size: int = option(5, "Whisper beam size (the bare engine's default)", minimum=1)
     language: str | None = option(None, "force one language code (e.g. en) instead of detecting it per speech region")
     num_speakers: int | None = option(None, "exact number of speakers", minimum=1)
@@ -123,10 +124,14 @@ class LocalBackend(Backend):
         return frozenset(_FILLERS)
 
     def warm_up(self) -> None:
+        """Load what every analysis uses before the first one starts: Whisper, and with
+        speakers the embedder and the clustering library (SciPy's import took 0.4 s, paid
+        by the first file otherwise)."""
         models.require_packages()
-        models.whisper_model(self.settings.whisper_model_dir, self.settings.compute_type, self.settings.cpu_threads)
+        models.whisper_decoder(self.settings.whisper_model_dir, self.settings.compute_type, self.settings.cpu_threads)
         if self.settings.diarize:
             models.speaker_embedder(self.settings.cpu_threads)
+            importlib.import_module("scipy.cluster.hierarchy")
 
     def analyze(self, audio: AudioFile, task: Task, *, window: TimeRange | None = None) -> Analysis:
         models.require_packages()
@@ -148,7 +153,7 @@ class LocalBackend(Backend):
         # the source itself, as the bare engine decodes it (PyAV reads every format ffmpeg normalized from)
         path, start, end = audio.source_stretch(start, end)
         data, estimated, provenance = fill(path, task, settings, start, end)
-        whisper = models.whisper_model(settings.whisper_model_dir, settings.compute_type, settings.cpu_threads)
+        whisper = models.whisper_decoder(settings.whisper_model_dir, settings.compute_type, settings.cpu_threads)
         base = _base_provenance(settings, whisper)
         base["models"].update(provenance.pop("models", {}))
         notes = tuple(provenance.pop("notes", ()))
@@ -264,7 +269,7 @@ def _fill_meeting(path, task, settings, start, end):
 
 def _fill_description(path, task, settings, start, end):
     detector = models.event_detector()
-    whisper = models.whisper_model(settings.whisper_model_dir, settings.compute_type, settings.cpu_threads)
+    whisper = models.whisper_decoder(settings.whisper_model_dir, settings.compute_type, settings.cpu_threads)
     events, languages, duration = [], [], 0.0
     for window in stream_windows(path, start=start, end=end, window_seconds=settings.window_seconds, vad=settings.vad):
         shift = window.offset - start

@@ -246,22 +246,34 @@ def _load_whisper(model_dir: str | None, compute_type: str, cpu_threads: int, wo
 
 
 def whisper_model(model_dir: str | os.PathLike | None = None, compute_type: str = "int8", cpu_threads: int = 2) -> LoadedWhisper:
-    """The process-wide Whisper model for these settings, loaded (and verified) on first use.
+    """The process-wide Whisper model for these settings, as the bare engine loads it (one
+    request at a time on ``cpu_threads`` threads), loaded (and verified) on first use.
 
     ``model_dir`` None means the packaged Whisper base, assembled and hash-checked.
     """
-    return _load_whisper(str(model_dir) if model_dir else None, compute_type, int(cpu_threads))
+    return _load_whisper(str(model_dir) if model_dir else None, compute_type, int(cpu_threads), 1)
+
+
+def whisper_decoder(model_dir: str | os.PathLike | None = None, compute_type: str = "int8", cpu_threads: int = 2) -> LoadedWhisper:
+    """The process-wide Whisper the offline backend recognises with: the model of
+    :func:`whisper_model` run as ``cpu_threads`` workers of one thread each (see
+    :func:`whisper_workers`)."""
+    return _load_whisper(str(model_dir) if model_dir else None, compute_type, 1, max(1, int(cpu_threads)))
 
 
 def whisper_workers(whisper: LoadedWhisper) -> LoadedWhisper:
     """The same Whisper as ``whisper``, run as ``whisper.cpu_threads`` workers of one thread
-    each: for independent decodes (one language's passages each) in parallel.
+    each: for independent requests (language probes, stretches of speech) side by side.
+    A model of one thread a request is its own.
 
-    Whisper's decoder is bound by per-step overhead, not arithmetic: a second thread makes one
-    decode slower, not faster (measured on 2 cores, one 30 s window, beam 5: 1.47 s on one
-    thread, 1.74 s on two), so two decodes side by side on one thread each beat one after the
-    other on both (the dev panel's eight language packs: 8.3 s against 13.3 s, segments
-    identical)."""
+    Whisper on CPU is bound by per-call overhead, not arithmetic: a second thread makes one
+    request slower, not faster (measured on 2 cores, one 30 s window, beam 5: 1.47 s on one
+    thread, 1.74 s on two; the dev corpus' 60 s two-speaker dialogue, transcribed whole:
+    7.9 s on one thread, 9.4 s on two, segments identical; its 10-minute mix's 130 language
+    probes: 3.2 s on two workers, 6.5 s on one two-thread model), so two requests side by
+    side on one thread each beat one after the other on both."""
+    if whisper.cpu_threads <= 1:
+        return whisper
     return _load_whisper(whisper.model_dir, whisper.compute_type, 1, whisper.cpu_threads)
 
 

@@ -87,7 +87,7 @@ def recognize(path: str | Path, start: float, end: float | None, settings: Recog
     """Analyse ``path`` between ``start`` and ``end`` (seconds; None: to the end). Times in
     the result are relative to ``start``. A recording with one talker per channel is analysed
     channel by channel (see :mod:`channels`), and no voice is shared between channels."""
-    whisper = models.whisper_model(settings.whisper_model_dir, settings.compute_type, settings.cpu_threads)
+    whisper = models.whisper_decoder(settings.whisper_model_dir, settings.compute_type, settings.cpu_threads)
     embedder = models.speaker_embedder(settings.cpu_threads) if settings.diarize else None
     talkers = talker_channels(path, start, end, settings.channels)
     if talkers is None:

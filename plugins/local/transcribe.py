@@ -11,7 +11,8 @@ language loses every later passage (base Whisper "translates" or drops it). Here
    ``vad_filter`` packs speech (regions of one language apart by short pauses stay
    joined, pause included), and decoded by one ``transcribe`` call in that language: a
    language switch costs no extra padded windows, and on one-language audio the decode is
-   the bare engine's own;
+   the bare engine's own; on a model of several workers (one thread each, faster than one
+   request on all threads), a pack too long for one worker's share is cut in two at a pause;
 3. the hallucination guards in :mod:`.guards` clean the result;
 4. a non-English pack is translated (Whisper's translate task) over the same windows its
    transcription just encoded, reusing the encoder's output: translation costs a greedy
@@ -54,8 +55,10 @@ class DecodingSettings:
     # ... padded to this many seconds, not Whisper's 30: the encoder's cost grows faster than
     # its input (a 30 s probe took 2.6 times a 20 s one). On the 36 unsure regions of the dev
     # corpus, padding to 20 s gave the same final language on all 256 regions as padding to
-    # 30 s (and as sure a top language as often: 19 times), for 39 % of the encoder time.
-    unsure_probe_seconds: float = 20.0
+    # 30 s (and as sure a top language as often: 19 times), for 39 % of the encoder time;
+    # padding to 15 s the same as 20 s on all 273 regions of today's corpus, for 85 % of the
+    # probes' time (10 s: 2 regions of its 10-minute mix changed language).
+    unsure_probe_seconds: float = 15.0
     # A region is judged on its first seconds: on the 39 dev regions over 4 s long, their first
     # 6 s gave the language of the whole region every time (the first 4 s: 32 times), and the
     # encoder's cost grows with the length it is given.
@@ -71,6 +74,9 @@ class DecodingSettings:
     # ends a sentence at it instead of running one speaker's first words into the last words
     # of a stretch it has not heard in between.
     pack_gap_seconds: float = 0.5
+    # A pack is cut in two for the workers only where each side keeps this much speech: a
+    # shorter piece still costs a whole 30 s window of the encoder (Whisper pads to it).
+    min_pack_cut_seconds: float = 15.0
     # Speech that long with no recognised word on it is decoded again on its own (see
     # _unheard_speech). Real pauses inside a VAD region are shorter: the VAD ends a region at
     # 0.3 s of silence, and Whisper's word times leave under 1 s between spoken words.
@@ -224,19 +230,25 @@ _PROBE_FRAMES = 3000
 def _probe_languages(whisper: LoadedWhisper, features: list[np.ndarray]) -> list[dict[str, float]]:
     """Whisper's language probabilities for each (mel bins, frames) probe. Probes of equal
     length go through the encoder together (nothing is padded, so each result is the one
-    it would get alone)."""
+    it would get alone), the batches side by side on the model's workers."""
     by_length: dict[int, list[int]] = {}
     for index, feature in enumerate(features):
         by_length.setdefault(feature.shape[-1], []).append(index)
-    ranked: list[dict[str, float]] = [{}] * len(features)
+    batches = []
     for indices in by_length.values():
         batch_size = max(1, _PROBE_FRAMES // features[indices[0]].shape[-1])
-        for first in range(0, len(indices), batch_size):
-            batch = indices[first : first + batch_size]
-            stacked = np.ascontiguousarray(np.stack([features[i] for i in batch]), dtype=np.float32)
-            with whisper.lock:
-                encoded = whisper.model.encode(stacked)
-                results = whisper.model.model.detect_language(encoded)
+        batches += [indices[first : first + batch_size] for first in range(0, len(indices), batch_size)]
+    # the costliest first, so the last to finish is a cheap one
+    batches.sort(key=lambda batch: -len(batch) * features[batch[0]].shape[-1])
+    decoder = whisper_workers(whisper)
+
+    def probe(batch: list[int]) -> list:
+        stacked = np.ascontiguousarray(np.stack([features[i] for i in batch]), dtype=np.float32)
+        return decoder.model.model.detect_language(decoder.model.encode(stacked))
+
+    ranked: list[dict[str, float]] = [{}] * len(features)
+    with decoder.lock:
+        for batch, results in zip(batches, _on_workers(decoder, probe, batches)):
             for index, result in zip(batch, results):
                 ranked[index] = {token[2:-2]: float(prob) for token, prob in result}
     return ranked
@@ -352,15 +364,6 @@ def _decode_spans(stretches: Sequence[Stretch], duration: float, settings: Decod
     return spans
 
 
-def _pack_gaps(stretches: Sequence[Stretch], language: str, gap: float) -> list[float]:
-    """The silence after each of ``language``'s stretches in its pack: ``gap`` where speech
-    of another language is left out before the next one (Whisper then ends a sentence
-    instead of running one speaker's first words into words it has not heard in between),
-    none where only a pause is (the bare engine's VAD joins its chunks without one)."""
-    indices = [i for i, s in enumerate(stretches) if s.language == language]
-    return [0.0 if following == index + 1 else gap for index, following in zip(indices, indices[1:])]
-
-
 # ---------------------------------------------------------------------------
 # Recognition
 # ---------------------------------------------------------------------------
@@ -451,43 +454,41 @@ def _recognize_stretches(
     *,
     apart: bool = False,
 ) -> tuple[list[RecognizedSegment], list[TranslationJob], LoadedWhisper]:
-    """The cleaned segments of ``stretches``, each language's packed and decoded in one call,
-    the translation jobs they leave, and the model that decoded them. ``apart``: no two stretches were next to each other
-    in the recording, so every join of a pack gets its silence gap."""
-    spans = _decode_spans(stretches, samples.size / SAMPLE_RATE, settings)
-    segments: list[RecognizedSegment] = []
-    to_translate: list[TranslationJob] = []
-    languages_in_order = list(dict.fromkeys(s.language for s in stretches))
-    gaps = {
-        code: ([settings.pack_gap_seconds] * (sum(s.language == code for s in stretches) - 1) if apart
-               else _pack_gaps(stretches, code, settings.pack_gap_seconds))
-        for code in languages_in_order
-    }
-    # Runs of a pack: its stretches that were apart in the recording (other speech between them).
-    runs = {code: 1 + sum(1 for gap in gaps[code] if gap > 0) for code in languages_in_order}
-    packs = {
-        code: PackedClip.pack(
-            samples,
-            [span for span, s in zip(spans, stretches) if s.language == code],
-            gaps[code],
-            [(s.start, s.end) for s in stretches if s.language == code],
-        )
-        for code in languages_in_order
-    }
-    # One pack (one-language audio) is decoded on the very model the bare engine would use;
-    # the packs of several languages side by side, one thread each (see whisper_workers).
-    decoder = whisper if len(packs) == 1 or whisper.cpu_threads <= 1 else whisper_workers(whisper)
-    to_be_translated = translate and any(code != "en" for code in packs)
+    """The cleaned segments of ``stretches``, each language's packed and decoded in one call
+    (or a few, see :func:`_packs_for_workers`), the translation jobs they leave, and the model
+    that decoded them. ``apart``: no two stretches were next to each other in the recording,
+    so every join of a pack gets its silence gap."""
+    decoder = whisper_workers(whisper)
+    packed_stretches = _packs_for_workers(stretches, decoder.workers, settings)
+    ordered = sorted((s for pack in packed_stretches for s in pack), key=lambda s: s.start)
+    position = {stretch: index for index, stretch in enumerate(ordered)}
+    spans = _decode_spans(ordered, samples.size / SAMPLE_RATE, settings)
+    packs, runs = [], []
+    for pack in packed_stretches:
+        indices = [position[s] for s in pack]
+        # Silence after a stretch where speech left out of the pack comes before the next one
+        # (Whisper then ends a sentence instead of running one speaker's first words into
+        # words it has not heard in between); none where only a pause is (the bare engine's
+        # VAD joins its chunks without one).
+        gaps = [settings.pack_gap_seconds if apart or following != index + 1 else 0.0 for index, following in zip(indices, indices[1:])]
+        packs.append(PackedClip.pack(samples, [spans[i] for i in indices], gaps, [(s.start, s.end) for s in pack]))
+        # Runs of a pack: its stretches that were apart in the recording (other speech between them).
+        runs.append(1 + sum(1 for gap in gaps if gap > 0))
+    codes = [pack[0].language for pack in packed_stretches]
+    runs_by_language = {code: max(r for c, r in zip(codes, runs) if c == code) for code in codes}
+    to_be_translated = translate and any(code != "en" for code in codes)
     # Every pack is decoded as the bare engine decodes it (its windows where Whisper's own
     # seeking puts them: pinned at pauses instead, a German FLEURS passage lost words the bare
     # engine kept); the translation then hears the transcription's windows, and meets the
     # encoder outputs it left.
-    with decoder.lock, _loops_told_from_repeats(decoder.model, runs), \
+    with decoder.lock, _loops_told_from_repeats(decoder.model, runs_by_language), \
             _encoder_reused(decoder.model) if to_be_translated else nullcontext({}) as encoded:
-        decoded_packs = _decode_packs(packs, decoder, settings)
-    for code, (decoded, windows) in decoded_packs.items():
+        decoded_packs = _decode_packs(packs, codes, decoder, settings)
+    segments: list[RecognizedSegment] = []
+    to_translate: list[TranslationJob] = []
+    for pack, code, pack_runs, (decoded, windows) in zip(packs, codes, runs, decoded_packs):
         if translate and code != "en" and windows:
-            to_translate.append(TranslationJob(packs[code], code, windows, encoded, runs[code]))
+            to_translate.append(TranslationJob(pack, code, windows, encoded, pack_runs))
         for segment in decoded:
             cleaned = _guard(snap_to_speech(segment, regions), regions)
             if cleaned is not None:
@@ -495,15 +496,80 @@ def _recognize_stretches(
     return segments, to_translate, decoder
 
 
+def _packs_for_workers(stretches: Sequence[Stretch], workers: int, settings: DecodingSettings) -> list[list[Stretch]]:
+    """The stretches decoded together, pack by pack: each language's, in time order, so a
+    language switch costs no extra windows. The longest pack is then cut in two at a pause
+    (see :func:`_cut_at_pause`) while that lets the ``workers``, decoding side by side,
+    finish sooner: one-language audio is one pack, and would keep every worker but one idle."""
+    packs = [[s for s in stretches if s.language == code] for code in dict.fromkeys(s.language for s in stretches)]
+    if workers <= 1:
+        return packs
+    while packs:
+        longest = max(packs, key=_seconds)
+        cut = _cut_at_pause(longest, settings.min_pack_cut_seconds)
+        if cut is None:
+            return packs
+        at = packs.index(longest)
+        cut_packs = packs[:at] + list(cut) + packs[at + 1 :]
+        if _finish(cut_packs, workers) >= _finish(packs, workers):
+            return packs
+        packs = cut_packs
+    return packs
+
+
+def _finish(packs: Sequence[Sequence[Stretch]], workers: int) -> float:
+    """When the last worker is done, in seconds of speech, the longest packs taken first (as
+    :func:`_decode_packs` hands them out)."""
+    busy = [0.0] * workers
+    for seconds in sorted(map(_seconds, packs), reverse=True):
+        busy[busy.index(min(busy))] += seconds
+    return max(busy)
+
+
+def _seconds(pack: Sequence[Stretch]) -> float:
+    """Seconds of speech in ``pack`` (the pauses inside its stretches left out: a cut at one
+    must share out speech, not remove a pause from the count)."""
+    return sum(end - start for stretch in pack for start, end in stretch.regions)
+
+
+def _cut_at_pause(pack: Sequence[Stretch], min_seconds: float) -> tuple[list[Stretch], list[Stretch]] | None:
+    """``pack`` cut in two at the longest pause between its regions in its middle half (by
+    seconds of speech before it), or nearest the middle when none lies there; None when no
+    cut leaves ``min_seconds`` on both sides. A pause is where the bare engine's VAD, too,
+    found no speech, and either side keeps its context into the pause as every stretch does
+    (see :func:`_decode_spans`)."""
+    regions = [(region, index) for index, stretch in enumerate(pack) for region in stretch.regions]
+    total = sum(e - s for (s, e), _ in regions)
+    candidates, before = [], 0.0
+    for k in range(1, len(regions)):
+        before += regions[k - 1][0][1] - regions[k - 1][0][0]
+        if min(before, total - before) >= min_seconds:
+            pause = regions[k][0][0] - regions[k - 1][0][1]
+            candidates.append((total / 4 <= before <= 3 * total / 4, pause, -abs(total / 2 - before), k))
+    if not candidates:
+        return None
+    k = max(candidates)[3]
+    first, second = regions[:k], regions[k:]
+
+    def stretches_of(part) -> list[Stretch]:
+        by_stretch: dict[int, list[Region]] = {}
+        for region, index in part:
+            by_stretch.setdefault(index, []).append(region)
+        return [Stretch(rs[0][0], rs[-1][1], pack[i].language, tuple(rs)) for i, rs in by_stretch.items()]
+
+    return stretches_of(first), stretches_of(second)
+
+
 def _decode_packs(
-    packs: dict[str, PackedClip], whisper: LoadedWhisper, settings: DecodingSettings
-) -> dict[str, tuple[list[RecognizedSegment], list[float]]]:
-    """:func:`_decode` of every language's pack, ``whisper.workers`` at a time (the longest
-    first, so the last to finish is a short one); in the order of ``packs``. Call with
-    ``whisper.lock`` held."""
-    longest_first = sorted(packs, key=lambda code: -packs[code].samples.size)
-    decoded = dict(zip(longest_first, _on_workers(whisper, lambda code: _decode(packs[code], code, whisper, settings), longest_first)))
-    return {code: decoded[code] for code in packs}
+    packs: Sequence[PackedClip], codes: Sequence[str], whisper: LoadedWhisper, settings: DecodingSettings
+) -> list[tuple[list[RecognizedSegment], list[float]]]:
+    """:func:`_decode` of every pack (``codes``: their languages), ``whisper.workers`` at a
+    time (the longest first, so the last to finish is a short one); in the order of
+    ``packs``. Call with ``whisper.lock`` held."""
+    longest_first = sorted(range(len(packs)), key=lambda i: -packs[i].samples.size)
+    decoded = _on_workers(whisper, lambda i: _decode(packs[i], codes[i], whisper, settings), longest_first)
+    by_pack = dict(zip(longest_first, decoded))
+    return [by_pack[i] for i in range(len(packs))]
 
 
 @contextmanager
