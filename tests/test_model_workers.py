@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from runpipe.plugins.local import transcribe
@@ -141,3 +142,29 @@ def _common_in_order(a: list[str], b: list[str]) -> int:
         for j, y in enumerate(b, 1):
             diagonal, row[j] = row[j], diagonal + 1 if x == y else max(row[j], row[j - 1])
     return row[-1]
+
+
+def test_a_translation_is_decoded_in_steps_and_a_loop_stops_at_the_first_check():
+    """A window that has not looped by the check goes on from where it stopped to its end; one
+    that loops is not decoded on to the decoder's limit."""
+    scripts = [list(range(1, 151)), [7] * 224]  # a 150-token translation; a loop to the limit
+    calls = []
+
+    class Decoder:  # CTranslate2's Whisper: at most max_length // 2 tokens, a prefix given back
+        def generate(self, features, prompts, max_length, **options):
+            calls.append(max_length)
+            results = []
+            for prompt in prompts:
+                script = scripts[prompt[0]]
+                prefix = prompt[1:]
+                assert script[: len(prefix)] == prefix
+                results.append(SimpleNamespace(sequences_ids=[script[: max_length // 2]]))
+            return results
+
+    model = SimpleNamespace(model=Decoder(), max_length=448)
+    outputs = [np.zeros((1, 2, 2), np.float32)] * 2
+    loops = lambda window, tokens: len(tokens) > 20 and len(set(tokens)) == 1  # noqa: E731
+    found = transcribe._generate_watching_loops(model, outputs, [[0], [1]], loops, beam_size=1)
+    check = transcribe._LOOP_CHECK_TOKENS
+    assert found == [[scripts[0]], [[7] * check]]
+    assert calls == [2 * check, 2 * min(224, 2 * check)]

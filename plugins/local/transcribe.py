@@ -825,7 +825,6 @@ def _on_workers(whisper: LoadedWhisper, work, batches: Sequence) -> list:
 def _translate_windows(cursors: Sequence[_TranslationCursor], model, settings: DecodingSettings) -> list[TranslatedText]:
     """One window of each cursor translated in one decoder call; each cursor moves on past
     what was translated (faster-whisper's own rule: to the last complete segment)."""
-    import ctranslate2
     from faster_whisper.audio import pad_or_trim
     from faster_whisper.tokenizer import Tokenizer
     from faster_whisper.transcribe import get_suppressed_tokens
@@ -834,47 +833,37 @@ def _translate_windows(cursors: Sequence[_TranslationCursor], model, settings: D
     sizes = [min(extractor.nb_max_frames, c.features.shape[-1] - 1 - c.seek) for c in cursors]
     windows = [pad_or_trim(c.features[:, c.seek : c.seek + size]) for c, size in zip(cursors, sizes)]
     outputs = [c.job.encoded.get(_window_key(w)) or model.encode(w) for c, w in zip(cursors, windows)]
-    stacked = ctranslate2.StorageView.from_array(np.concatenate([np.asarray(o) for o in outputs]))
     tokenizers = [Tokenizer(model.hf_tokenizer, True, task="translate", language=c.job.language) for c in cursors]
     prompts = [list(t.sot_sequence) for t in tokenizers]
     common = dict(
-        max_length=model.max_length,
-        return_scores=True,
         suppress_blank=True,
         suppress_tokens=list(get_suppressed_tokens(tokenizers[0], [-1])),  # the same in every language
         max_initial_timestamp_index=round(1.0 / model.time_precision),  # faster-whisper's default, 1 s
     )
 
-    def decoded(results, indices) -> list[tuple[list[int], float, bool]]:
-        """(tokens, average log-probability, whether it loops) of each result, of the cursors at ``indices``."""
-        tried = []
-        for result, index in zip(results, indices):
-            tokens, tokenizer = result.sequences_ids[0], tokenizers[index]
-            loops = is_phrase_loop(tokenizer.decode(tokens), settings.compression_ratio_threshold, cursors[index].job.runs)
-            tried.append((tokens, result.scores[0] * len(tokens) / (len(tokens) + 1), loops))
-        return tried
+    def loops(index: int, tokens: list[int]) -> bool:
+        return is_phrase_loop(tokenizers[index].decode(tokens), settings.compression_ratio_threshold, cursors[index].job.runs)
 
-    tried = decoded(model.model.generate(stacked, prompts, beam_size=settings.translate_beam_size, **common), range(len(cursors)))
-    looping = [i for i, (_, _, loops) in enumerate(tried) if loops]
+    greedy = _generate_watching_loops(model, outputs, prompts, loops, beam_size=settings.translate_beam_size, **common)
+    chosen = [hypotheses[0] for hypotheses in greedy]
+    looping = [i for i, tokens in enumerate(chosen) if loops(i, tokens)]
     if looping:
-        again = model.model.generate(
-            ctranslate2.StorageView.from_array(np.concatenate([np.asarray(outputs[i]) for i in looping])),
-            [prompts[i] for i in looping],
+        sampled = _generate_watching_loops(
+            model, [outputs[i] for i in looping], [prompts[i] for i in looping], lambda k, tokens: loops(looping[k], tokens),
             beam_size=1, num_hypotheses=5, sampling_topk=0, sampling_temperature=settings.translate_retry_temperature, **common,
         )
-        for i, retry in zip(looping, decoded(again, looping)):
-            # faster-whisper's choice: the retry when it no longer loops, else the likelier try
-            if not retry[2] or retry[1] > tried[i][1]:
-                tried[i] = retry
+        for i, hypotheses in zip(looping, sampled):
+            # the likeliest sample that does not loop (faster-whisper's best of five)
+            chosen[i] = next((tokens for tokens in hypotheses if not loops(i, tokens)), chosen[i])
     translated = []
-    for cursor, size, tokenizer, (tokens, _, loops) in zip(cursors, sizes, tokenizers, tried):
+    for index, (cursor, size, tokenizer, tokens) in enumerate(zip(cursors, sizes, tokenizers, chosen)):
         pieces, seek, _ = model._split_segments_by_timestamps(
             tokenizer=tokenizer, tokens=tokens, time_offset=cursor.seek * extractor.time_per_frame,
             segment_size=size, segment_duration=size * extractor.time_per_frame, seek=cursor.seek,
         )
         # A window whose only complete segment ends at 0.00 would be decoded again forever.
         cursor.seek = seek if seek > cursor.seek else cursor.seek + size
-        if loops:
+        if loops(index, tokens):
             continue  # still a loop
         packed = cursor.job.packed
         # What starts at the next window's start or later is that window's to translate.
@@ -886,3 +875,42 @@ def _translate_windows(cursors: Sequence[_TranslationCursor], model, settings: D
             span = packed.span_of((piece["start"] + piece["end"]) / 2)
             translated.append(TranslatedText(packed.to_recording(piece["start"], span), packed.to_recording(piece["end"], span), cursor.job.language, text))
     return translated
+
+
+#: New tokens a translation is decoded by before its text is checked for a phrase loop. Base
+#: Whisper's translate loops run on to the decoder's limit (224 tokens on the dev corpus' 10-minute
+#: mix, where a real translation of a 30 s window took at most 134), and a loop's first 96 tokens
+#: already show it: those windows were a third of the mix's translation time.
+_LOOP_CHECK_TOKENS = 96
+
+
+def _generate_watching_loops(model, outputs: Sequence, prompts: Sequence[list[int]], loops, **options) -> list[list[list[int]]]:
+    """The hypotheses (tokens after the prompt, in CTranslate2's order) of ``model.model.generate``
+    for each window (its encoder output and prompt), decoded ``_LOOP_CHECK_TOKENS`` at a time: a
+    hypothesis that ``loops(window, tokens)`` by then is left as it is (a loop either way), the
+    others go on from where they stopped, as one decode would (greedy, the next tokens are the
+    same; sampled, each goes on as its own sample)."""
+    import ctranslate2
+
+    # CTranslate2's Whisper gives at most max_length // 2 tokens (a prefix given back included):
+    # 224 for Whisper's max_length of 448.
+    most = model.max_length // 2
+
+    def generate(windows: list[int], prefixes: list[list[int]], **extra) -> tuple[list[list[list[int]]], int]:
+        """Each window's hypotheses going on from its prefix, and the length they were cut at."""
+        stacked = ctranslate2.StorageView.from_array(np.concatenate([np.asarray(outputs[w]) for w in windows]))
+        limit = min(most, max(map(len, prefixes)) + _LOOP_CHECK_TOKENS)
+        results = model.model.generate(stacked, [prompts[w] + prefix for w, prefix in zip(windows, prefixes)], max_length=2 * limit, **extra)
+        return [[list(tokens) for tokens in result.sequences_ids] for result in results], limit
+
+    found, limit = generate(list(range(len(outputs))), [[] for _ in outputs], **options)
+    # (window, hypothesis) pairs cut at the limit, not ended by the decoder itself
+    cut = {(w, n) for w, tokens_of in enumerate(found) for n, tokens in enumerate(tokens_of) if len(tokens) >= limit}
+    while going_on := [(w, n) for w, n in sorted(cut) if limit < most and not loops(w, found[w][n])]:
+        more, limit = generate([w for w, _ in going_on], [found[w][n] for w, n in going_on], **{**options, "num_hypotheses": 1})
+        cut = set()
+        for (w, n), (tokens, *_) in zip(going_on, more):
+            found[w][n] = tokens
+            if len(tokens) >= limit:
+                cut.add((w, n))
+    return found
