@@ -475,6 +475,8 @@ def _recognize_stretches(
         # Runs of a pack: its stretches that were apart in the recording (other speech between them).
         runs.append(1 + sum(1 for gap in gaps if gap > 0))
     codes = [pack[0].language for pack in packed_stretches]
+    # The loop test knows a pack only by its tokenizer's language: a language cut into several
+    # packs is judged by the most runs any of them holds.
     runs_by_language = {code: max(r for c, r in zip(codes, runs) if c == code) for code in codes}
     to_be_translated = translate and any(code != "en" for code in codes)
     # Every pack is decoded as the bare engine decodes it (its windows where Whisper's own
@@ -502,9 +504,9 @@ def _packs_for_workers(stretches: Sequence[Stretch], workers: int, settings: Dec
     (see :func:`_cut_at_pause`) while that lets the ``workers``, decoding side by side,
     finish sooner: one-language audio is one pack, and would keep every worker but one idle."""
     packs = [[s for s in stretches if s.language == code] for code in dict.fromkeys(s.language for s in stretches)]
-    if workers <= 1:
+    if workers <= 1 or not packs:
         return packs
-    while packs:
+    while True:
         longest = max(packs, key=_seconds)
         cut = _cut_at_pause(longest, settings.min_pack_cut_seconds)
         if cut is None:
@@ -514,7 +516,6 @@ def _packs_for_workers(stretches: Sequence[Stretch], workers: int, settings: Dec
         if _finish(cut_packs, workers) >= _finish(packs, workers):
             return packs
         packs = cut_packs
-    return packs
 
 
 def _finish(packs: Sequence[Sequence[Stretch]], workers: int) -> float:
@@ -855,15 +856,16 @@ def _translate_windows(cursors: Sequence[_TranslationCursor], model, settings: D
         for i, hypotheses in zip(looping, sampled):
             # the likeliest sample that does not loop (faster-whisper's best of five)
             chosen[i] = next((tokens for tokens in hypotheses if not loops(i, tokens)), chosen[i])
+    still_loops = [i in looping and loops(i, tokens) for i, tokens in enumerate(chosen)]  # the others did not loop
     translated = []
-    for index, (cursor, size, tokenizer, tokens) in enumerate(zip(cursors, sizes, tokenizers, chosen)):
+    for cursor, size, tokenizer, tokens, looped in zip(cursors, sizes, tokenizers, chosen, still_loops):
         pieces, seek, _ = model._split_segments_by_timestamps(
             tokenizer=tokenizer, tokens=tokens, time_offset=cursor.seek * extractor.time_per_frame,
             segment_size=size, segment_duration=size * extractor.time_per_frame, seek=cursor.seek,
         )
         # A window whose only complete segment ends at 0.00 would be decoded again forever.
         cursor.seek = seek if seek > cursor.seek else cursor.seek + size
-        if loops(index, tokens):
+        if looped:
             continue  # still a loop
         packed = cursor.job.packed
         # What starts at the next window's start or later is that window's to translate.
