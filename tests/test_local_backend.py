@@ -323,9 +323,9 @@ def test_a_pack_of_several_runs_is_redecoded_hotter_only_when_it_loops(runs, loo
 
 @pytest.mark.parametrize("retry_loops", [True, False])
 def test_a_translation_that_still_loops_is_dropped_not_kept(monkeypatch, retry_loops):
-    """A window whose translation loops is decoded again, sampled: a retry that still loops
-    gives that window no translation, one that does not is kept; the window beside it keeps
-    its own either way."""
+    """A window whose translation loops is decoded again, greedy with repeated n-grams banned:
+    a retry that still loops gives that window no translation, one that does not is kept; the
+    window beside it keeps its own either way."""
     from types import SimpleNamespace
 
     from faster_whisper.tokenizer import Tokenizer
@@ -353,7 +353,7 @@ def test_a_translation_that_still_loops_is_dropped_not_kept(monkeypatch, retry_l
 
         def generate(self, encoder_output, prompts, **options):
             asked.append(options)
-            if "sampling_temperature" in options:
+            if "no_repeat_ngram_size" in options:
                 answers = [looped if retry_loops else other]
             else:
                 answers = [fine, looped]
@@ -361,15 +361,15 @@ def test_a_translation_that_still_loops_is_dropped_not_kept(monkeypatch, retry_l
 
     monkeypatch.setattr(whisper.model, "model", ScriptedDecoder(whisper.model.model))
     packed = PackedClip.pack(np.zeros(20 * RATE, np.float32), [(0.0, 20.0)])
-    settings = DecodingSettings(translate_retry_temperature=0.4)
+    settings = DecodingSettings(translate_retry_no_repeat_ngram=3)
     translated = _translate([TranslationJob(packed, "de", [0.0, 10.0], {})], whisper, settings)
     # A window's only segment starts where the window does (faster-whisper's rule).
     assert [(t.text, t.start, t.end) for t in translated] == [("We go home now.", 0.0, 4.0)] + (
         [] if retry_loops else [("Fine.", 10.0, 12.0)]
     )
-    greedy, sampled = asked
-    assert greedy["beam_size"] == settings.translate_beam_size and "sampling_temperature" not in greedy
-    assert sampled["sampling_temperature"] == 0.4 and sampled["beam_size"] == 1
+    greedy, retried = asked
+    assert greedy["beam_size"] == settings.translate_beam_size and "no_repeat_ngram_size" not in greedy
+    assert retried["no_repeat_ngram_size"] == 3 and retried["beam_size"] == 1 and "sampling_temperature" not in retried
 
 
 def test_a_translation_over_a_voice_change_is_shared_not_repeated():
@@ -459,8 +459,8 @@ def test_options_are_validated():
         LocalBackend({"beamsize": 3})
     with pytest.raises(PipelineConfigError, match="min_speakers"):
         LocalBackend({"min_speakers": 3, "max_speakers": 2})
-    with pytest.raises(PipelineConfigError, match="translate_retry_temperature must be between 0 and 1"):
-        LocalBackend({"translate_retry_temperature": 2})
+    with pytest.raises(PipelineConfigError, match="translate_retry_no_repeat_ngram must be at least 2"):
+        LocalBackend({"translate_retry_no_repeat_ngram": 1})
     loops = LocalBackend({"compression_ratio_threshold": 3, "translate_beam_size": 2}).recognition.decoding
     assert (loops.compression_ratio_threshold, loops.translate_beam_size) == (3.0, 2)
 

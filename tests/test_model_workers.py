@@ -62,6 +62,29 @@ def test_batches_run_side_by_side_on_the_workers_in_order():
     assert transcribe._on_workers(SimpleNamespace(workers=1), lambda batch: threading.current_thread(), [[1], [2]]) == [here, here]
 
 
+def test_work_is_taken_costliest_first_as_each_worker_comes_free_and_handed_back_items_are_done_again():
+    both_in = threading.Barrier(2, timeout=5)  # broken (an error) unless two batches run at once
+    taken = []
+
+    def work(batch):
+        taken.append(list(batch))
+        if len(taken) <= 2:
+            both_in.wait()
+        # an item over 1 goes on at half its size; 1 is done
+        return [item for item in batch if item == 1], [item // 2 for item in batch if item > 1]
+
+    results = transcribe._work_through(SimpleNamespace(workers=2), [1, 8, 2, 4], work, 1, cost=lambda item: item)
+    assert sorted(results) == [1, 1, 1, 1]
+    assert sorted(map(tuple, taken[:2])) == [(4,), (8,)]  # the costliest two first, side by side
+    assert len(taken) == 1 + 4 + 2 + 3  # every item handed back was done again
+
+    def failing(batch):
+        raise ValueError("decoder failed")
+
+    with pytest.raises(ValueError, match="decoder failed"):  # and no worker is left waiting
+        transcribe._work_through(SimpleNamespace(workers=2), [1, 2, 3], failing, 1, cost=lambda item: item)
+
+
 @pytest.mark.local_models
 def test_translation_on_the_workers_equals_one_batch_after_another(monkeypatch):
     """Parts of the sample's German turn, translated on the two one-thread workers side by
@@ -166,5 +189,5 @@ def test_a_translation_is_decoded_in_steps_and_a_loop_stops_at_the_first_check()
     loops = lambda window, tokens: len(tokens) > 20 and len(set(tokens)) == 1  # noqa: E731
     found = transcribe._generate_watching_loops(model, outputs, [[0], [1]], loops, beam_size=1)
     check = transcribe._LOOP_CHECK_TOKENS
-    assert found == [[scripts[0]], [[7] * check]]
+    assert found == [scripts[0], [7] * check]
     assert calls == [2 * check, 2 * min(224, 2 * check)]

@@ -59,10 +59,10 @@ class LocalOptions:
     log_prob_threshold: float = option(-1.0, "average log-probability below which a window is decoded again hotter, or dropped")
     compression_ratio_threshold: float = option(
         2.4, "a decoded window whose text compresses better than this is a phrase loop: decoded again hotter "
-        "(a translation that still loops is left empty)", minimum=1)
+        "(a translation: with translate_retry_no_repeat_ngram; one that still loops is left empty)", minimum=1)
     translate_beam_size: int = option(1, "beam of the translate task (greedy: the translation is rough either way)", minimum=1)
-    translate_retry_temperature: float = option(0.5, "sampling temperature of a translation decoded again after a phrase loop",
-                                                minimum=0, maximum=1)
+    translate_retry_no_repeat_ngram: int = option(
+        4, "a translation that looped is decoded again with no run of this many tokens repeated", minimum=2)
 
 
 def settings_from_options(options: Mapping[str, Any]) -> RecognitionSettings:
@@ -83,7 +83,7 @@ def recognition_settings(options: LocalOptions) -> RecognitionSettings:
         log_prob_threshold=options.log_prob_threshold,
         compression_ratio_threshold=options.compression_ratio_threshold,
         translate_beam_size=options.translate_beam_size,
-        translate_retry_temperature=options.translate_retry_temperature,
+        translate_retry_no_repeat_ngram=options.translate_retry_no_repeat_ngram,
     )
     return RecognitionSettings(
         whisper_model_dir=options.whisper_model_dir or None,

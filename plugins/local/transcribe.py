@@ -24,6 +24,7 @@ Every time here is in seconds from the start of the ``samples`` array passed in.
 from __future__ import annotations
 
 import hashlib
+import threading
 from bisect import bisect_right
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
@@ -83,9 +84,15 @@ class DecodingSettings:
     unheard_seconds: float = 2.0
     translate_beam_size: int = 1  # the translation is rough either way; greedy halves its decode
     # A translated window whose text compresses better than compression_ratio_threshold is
-    # a phrase loop (base Whisper's translate task falls into them); it is decoded again
-    # sampled at this temperature, and dropped if it still loops.
-    translate_retry_temperature: float = 0.5
+    # a phrase loop (base Whisper's translate task falls into them); it is decoded again,
+    # greedy, with no n-gram of this many tokens repeated, and dropped if it still loops. On
+    # the dev corpus' 46 translated windows (its two mixes and 20 non-English files), 6 looped:
+    # banning repeated 4-grams left none looping (5-grams: 1, 6-grams: 3). It is not used from
+    # the start: it changed 5 of the 40 windows that did not loop (a sentence said twice came
+    # back different the second time). Greedy, the retry gives the same text every run; the
+    # sampled retry it replaces (five samples at temperature 0.5) did not, took three times as
+    # long, and all five samples still looped on one of those windows.
+    translate_retry_no_repeat_ngram: int = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,9 +229,11 @@ def _top(probs: dict[str, float]) -> tuple[str, float]:
     return max(probs.items(), key=lambda item: item[1])
 
 
-# Frames encoded per call, at most: one 30 s window's worth. The encoder's attention memory
-# grows with batch x length^2; sixteen padded 30 s probes in one call took ~1 GB more RSS.
-_PROBE_FRAMES = 3000
+#: Whisper's window, 30 s, in feature frames (its feature extractor's ``nb_max_frames``).
+_WINDOW_FRAMES = 3000
+# Frames encoded per call, at most: one window's worth. The encoder's attention memory grows
+# with batch x length^2; sixteen padded 30 s probes in one call took ~1 GB more RSS.
+_PROBE_FRAMES = _WINDOW_FRAMES
 
 
 def _probe_languages(whisper: LoadedWhisper, features: list[np.ndarray]) -> list[dict[str, float]]:
@@ -764,10 +773,12 @@ class TranslationJob:
 #: half the time of one window after another (identical tokens); each window in a batch holds
 #: about 37 MB of cross-attention keys and values, hence the bound.
 _TRANSLATE_BATCH = 4
-#: Per call on a model of several workers, side by side: one. Their windows' buffers come on
-#: top of every worker's own, and the peak is what counts (one hour of the dev mix, arenas
-#: capped and trimmed per window, see memory: 1.70 GB with four a call, 1.37 GB with one).
-_TRANSLATE_BATCH_ON_WORKERS = 1
+#: Per call on each of several workers, side by side. On one thread too, batching pays: four
+#: 30 s windows of the dev corpus' 10-minute mix in one call took 1.22 s, two calls of two
+#: 1.40 s, one after another 2.16 s (identical tokens). The windows' buffers come on top of
+#: every worker's own, and the peak is what counts (one hour of the dev mix, arenas capped and
+#: trimmed per window, see memory: 1.70 GB with four a call, 1.31 GB with two, 1.23 GB with one).
+_TRANSLATE_BATCH_ON_WORKERS = 2
 
 
 @dataclass(slots=True)
@@ -779,6 +790,11 @@ class _TranslationCursor:
     features: np.ndarray
     seek: int
     end: int
+
+    def heard(self) -> int:
+        """Frames its next step hears (its cost: the decoder's tokens follow the speech it hears,
+        up to a whole window however little is left before ``end``)."""
+        return min(_WINDOW_FRAMES, self.features.shape[-1] - 1 - self.seek)
 
 
 def _translate(jobs: Sequence[TranslationJob], whisper: LoadedWhisper, settings: DecodingSettings) -> list[TranslatedText]:
@@ -793,8 +809,8 @@ def _translate(jobs: Sequence[TranslationJob], whisper: LoadedWhisper, settings:
     Greedy; no retry on low log-probability (it fires on most of base Whisper's translations
     and would triple their cost) and no no-speech skip (the transcription found speech here):
     only a window whose text compresses better than ``compression_ratio_threshold`` (a phrase
-    loop) is decoded again, sampled at ``translate_retry_temperature``, and a window that
-    still loops gives no translation rather than a wrong one."""
+    loop) is decoded again with no n-gram of ``translate_retry_no_repeat_ngram`` tokens
+    repeated, and a window that still loops gives no translation rather than a wrong one."""
     model = whisper.model
     extractor = model.feature_extractor
     cursors = []
@@ -803,14 +819,65 @@ def _translate(jobs: Sequence[TranslationJob], whisper: LoadedWhisper, settings:
         content = features.shape[-1] - 1  # as faster-whisper counts it
         starts = [round(t / extractor.time_per_frame) for t in job.windows]
         cursors += [_TranslationCursor(job, features, start, end) for start, end in zip(starts, starts[1:] + [content])]
-    translated: list[TranslatedText] = []
+    size = _TRANSLATE_BATCH if whisper.workers <= 1 else _TRANSLATE_BATCH_ON_WORKERS
+
+    def step(batch: list[_TranslationCursor]) -> tuple[list[TranslatedText], list[_TranslationCursor]]:
+        return _translate_windows(batch, model, settings), [c for c in batch if c.seek < c.end]
+
     with whisper.lock:
-        while cursors := [c for c in cursors if c.seek < c.end]:
-            size = _TRANSLATE_BATCH if whisper.workers <= 1 else _TRANSLATE_BATCH_ON_WORKERS
-            batches = [cursors[first : first + size] for first in range(0, len(cursors), size)]
-            for texts in _on_workers(whisper, lambda batch: _translate_windows(batch, model, settings), batches):
-                translated += texts
-    return translated
+        translated = _work_through(whisper, cursors, step, size, cost=_TranslationCursor.heard)
+    # in an order that does not depend on which worker finished first
+    return sorted(translated, key=lambda t: (t.start, t.end, t.language, t.text))
+
+
+def _work_through(whisper: LoadedWhisper, items: Sequence, work, size: int, *, cost) -> list:
+    """The results of ``work(batch)`` over ``items``, which returns a batch's results and the
+    items of it to do again (a translation not at its window's end yet). Each of
+    ``whisper.workers`` takes the ``size`` costliest items left (by ``cost(item)``) as soon as
+    it is free, so no worker waits for another's slowest batch, as rounds of batches would
+    (measured on the dev corpus' 10-minute mix: the translation's two threads busy 1.63 of 2,
+    one window's second step alone on one worker at the end), and the last to finish is a
+    cheap one. Call with ``whisper.lock`` held; the results come in the order the batches finish."""
+    pending, results, failed = list(items), [], []
+    busy = 0
+    changed = threading.Condition()
+
+    def take() -> list | None:
+        nonlocal busy
+        with changed:
+            while not pending and busy and not failed:
+                changed.wait()  # a batch being worked may hand items back
+            if not pending or failed:
+                return None
+            pending.sort(key=cost, reverse=True)
+            batch = pending[:size]
+            del pending[:size]
+            busy += 1
+            return batch
+
+    def run() -> None:
+        nonlocal busy
+        while (batch := take()) is not None:
+            found, again = [], []
+            try:
+                found, again = work(batch)
+            except BaseException as error:
+                failed.append(error)  # the other workers stop at their next take
+                raise
+            finally:
+                with changed:
+                    results.extend(found)
+                    pending.extend(again)
+                    busy -= 1
+                    changed.notify_all()
+
+    if whisper.workers <= 1:
+        run()
+        return results
+    with ThreadPoolExecutor(max_workers=whisper.workers, thread_name_prefix="whisper-worker") as pool:
+        for future in [pool.submit(run) for _ in range(whisper.workers)]:
+            future.result()
+    return results
 
 
 def _on_workers(whisper: LoadedWhisper, work, batches: Sequence) -> list:
@@ -831,7 +898,7 @@ def _translate_windows(cursors: Sequence[_TranslationCursor], model, settings: D
     from faster_whisper.transcribe import get_suppressed_tokens
 
     extractor = model.feature_extractor
-    sizes = [min(extractor.nb_max_frames, c.features.shape[-1] - 1 - c.seek) for c in cursors]
+    sizes = [c.heard() for c in cursors]
     windows = [pad_or_trim(c.features[:, c.seek : c.seek + size]) for c, size in zip(cursors, sizes)]
     outputs = [c.job.encoded.get(_window_key(w)) or model.encode(w) for c, w in zip(cursors, windows)]
     tokenizers = [Tokenizer(model.hf_tokenizer, True, task="translate", language=c.job.language) for c in cursors]
@@ -845,17 +912,16 @@ def _translate_windows(cursors: Sequence[_TranslationCursor], model, settings: D
     def loops(index: int, tokens: list[int]) -> bool:
         return is_phrase_loop(tokenizers[index].decode(tokens), settings.compression_ratio_threshold, cursors[index].job.runs)
 
-    greedy = _generate_watching_loops(model, outputs, prompts, loops, beam_size=settings.translate_beam_size, **common)
-    chosen = [hypotheses[0] for hypotheses in greedy]
+    chosen = _generate_watching_loops(model, outputs, prompts, loops, beam_size=settings.translate_beam_size, **common)
     looping = [i for i, tokens in enumerate(chosen) if loops(i, tokens)]
     if looping:
-        sampled = _generate_watching_loops(
-            model, [outputs[i] for i in looping], [prompts[i] for i in looping], lambda k, tokens: loops(looping[k], tokens),
-            beam_size=1, num_hypotheses=5, sampling_topk=0, sampling_temperature=settings.translate_retry_temperature, **common,
+        # greedy still, so the retry is what it is on every run; unwatched: it cannot loop long
+        retried = _generate(
+            model, [outputs[i] for i in looping], [prompts[i] for i in looping], model.max_length // 2,
+            beam_size=1, no_repeat_ngram_size=settings.translate_retry_no_repeat_ngram, **common,
         )
-        for i, hypotheses in zip(looping, sampled):
-            # the likeliest sample that does not loop (faster-whisper's best of five)
-            chosen[i] = next((tokens for tokens in hypotheses if not loops(i, tokens)), chosen[i])
+        for i, hypotheses in zip(looping, retried):
+            chosen[i] = hypotheses[0]
     still_loops = [i in looping and loops(i, tokens) for i, tokens in enumerate(chosen)]  # the others did not loop
     translated = []
     for cursor, size, tokenizer, tokens, looped in zip(cursors, sizes, tokenizers, chosen, still_loops):
@@ -886,33 +952,31 @@ def _translate_windows(cursors: Sequence[_TranslationCursor], model, settings: D
 _LOOP_CHECK_TOKENS = 96
 
 
-def _generate_watching_loops(model, outputs: Sequence, prompts: Sequence[list[int]], loops, **options) -> list[list[list[int]]]:
-    """The hypotheses (tokens after the prompt, in CTranslate2's order) of ``model.model.generate``
-    for each window (its encoder output and prompt), decoded ``_LOOP_CHECK_TOKENS`` at a time: a
-    hypothesis that ``loops(window, tokens)`` by then is left as it is (a loop either way), the
-    others go on from where they stopped, as one decode would (greedy, the next tokens are the
-    same; sampled, each goes on as its own sample)."""
+def _generate_watching_loops(model, outputs: Sequence, prompts: Sequence[list[int]], loops, **options) -> list[list[int]]:
+    """The best hypothesis (tokens after the prompt) of ``model.model.generate`` for each window
+    (its encoder output and prompt), decoded ``_LOOP_CHECK_TOKENS`` at a time: a window whose
+    tokens ``loops(window, tokens)`` by then is left as it is (a loop either way), the others go
+    on from where they stopped, as one decode would (greedy: the next tokens are the same)."""
+    most = model.max_length // 2
+    limit = min(most, _LOOP_CHECK_TOKENS)
+    found = [hypotheses[0] for hypotheses in _generate(model, outputs, prompts, limit, **options)]
+    # windows cut at the limit, not ended by the decoder itself
+    cut = [w for w, tokens in enumerate(found) if len(tokens) >= limit]
+    while going_on := [w for w in cut if limit < most and not loops(w, found[w])]:
+        limit = min(most, max(len(found[w]) for w in going_on) + _LOOP_CHECK_TOKENS)
+        more = _generate(model, [outputs[w] for w in going_on], [prompts[w] + found[w] for w in going_on], limit, **options)
+        for w, hypotheses in zip(going_on, more):
+            found[w] = hypotheses[0]
+        cut = [w for w in going_on if len(found[w]) >= limit]
+    return found
+
+
+def _generate(model, outputs: Sequence, prompts: Sequence[list[int]], tokens: int, **options) -> list[list[list[int]]]:
+    """Each window's hypotheses from ``model.model.generate`` (tokens after the prompt, given back
+    with any prefix it ends in), at most ``tokens`` long: CTranslate2's Whisper gives at most
+    max_length // 2 tokens, a prefix included (224 for Whisper's max_length of 448)."""
     import ctranslate2
 
-    # CTranslate2's Whisper gives at most max_length // 2 tokens (a prefix given back included):
-    # 224 for Whisper's max_length of 448.
-    most = model.max_length // 2
-
-    def generate(windows: list[int], prefixes: list[list[int]], **extra) -> tuple[list[list[list[int]]], int]:
-        """Each window's hypotheses going on from its prefix, and the length they were cut at."""
-        stacked = ctranslate2.StorageView.from_array(np.concatenate([np.asarray(outputs[w]) for w in windows]))
-        limit = min(most, max(map(len, prefixes)) + _LOOP_CHECK_TOKENS)
-        results = model.model.generate(stacked, [prompts[w] + prefix for w, prefix in zip(windows, prefixes)], max_length=2 * limit, **extra)
-        return [[list(tokens) for tokens in result.sequences_ids] for result in results], limit
-
-    found, limit = generate(list(range(len(outputs))), [[] for _ in outputs], **options)
-    # (window, hypothesis) pairs cut at the limit, not ended by the decoder itself
-    cut = {(w, n) for w, tokens_of in enumerate(found) for n, tokens in enumerate(tokens_of) if len(tokens) >= limit}
-    while going_on := [(w, n) for w, n in sorted(cut) if limit < most and not loops(w, found[w][n])]:
-        more, limit = generate([w for w, _ in going_on], [found[w][n] for w, n in going_on], **{**options, "num_hypotheses": 1})
-        cut = set()
-        for (w, n), (tokens, *_) in zip(going_on, more):
-            found[w][n] = tokens
-            if len(tokens) >= limit:
-                cut.add((w, n))
-    return found
+    stacked = ctranslate2.StorageView.from_array(np.concatenate([np.asarray(output) for output in outputs]))
+    results = model.model.generate(stacked, [list(prompt) for prompt in prompts], max_length=2 * tokens, **options)
+    return [[list(hypothesis) for hypothesis in result.sequences_ids] for result in results]
