@@ -52,6 +52,25 @@ def whisper_only_where_marked(request):
         pytest.fail("this test runs Whisper: mark it @pytest.mark.local_models")
 
 
+@pytest.fixture
+def decoding_threads(monkeypatch) -> set[str]:
+    """The names of the threads faster-whisper decodes windows in (``generate_with_fallback``)
+    while the test runs."""
+    import threading
+
+    from faster_whisper.transcribe import WhisperModel
+
+    names: set[str] = set()
+    generate = WhisperModel.generate_with_fallback
+
+    def noted(self, *args):
+        names.add(threading.current_thread().name)
+        return generate(self, *args)
+
+    monkeypatch.setattr(WhisperModel, "generate_with_fallback", noted)
+    return names
+
+
 def require(condition: bool, reason: str) -> None:
     """Skip when an optional tool is missing - but never in CI, where everything must run."""
     if not condition:

@@ -421,12 +421,10 @@ def test_translation_reuses_the_encoded_windows(monkeypatch):
     assert "encode" not in vars(models.whisper_workers(whisper).model)  # the reuse ends with the call
 
 
-def test_language_packs_decoded_side_by_side_equal_one_after_another(monkeypatch):
+def test_language_packs_decoded_side_by_side_equal_one_after_another(decoding_threads):
     """With two threads, the packs of the sample's two languages are decoded at once on the
     one-thread workers model, and give exactly the segments of one pack after another."""
     import threading
-
-    from faster_whisper.transcribe import WhisperModel
 
     from runpipe.plugins.local import models
     from runpipe.plugins.local.audio import load_audio, speech_regions
@@ -436,19 +434,11 @@ def test_language_packs_decoded_side_by_side_equal_one_after_another(monkeypatch
     regions = speech_regions(samples)
     languages = detect_region_languages(samples, regions, models.whisper_model())
     assert {lang.code for lang in languages} == {"en", "de"}
-    decoded_in = set()
-    generate = WhisperModel.generate_with_fallback
-
-    def noted(self, *args):
-        decoded_in.add(threading.current_thread().name)
-        return generate(self, *args)
-
-    monkeypatch.setattr(WhisperModel, "generate_with_fallback", noted)
     side_by_side = recognize_speech(samples, regions, models.whisper_model(cpu_threads=2), languages=languages)
-    assert decoded_in and all(name.startswith("whisper-worker") for name in decoded_in)
-    decoded_in.clear()
+    assert decoding_threads and all(name.startswith("whisper-worker") for name in decoding_threads)
+    decoding_threads.clear()
     one_after_another = recognize_speech(samples, regions, models.whisper_model(cpu_threads=1), languages=languages)
-    assert decoded_in == {threading.current_thread().name}
+    assert decoding_threads == {threading.current_thread().name}
     assert side_by_side.segments == one_after_another.segments and side_by_side.segments
 
 
