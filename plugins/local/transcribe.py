@@ -777,7 +777,8 @@ _TRANSLATE_BATCH = 4
 #: 30 s windows of the dev corpus' 10-minute mix in one call took 1.22 s, two calls of two
 #: 1.40 s, one after another 2.16 s (identical tokens). The windows' buffers come on top of
 #: every worker's own, and the peak is what counts (one hour of the dev mix, arenas capped and
-#: trimmed per window, see memory: 1.70 GB with four a call, 1.31 GB with two, 1.23 GB with one).
+#: trimmed per window, see memory: 1298 MiB with two a call, 1228 MiB with one; four took 1.70 GB
+#: on an earlier build).
 _TRANSLATE_BATCH_ON_WORKERS = 2
 
 
